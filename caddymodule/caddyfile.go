@@ -1,0 +1,294 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("session_auth", parseSessionAuth)
+	httpcaddyfile.RegisterDirectiveOrder("session_auth", httpcaddyfile.After, "basic_auth")
+}
+
+func parseSessionAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	sa := new(SessionAuth)
+	err := sa.UnmarshalCaddyfile(h.Dispenser)
+	return sa, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	session_auth [<matcher>] [<dialect> <url>] {
+//	    backend <dialect> <url> [{
+//	        <dialect option> <args...>
+//	    }]
+//	    timeout <duration>
+//	    tls_insecure_skip_verify
+//	    tls_trusted_ca_certs <pem-file...>
+//	    backend_header <name> <value>
+//
+//	    token cookie <name>
+//	    token header <name> [<prefix>]
+//	    token bearer
+//	    token query <name>
+//
+//	    cache_ttl <duration>
+//	    negative_ttl <duration>
+//	    stale_if_error <duration>
+//	    cache_max <n>
+//
+//	    header_prefix <prefix>
+//	    header <name> <template>
+//	    headers <preset...>
+//	    strip_token
+//
+//	    optional
+//	    on_unauthenticated status <code> | redirect <url-template>
+//	    logout <method> <path>
+//	}
+func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if args := d.RemainingArgs(); len(args) > 0 {
+		if len(args) != 2 {
+			return d.Errf("want session_auth [<dialect> <url>], got %d arguments", len(args))
+		}
+		if err := h.setBackend(d, args[0], args[1], false); err != nil {
+			return err
+		}
+	}
+
+	seen := map[string]bool{}
+	once := func(name string) error {
+		if seen[name] {
+			return d.Errf("%s given twice", name)
+		}
+		seen[name] = true
+		return nil
+	}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		switch sub {
+		case "backend", "timeout", "tls_insecure_skip_verify", "cache_ttl", "negative_ttl",
+			"stale_if_error", "cache_max", "header_prefix", "strip_token", "optional", "on_unauthenticated":
+			if err := once(sub); err != nil {
+				return err
+			}
+		}
+		switch sub {
+		case "backend":
+			if h.Backend.Dialect != "" {
+				return d.Err("backend given twice (also on the session_auth line)")
+			}
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Err("want backend <dialect> <url> [{ ... }]")
+			}
+			if err := h.setBackend(d, args[0], args[1], true); err != nil {
+				return err
+			}
+
+		case "timeout", "cache_ttl", "negative_ttl", "stale_if_error":
+			var val string
+			if !d.AllArgs(&val) {
+				return d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(val)
+			if err != nil {
+				return d.Errf("%s: %v", sub, err)
+			}
+			if dur < 0 {
+				return d.Errf("%s must not be negative", sub)
+			}
+			*map[string]*caddy.Duration{
+				"timeout": &h.Timeout, "cache_ttl": &h.CacheTTL,
+				"negative_ttl": &h.NegativeTTL, "stale_if_error": &h.StaleIfError,
+			}[sub] = caddy.Duration(dur)
+
+		case "tls_insecure_skip_verify", "strip_token", "optional":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			*map[string]*bool{
+				"tls_insecure_skip_verify": &h.TLSInsecureSkipVerify,
+				"strip_token":              &h.StripToken, "optional": &h.Optional,
+			}[sub] = true
+
+		case "tls_trusted_ca_certs":
+			files := d.RemainingArgs()
+			if len(files) == 0 {
+				return d.ArgErr()
+			}
+			h.TLSTrustedCACerts = append(h.TLSTrustedCACerts, files...)
+
+		case "backend_header":
+			var name, value string
+			if !d.AllArgs(&name, &value) {
+				return d.Err("want backend_header <name> <value>")
+			}
+			if h.BackendHeaders == nil {
+				h.BackendHeaders = http.Header{}
+			}
+			h.BackendHeaders.Add(name, value)
+
+		case "token":
+			src, err := parseTokenSource(d)
+			if err != nil {
+				return err
+			}
+			h.Tokens = append(h.Tokens, src)
+
+		case "cache_max":
+			var val string
+			if !d.AllArgs(&val) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return d.Errf("cache_max %q: want a positive number of entries", val)
+			}
+			h.CacheMax = n
+
+		case "header_prefix":
+			if !d.AllArgs(&h.HeaderPrefix) {
+				return d.ArgErr()
+			}
+			if h.HeaderPrefix == "" {
+				return d.Err("header_prefix must not be empty: it names the headers stripped from clients")
+			}
+
+		case "header":
+			var name, tmpl string
+			if !d.AllArgs(&name, &tmpl) {
+				return d.Err("want header <name> <template>")
+			}
+			if h.Headers == nil {
+				h.Headers = map[string]string{}
+			}
+			if _, dup := h.Headers[name]; dup {
+				return d.Errf("header %s given twice", name)
+			}
+			h.Headers[name] = tmpl
+
+		case "headers":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				return d.ArgErr()
+			}
+			for _, n := range names {
+				if _, ok := presets[n]; !ok {
+					return d.Errf("unknown header preset %q (want oauth2-proxy or authelia)", n)
+				}
+			}
+			h.HeaderPresets = append(h.HeaderPresets, names...)
+
+		case "on_unauthenticated":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Err("want on_unauthenticated status <code> | redirect <url-template>")
+			}
+			switch args[0] {
+			case "status":
+				code, err := strconv.Atoi(args[1])
+				if err != nil || code < 400 || code > 499 {
+					return d.Errf("on_unauthenticated status %q: want a 4xx status", args[1])
+				}
+				h.OnUnauthenticated = &Unauthenticated{Status: code}
+			case "redirect":
+				h.OnUnauthenticated = &Unauthenticated{Redirect: args[1]}
+			default:
+				return d.Errf("on_unauthenticated %q: want status or redirect", args[0])
+			}
+
+		case "logout":
+			var method, path string
+			if !d.AllArgs(&method, &path) {
+				return d.Err("want logout <method> <path>")
+			}
+			if !strings.HasPrefix(path, "/") {
+				return d.Errf("logout path %q must start with /", path)
+			}
+			h.Logout = append(h.Logout, LogoutRoute{Method: strings.ToUpper(method), Path: path})
+
+		default:
+			return d.Errf("unrecognized subdirective %q", sub)
+		}
+	}
+	if h.Backend.Dialect == "" {
+		return d.Errf("session_auth needs a backend: session_auth <dialect> <url>, or backend <dialect> <url> in its block (dialects: %s)",
+			strings.Join(sessionctx.DialectNames(), ", "))
+	}
+	return nil
+}
+
+// setBackend checks the dialect and URL and reads the dialect's option
+// block, if the line has one.
+func (h *SessionAuth) setBackend(d *caddyfile.Dispenser, dialect, url string, block bool) error {
+	dl, err := sessionctx.LookupDialect(dialect)
+	if err != nil {
+		return d.Err(err.Error())
+	}
+	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "{") {
+		return d.Errf("backend url %q: want an http:// or https:// URL", url)
+	}
+	h.Backend = BackendConfig{Dialect: dl.Name, URL: url}
+	if !block {
+		return nil
+	}
+	var opts sessionctx.Options
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if dl.NewOptions == nil {
+			return d.Errf("dialect %s takes no options", dl.Name)
+		}
+		if opts == nil {
+			// A zero value, not the defaults, so that the JSON holds
+			// only what the user wrote.
+			opts = reflect.New(reflect.TypeOf(dl.NewOptions()).Elem()).Interface().(sessionctx.Options)
+		}
+		name := d.Val()
+		if err := opts.SetOption(name, d.RemainingArgs()); err != nil {
+			return d.Errf("backend %s: %v", dl.Name, err)
+		}
+	}
+	if opts != nil {
+		raw, err := json.Marshal(opts)
+		if err != nil {
+			return d.Errf("backend %s options: %v", dl.Name, err)
+		}
+		h.Backend.Options = raw
+	}
+	return nil
+}
+
+func parseTokenSource(d *caddyfile.Dispenser) (sessionctx.TokenSource, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return sessionctx.TokenSource{}, d.Err("want token cookie <name> | header <name> [<prefix>] | bearer | query <name>")
+	}
+	src := sessionctx.TokenSource{From: args[0]}
+	switch {
+	case src.From == sessionctx.FromBearer && len(args) == 1:
+	case (src.From == sessionctx.FromCookie || src.From == sessionctx.FromQuery) && len(args) == 2:
+		src.Name = args[1]
+	case src.From == sessionctx.FromHeader && (len(args) == 2 || len(args) == 3):
+		src.Name = args[1]
+		if len(args) == 3 {
+			src.Prefix = args[2]
+		}
+	default:
+		return src, d.Errf("token %s: want token cookie <name> | header <name> [<prefix>] | bearer | query <name>", strings.Join(args, " "))
+	}
+	return src, nil
+}
+
+// Interface guards
+var _ caddyfile.Unmarshaler = (*SessionAuth)(nil)

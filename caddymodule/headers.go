@@ -1,0 +1,205 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+// DefaultHeaderPrefix starts every default injected header.
+const DefaultHeaderPrefix = "X-Session-"
+
+// field indexes the identity values that headers carry.
+type field int
+
+const (
+	fieldUser field = iota
+	fieldUserID
+	fieldEmail
+	fieldName
+	fieldOrg
+	fieldOrgID
+	fieldRoles
+	fieldPerms
+	fieldAdmin
+	numFields
+)
+
+// defaultSuffixes name the default headers after the prefix.
+var defaultSuffixes = [numFields]string{
+	fieldUser:   "User",
+	fieldUserID: "User-Id",
+	fieldEmail:  "Email",
+	fieldName:   "Name",
+	fieldOrg:    "Org",
+	fieldOrgID:  "Org-Id",
+	fieldRoles:  "Roles",
+	fieldPerms:  "Perms",
+	fieldAdmin:  "Admin",
+}
+
+type presetHeader struct {
+	name  string
+	field field
+}
+
+// presets are the header conventions of peers whose upstreams people
+// already have: oauth2-proxy (pass_user_headers and set_xauthrequest) and
+// Authelia.
+var presets = map[string][]presetHeader{
+	"oauth2-proxy": {
+		{"X-Forwarded-User", fieldUser},
+		{"X-Forwarded-Email", fieldEmail},
+		{"X-Forwarded-Preferred-Username", fieldUser},
+		{"X-Forwarded-Groups", fieldRoles},
+		{"X-Auth-Request-User", fieldUser},
+		{"X-Auth-Request-Email", fieldEmail},
+		{"X-Auth-Request-Preferred-Username", fieldUser},
+		{"X-Auth-Request-Groups", fieldRoles},
+	},
+	"authelia": {
+		{"Remote-User", fieldUser},
+		{"Remote-Groups", fieldRoles},
+		{"Remote-Email", fieldEmail},
+		{"Remote-Name", fieldName},
+	},
+}
+
+// identity holds a session's header values, sanitized once when the
+// session enters the cache rather than on every request.
+type identity struct {
+	vals [numFields]string
+}
+
+func prepareIdentity(s *sessionctx.Session) any {
+	id := &identity{}
+	id.vals[fieldUser] = sanitize(s.User)
+	id.vals[fieldUserID] = sanitize(s.UserID)
+	id.vals[fieldEmail] = sanitize(s.Email)
+	id.vals[fieldName] = sanitize(s.Name)
+	id.vals[fieldOrg] = sanitize(s.Org)
+	id.vals[fieldOrgID] = sanitize(s.OrgID)
+	id.vals[fieldRoles] = sanitizeList(s.Roles)
+	id.vals[fieldPerms] = sanitizeList(s.Perms)
+	id.vals[fieldAdmin] = "false"
+	if s.Admin {
+		id.vals[fieldAdmin] = "true"
+	}
+	return id
+}
+
+// sanitizeList joins with commas; a comma inside a name would split it
+// for the upstream, so it is encoded like any other unsafe byte.
+func sanitizeList(items []string) string {
+	clean := make([]string, 0, len(items))
+	for _, it := range items {
+		if it = strings.ReplaceAll(sanitize(it), ",", "%2C"); it != "" {
+			clean = append(clean, it)
+		}
+	}
+	return strings.Join(clean, ",")
+}
+
+// sanitize makes a header value safe and unambiguous: control characters
+// (CR, LF, NUL...) are dropped, and non-ASCII bytes and '%' itself are
+// percent-encoded, so an upstream can decode the value exactly. A value
+// that needs none of this is returned as is, without allocating.
+func sanitize(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || c == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return strings.TrimSpace(v)
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(v) + 8)
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c < 0x20 || c == 0x7f:
+			// dropped
+		case c >= 0x80 || c == '%':
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&0xf])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// headerFolder recognizes every spelling an upstream could read as one of
+// the protected header names: any case, and '_' for '-' (CGI, PHP, nginx
+// with underscores_in_headers, and WSGI all merge the two).
+type headerFolder struct {
+	prefix string          // folded
+	names  map[string]bool // folded
+}
+
+func newHeaderFolder(prefix string, names []string) *headerFolder {
+	f := &headerFolder{prefix: foldName(prefix), names: make(map[string]bool, len(names))}
+	for _, n := range names {
+		f.names[foldName(n)] = true
+	}
+	return f
+}
+
+func foldName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		b[i] = foldByte(c)
+	}
+	return string(b)
+}
+
+func foldByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + ('a' - 'A')
+	case c == '_':
+		return '-'
+	}
+	return c
+}
+
+// protected reports whether a client-sent header name is one the plugin
+// owns.
+func (f *headerFolder) protected(name string) bool {
+	if f.prefix != "" && len(name) >= len(f.prefix) {
+		match := true
+		for i := 0; i < len(f.prefix); i++ {
+			if foldByte(name[i]) != f.prefix[i] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	var buf [128]byte
+	if len(name) > len(buf) {
+		return f.names[foldName(name)]
+	}
+	b := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		b[i] = foldByte(name[i])
+	}
+	return f.names[string(b)]
+}
+
+// strip removes every protected header the client sent.
+func (f *headerFolder) strip(h http.Header) {
+	for name := range h {
+		if f.protected(name) {
+			delete(h, name)
+		}
+	}
+}

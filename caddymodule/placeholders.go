@@ -1,0 +1,71 @@
+package caddymodule
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+// placeholders answers {session.*} lazily: nothing is formatted unless a
+// template asks for it.
+func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, "session.")
+		if !ok {
+			return nil, false
+		}
+		return sessionValue(s, name)
+	}
+}
+
+func sessionValue(s *sessionctx.Session, name string) (any, bool) {
+	switch name {
+	case "id":
+		return s.ID, true
+	case "user_id":
+		return s.UserID, true
+	case "user":
+		return s.User, true
+	case "email":
+		return s.Email, true
+	case "name":
+		return s.Name, true
+	case "org_id":
+		return s.OrgID, true
+	case "org":
+		return s.Org, true
+	case "roles":
+		return strings.Join(s.Roles, ","), true
+	case "perms":
+		return strings.Join(s.Perms, ","), true
+	case "admin":
+		return strconv.FormatBool(s.Admin), true
+	case "kind":
+		return s.Kind, true
+	case "expires_at":
+		if s.ExpiresAt.IsZero() {
+			return "", true
+		}
+		return s.ExpiresAt.UTC().Format(time.RFC3339), true
+	}
+	if attr, ok := strings.CutPrefix(name, "attrs."); ok {
+		v, ok := s.Attrs[attr]
+		if !ok || v == nil {
+			return "", true
+		}
+		switch v := v.(type) {
+		case string:
+			return v, true
+		case fmt.Stringer:
+			return v.String(), true
+		default:
+			return fmt.Sprint(v), true
+		}
+	}
+	return nil, false
+}

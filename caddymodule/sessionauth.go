@@ -1,0 +1,475 @@
+// Package caddymodule is the Caddy side of sessiongate: the session_auth,
+// session_require and session_info handlers, their Caddyfile directives,
+// placeholders, the admin API and metrics.
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+func init() {
+	caddy.RegisterModule(SessionAuth{})
+}
+
+// SessionAuth resolves the request's session token through a session
+// service, strips identity headers the client sent, and injects trusted
+// ones for the upstream.
+type SessionAuth struct {
+	// Backend is the session service that issued the tokens.
+	Backend BackendConfig `json:"backend"`
+
+	// Timeout bounds each session-service request. Default 3s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// TLSInsecureSkipVerify turns off certificate checks of the session
+	// service, for self-signed appliances. Default false.
+	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
+	// TLSTrustedCACerts are PEM files trusted for the session service's
+	// certificate in place of the system roots. Default none.
+	TLSTrustedCACerts []string `json:"tls_trusted_ca_certs,omitempty"`
+	// BackendHeaders are sent with every session-service request. Values
+	// may use {env.*} and {file.*}. Default none.
+	BackendHeaders http.Header `json:"backend_headers,omitempty"`
+
+	// Tokens lists where the token is read, tried in order; the first
+	// source that carries one wins. Default: the dialect's own list.
+	Tokens []sessionctx.TokenSource `json:"tokens,omitempty"`
+
+	// CacheTTL is the upper bound on a cached session. Default 5m.
+	CacheTTL caddy.Duration `json:"cache_ttl,omitempty"`
+	// NegativeTTL is how long a rejected token stays rejected. Default 10s.
+	NegativeTTL caddy.Duration `json:"negative_ttl,omitempty"`
+	// StaleIfError serves a cached session this long past its TTL while
+	// the session service fails. Default 0.
+	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
+	// CacheMax bounds the cached sessions (and, separately, the cached
+	// rejections). Default 100000.
+	CacheMax int `json:"cache_max,omitempty"`
+
+	// HeaderPrefix starts the injected identity headers; every client-sent
+	// header that starts with it is removed. Default "X-Session-".
+	HeaderPrefix string `json:"header_prefix,omitempty"`
+	// Headers are extra injected headers: name to a value template with
+	// placeholders. Default none.
+	Headers map[string]string `json:"headers,omitempty"`
+	// HeaderPresets also emit a known convention: oauth2-proxy, authelia.
+	// Default none.
+	HeaderPresets []string `json:"header_presets,omitempty"`
+	// StripToken removes the token from the request before it goes
+	// upstream. Default false.
+	StripToken bool `json:"strip_token,omitempty"`
+
+	// Optional lets requests without a session through, anonymous (their
+	// identity headers still stripped). Default false.
+	Optional bool `json:"optional,omitempty"`
+	// OnUnauthenticated says how a request without a session is answered.
+	// Default a 401 with WWW-Authenticate.
+	OnUnauthenticated *Unauthenticated `json:"on_unauthenticated,omitempty"`
+	// Logout lists requests that end a session: when one gets a 2xx from
+	// the upstream, the token's cache entry is evicted. Default none.
+	Logout []LogoutRoute `json:"logout,omitempty"`
+
+	tokens    []sessionctx.TokenSource
+	folder    *headerFolder
+	inject    [numFields]string // header names, "" when not injected
+	extra     []presetHeader    // preset headers
+	custom    []customHeader
+	realm     string
+	resolver  *sessionctx.Resolver
+	poolKey   string
+	logger    *zap.Logger
+	lastWarn  *atomic.Int64
+	dialect   string
+	redirect  string
+	unauthSts int
+}
+
+// BackendConfig names the session service.
+type BackendConfig struct {
+	// Dialect is amplify, tr50, vsphere, eternus, trifacta or http.
+	Dialect string `json:"dialect"`
+	// URL is the service's base URL (for http: the whole endpoint).
+	// May use {env.*}.
+	URL string `json:"url"`
+	// Options are the dialect's own settings (see PROTOCOLS.md).
+	Options json.RawMessage `json:"options,omitempty"`
+}
+
+// Unauthenticated says how to answer a request without a session.
+type Unauthenticated struct {
+	// Status is the error status. Default 401.
+	Status int `json:"status,omitempty"`
+	// Redirect, when set, is a URL template (placeholders allowed) that
+	// clients preferring HTML are redirected to; API clients still get
+	// Status.
+	Redirect string `json:"redirect,omitempty"`
+}
+
+// LogoutRoute is a request that ends the session it carries.
+type LogoutRoute struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+}
+
+type customHeader struct {
+	name, template string
+}
+
+// CaddyModule returns the Caddy module information.
+func (SessionAuth) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.session_auth",
+		New: func() caddy.Module { return new(SessionAuth) },
+	}
+}
+
+// Provision sets defaults and gets the (possibly shared) resolver.
+func (h *SessionAuth) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.lastWarn = new(atomic.Int64)
+	repl := caddy.NewReplacer()
+
+	if h.Backend.Dialect == "" {
+		return fmt.Errorf("backend: no dialect (one of %s)", strings.Join(sessionctx.DialectNames(), ", "))
+	}
+	d, err := sessionctx.LookupDialect(h.Backend.Dialect)
+	if err != nil {
+		return fmt.Errorf("backend: %v", err)
+	}
+	h.dialect = d.Name
+	if h.Timeout < 0 || h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.CacheMax < 0 {
+		return fmt.Errorf("timeout, cache_ttl, negative_ttl, stale_if_error and cache_max must not be negative")
+	}
+
+	backendHeaders := make(http.Header, len(h.BackendHeaders))
+	for k, vals := range h.BackendHeaders {
+		for _, v := range vals {
+			backendHeaders.Add(k, repl.ReplaceKnown(v, ""))
+		}
+	}
+	bcfg := sessionctx.BackendConfig{
+		Dialect:               d.Name,
+		URL:                   repl.ReplaceKnown(h.Backend.URL, ""),
+		Options:               h.Backend.Options,
+		Timeout:               time.Duration(h.Timeout),
+		TLSInsecureSkipVerify: h.TLSInsecureSkipVerify,
+		TLSTrustedCACerts:     h.TLSTrustedCACerts,
+		Header:                backendHeaders,
+	}
+	ccfg := sessionctx.CacheConfig{
+		TTL:          time.Duration(h.CacheTTL),
+		NegativeTTL:  time.Duration(h.NegativeTTL),
+		StaleIfError: time.Duration(h.StaleIfError),
+		Max:          h.CacheMax,
+	}
+	h.resolver, h.poolKey, err = loadResolver(bcfg, ccfg)
+	if err != nil {
+		return err
+	}
+
+	h.tokens = h.Tokens
+	if len(h.tokens) == 0 {
+		h.tokens = d.Tokens
+	}
+	h.tokens = append([]sessionctx.TokenSource(nil), h.tokens...)
+	for i, t := range h.tokens {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("tokens: %v", err)
+		}
+		h.tokens[i] = t.Canonical()
+	}
+	h.realm = wwwAuthenticate(h.tokens)
+
+	if h.HeaderPrefix == "" {
+		h.HeaderPrefix = DefaultHeaderPrefix
+	}
+	if strings.ContainsAny(h.HeaderPrefix, " \t\r\n:") {
+		return fmt.Errorf("header_prefix %q is not a header name prefix", h.HeaderPrefix)
+	}
+	for f := field(0); f < numFields; f++ {
+		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
+	}
+	protected := []string{}
+	for _, hs := range presets {
+		for _, ph := range hs {
+			protected = append(protected, ph.name)
+		}
+	}
+	h.extra = nil
+	for _, p := range h.HeaderPresets {
+		hs, ok := presets[p]
+		if !ok {
+			return fmt.Errorf("unknown header preset %q (want oauth2-proxy or authelia)", p)
+		}
+		h.extra = append(h.extra, hs...)
+	}
+	h.custom = nil
+	for name, tmpl := range h.Headers {
+		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
+			return fmt.Errorf("header %q: not a header name", name)
+		}
+		h.custom = append(h.custom, customHeader{name: http.CanonicalHeaderKey(name), template: tmpl})
+		protected = append(protected, name)
+	}
+	h.folder = newHeaderFolder(h.HeaderPrefix, protected)
+
+	h.unauthSts = http.StatusUnauthorized
+	if u := h.OnUnauthenticated; u != nil {
+		if u.Status != 0 {
+			if u.Status < 400 || u.Status > 499 {
+				return fmt.Errorf("on_unauthenticated status %d: want a 4xx status", u.Status)
+			}
+			h.unauthSts = u.Status
+		}
+		h.redirect = u.Redirect
+	}
+	for i, l := range h.Logout {
+		if l.Method == "" || !strings.HasPrefix(l.Path, "/") {
+			return fmt.Errorf("logout %d: want a method and a path starting with /", i)
+		}
+		h.Logout[i].Method = strings.ToUpper(l.Method)
+	}
+	return nil
+}
+
+// Cleanup releases this handler's hold on the shared cache.
+func (h *SessionAuth) Cleanup() error {
+	if h.poolKey != "" {
+		_, err := resolvers.Delete(h.poolKey)
+		h.poolKey = ""
+		return err
+	}
+	return nil
+}
+
+func wwwAuthenticate(tokens []sessionctx.TokenSource) string {
+	for _, t := range tokens {
+		if t.From == sessionctx.FromBearer {
+			return `Bearer realm="sessiongate"`
+		}
+	}
+	return `Session realm="sessiongate"`
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h.folder.strip(r.Header)
+
+	cred, err := sessionctx.Extract(r, h.tokens)
+	if err != nil {
+		if h.Optional {
+			h.logRequest(sessionctx.Key{}, nil, "anonymous", false)
+			return next.ServeHTTP(w, r)
+		}
+		h.logRequest(sessionctx.Key{}, nil, "unauthenticated", false)
+		return h.unauthenticated(w, r, err)
+	}
+
+	res, err := h.resolver.Resolve(r.Context(), cred)
+	if err != nil {
+		if errors.Is(err, sessionctx.ErrUnauthenticated) {
+			if h.StripToken {
+				sessionctx.Strip(r, cred.Source)
+			}
+			if h.Optional {
+				h.logRequest(res.Key, nil, "anonymous", res.Hit)
+				return next.ServeHTTP(w, r)
+			}
+			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
+			return h.unauthenticated(w, r, err)
+		}
+		h.warnUnavailable(res.Key, err)
+		w.Header().Set("Retry-After", "5")
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	}
+
+	s := res.Session
+	outcome := "authenticated"
+	if res.Stale {
+		outcome = "stale"
+	}
+	h.logRequest(res.Key, s, outcome, res.Hit)
+
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl != nil {
+		repl.Set("http.auth.user.id", s.UserID)
+		repl.Map(placeholders(s))
+	}
+	id, _ := res.Prepared.(*identity)
+	if id == nil {
+		id = prepareIdentity(s).(*identity)
+	}
+	h.injectHeaders(r.Header, id, repl)
+	if h.StripToken {
+		sessionctx.Strip(r, cred.Source)
+	}
+	r = r.WithContext(sessionctx.NewContext(r.Context(), s))
+
+	if h.isLogout(r) {
+		rec := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+		err := next.ServeHTTP(rec, r)
+		if err == nil && rec.status >= 200 && rec.status < 300 {
+			h.resolver.ForgetKey(res.Key)
+		}
+		return err
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// injectHeaders sets the identity headers. One backing array holds every
+// value so the hot path allocates once, not once per header.
+func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.Replacer) {
+	vals := make([]string, int(numFields)+len(h.extra))
+	for f := field(0); f < numFields; f++ {
+		if v := id.vals[f]; v != "" {
+			vals[f] = v
+			hdr[h.inject[f]] = vals[f : f+1 : f+1]
+		}
+	}
+	for i, ph := range h.extra {
+		j := int(numFields) + i
+		if v := id.vals[ph.field]; v != "" {
+			vals[j] = v
+			hdr[ph.name] = vals[j : j+1 : j+1]
+		}
+	}
+	for _, c := range h.custom {
+		v := c.template
+		if repl != nil {
+			v = repl.ReplaceAll(v, "")
+		}
+		if v = sanitize(v); v != "" {
+			hdr[c.name] = []string{v}
+		}
+	}
+}
+
+func (h *SessionAuth) isLogout(r *http.Request) bool {
+	for _, l := range h.Logout {
+		if r.Method == l.Method && r.URL.Path == l.Path {
+			return true
+		}
+	}
+	return false
+}
+
+// unauthenticated answers a request that has no live session: a redirect
+// for clients that prefer HTML when one is configured, else the status
+// with WWW-Authenticate.
+func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, err error) error {
+	if h.redirect != "" {
+		w.Header().Add("Vary", "Accept")
+		if prefersHTML(r) {
+			target := h.redirect
+			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+				target = repl.ReplaceAll(target, "")
+			}
+			status := http.StatusFound
+			if r.Method != http.MethodGet && r.Method != http.MethodHead {
+				status = http.StatusSeeOther
+			}
+			w.Header().Set("Location", target)
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(status)
+			return nil
+		}
+	}
+	if h.unauthSts == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", h.realm)
+	}
+	return caddyhttp.Error(h.unauthSts, err)
+}
+
+// prefersHTML tells a browser navigation from an API or script call: the
+// Accept header lists text/html with a non-zero weight, and the request is
+// not marked as XHR.
+func prefersHTML(r *http.Request) bool {
+	if strings.EqualFold(r.Header.Get("X-Requested-With"), "XMLHttpRequest") {
+		return false
+	}
+	for _, accept := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(accept, ",") {
+			mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if !strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+				continue
+			}
+			if q, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (h *SessionAuth) logRequest(key sessionctx.Key, s *sessionctx.Session, outcome string, hit bool) {
+	ce := h.logger.Check(zapcore.DebugLevel, "session")
+	if ce == nil {
+		return
+	}
+	fields := []zap.Field{zap.String("outcome", outcome), zap.Bool("cache_hit", hit)}
+	if key != (sessionctx.Key{}) {
+		fields = append(fields, zap.String("token_hash", key.Short()))
+	}
+	if s != nil {
+		fields = append(fields, zap.String("user", s.User))
+	}
+	ce.Write(fields...)
+}
+
+// warnInterval rate-limits session-service warnings, so an outage under
+// load is a line every few seconds, not one per request.
+const warnInterval = 5 * time.Second
+
+func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {
+	now := time.Now().UnixNano()
+	last := h.lastWarn.Load()
+	if now-last < int64(warnInterval) || !h.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	if ce := h.logger.Check(zapcore.WarnLevel, "session service unavailable"); ce != nil {
+		ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", key.Short()), zap.Error(err))
+	}
+}
+
+// statusRecorder remembers the status the upstream answered.
+type statusRecorder struct {
+	*caddyhttp.ResponseWriterWrapper
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 && code >= 200 {
+		s.status = code
+	}
+	s.ResponseWriterWrapper.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriterWrapper.Write(b)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*SessionAuth)(nil)
+	_ caddy.CleanerUpper          = (*SessionAuth)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SessionAuth)(nil)
+)

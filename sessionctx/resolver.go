@@ -1,0 +1,243 @@
+package sessionctx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Cache defaults, as DESIGN.md gives them.
+const (
+	DefaultCacheTTL    = 5 * time.Minute
+	DefaultNegativeTTL = 10 * time.Second
+	DefaultCacheMax    = 100000
+)
+
+// CacheConfig shapes a Resolver's cache. Zero values take the defaults.
+type CacheConfig struct {
+	// TTL is the upper bound on a cached session; the session's own
+	// expiry shortens it.
+	TTL time.Duration
+	// NegativeTTL is how long a rejected token stays rejected.
+	NegativeTTL time.Duration
+	// StaleIfError lets a session be served this long past its TTL while
+	// the session service fails (never past the session's own expiry).
+	StaleIfError time.Duration
+	// Max bounds the sessions kept, and separately the rejections kept, so
+	// a flood of random tokens can only push out other rejections.
+	Max int
+}
+
+func (c CacheConfig) withDefaults() CacheConfig {
+	if c.TTL <= 0 {
+		c.TTL = DefaultCacheTTL
+	}
+	if c.NegativeTTL <= 0 {
+		c.NegativeTTL = DefaultNegativeTTL
+	}
+	if c.StaleIfError < 0 {
+		c.StaleIfError = 0
+	}
+	if c.Max <= 0 {
+		c.Max = DefaultCacheMax
+	}
+	return c
+}
+
+// Result is a resolved session and how it was obtained.
+type Result struct {
+	Session *Session
+	// Prepared is what the resolver's Prepare hook made of the session.
+	Prepared any
+	// Key is the token's cache key.
+	Key Key
+	// Hit is true when no session-service call was made for this request.
+	Hit bool
+	// Stale is true when the session was served past its TTL because the
+	// session service failed.
+	Stale bool
+}
+
+// Stats are a Resolver's counters since it was made.
+type Stats struct {
+	Entries        int    `json:"entries"`
+	Rejections     int    `json:"rejections"`
+	Hits           uint64 `json:"hits"`
+	Misses         uint64 `json:"misses"`
+	StaleServes    uint64 `json:"stale_serves"`
+	ServiceCalls   uint64 `json:"service_calls"`
+	ServiceErrors  uint64 `json:"service_errors"`
+	Evictions      uint64 `json:"evictions"`
+	ServiceLatency string `json:"service_latency_avg,omitempty"`
+}
+
+// Resolver resolves tokens through a Backend with a bounded cache: one
+// service call per token however many requests race for it, sessions kept
+// for min(TTL, what the session has left), rejections for NegativeTTL,
+// service errors never.
+type Resolver struct {
+	backend Backend
+	cfg     CacheConfig
+	pos     *store
+	neg     *store
+	flight  singleflight.Group
+
+	// Prepare, if set, is called once per session the service answers;
+	// its result is cached with the session and returned in Result, so
+	// per-session work (sanitized header values) is not redone per request.
+	Prepare func(*Session) any
+	// Observe, if set, is told of every session-service call.
+	Observe func(d time.Duration, err error)
+
+	now func() time.Time
+
+	hits, misses, staleServes, calls, errs, evictions, callNanos atomic.Uint64
+}
+
+// NewResolver makes a resolver for backend.
+func NewResolver(backend Backend, cfg CacheConfig) *Resolver {
+	cfg = cfg.withDefaults()
+	return &Resolver{
+		backend: backend,
+		cfg:     cfg,
+		pos:     newStore(cfg.Max),
+		neg:     newStore(cfg.Max),
+		now:     time.Now,
+	}
+}
+
+// SetClock replaces the resolver's clock; for tests.
+func (r *Resolver) SetClock(now func() time.Time) { r.now = now }
+
+// Config returns the cache configuration in force, defaults filled in.
+func (r *Resolver) Config() CacheConfig { return r.cfg }
+
+// Resolve returns the session that cred names. The error wraps
+// ErrUnauthenticated or ErrUnavailable.
+func (r *Resolver) Resolve(ctx context.Context, cred Credential) (Result, error) {
+	key := KeyOf(cred)
+	now := r.now().UnixNano()
+	if res, err, ok := r.cached(key, now); ok {
+		r.hits.Add(1)
+		return res, err
+	}
+	r.misses.Add(1)
+
+	ch := r.flight.DoChan(string(key[:]), func() (any, error) {
+		// A flight that ended between our lookup and this call may have
+		// filled the cache already.
+		if res, err, ok := r.cached(key, r.now().UnixNano()); ok {
+			return res, err
+		}
+		// The call serves every waiter, so it must not die with the
+		// first one's client; the backend's own timeout bounds it.
+		return r.fetch(context.WithoutCancel(ctx), key, cred)
+	})
+	select {
+	case out := <-ch:
+		res, _ := out.Val.(Result)
+		res.Hit = false
+		return res, out.Err
+	case <-ctx.Done():
+		return Result{Key: key}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+}
+
+// cached answers from the cache when it can: a fresh session, or a fresh
+// rejection.
+func (r *Resolver) cached(key Key, now int64) (Result, error, bool) {
+	if e := r.pos.get(key); e != nil && now < e.fresh {
+		return Result{Session: e.session, Prepared: e.prepared, Key: key, Hit: true}, nil, true
+	}
+	if e := r.neg.get(key); e != nil && now < e.fresh {
+		return Result{Key: key, Hit: true}, fmt.Errorf("%w: token rejected (cached)", ErrUnauthenticated), true
+	}
+	return Result{}, nil, false
+}
+
+func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result, error) {
+	r.calls.Add(1)
+	start := r.now()
+	s, err := r.backend.Resolve(ctx, cred)
+	took := r.now().Sub(start)
+	r.callNanos.Add(uint64(max(took, 0)))
+	if r.Observe != nil {
+		r.Observe(took, err)
+	}
+	now := r.now()
+	if err == nil && s == nil {
+		err = fmt.Errorf("%w: backend returned no session", ErrUnavailable)
+	}
+	if err == nil && !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) {
+		err = fmt.Errorf("%w: session has expired", ErrUnauthenticated)
+	}
+	switch {
+	case err == nil:
+		fresh := now.Add(r.cfg.TTL)
+		if !s.ExpiresAt.IsZero() && s.ExpiresAt.Before(fresh) {
+			fresh = s.ExpiresAt
+		}
+		stale := fresh.Add(r.cfg.StaleIfError)
+		if !s.ExpiresAt.IsZero() && s.ExpiresAt.Before(stale) {
+			stale = s.ExpiresAt
+		}
+		e := &entry{session: s, fresh: fresh.UnixNano(), stale: stale.UnixNano()}
+		if r.Prepare != nil {
+			e.prepared = r.Prepare(s)
+		}
+		r.neg.delete(key)
+		r.evictions.Add(uint64(r.pos.put(key, e, now.UnixNano())))
+		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
+	case errors.Is(err, ErrUnauthenticated):
+		r.pos.delete(key)
+		exp := now.Add(r.cfg.NegativeTTL).UnixNano()
+		r.evictions.Add(uint64(r.neg.put(key, &entry{fresh: exp, stale: exp}, now.UnixNano())))
+		return Result{Key: key}, err
+	default:
+		r.errs.Add(1)
+		if !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		if e := r.pos.get(key); e != nil && now.UnixNano() < e.stale {
+			r.staleServes.Add(1)
+			return Result{Session: e.session, Prepared: e.prepared, Key: key, Stale: true}, nil
+		}
+		return Result{Key: key}, err
+	}
+}
+
+// Forget evicts a token's entries (a logout, a revoked session) and
+// reports whether there was one.
+func (r *Resolver) Forget(cred Credential) bool { return r.ForgetKey(KeyOf(cred)) }
+
+// ForgetKey is Forget by key.
+func (r *Resolver) ForgetKey(key Key) bool {
+	p := r.pos.delete(key)
+	n := r.neg.delete(key)
+	return p || n
+}
+
+// Purge evicts every entry and returns how many there were.
+func (r *Resolver) Purge() int { return r.pos.clear() + r.neg.clear() }
+
+// Stats returns the counters.
+func (r *Resolver) Stats() Stats {
+	st := Stats{
+		Entries:       r.pos.len(),
+		Rejections:    r.neg.len(),
+		Hits:          r.hits.Load(),
+		Misses:        r.misses.Load(),
+		StaleServes:   r.staleServes.Load(),
+		ServiceCalls:  r.calls.Load(),
+		ServiceErrors: r.errs.Load(),
+		Evictions:     r.evictions.Load(),
+	}
+	if st.ServiceCalls > 0 {
+		st.ServiceLatency = (time.Duration(r.callNanos.Load() / st.ServiceCalls)).String()
+	}
+	return st
+}

@@ -1,0 +1,107 @@
+// Package sessionctx turns a session token into normalized session
+// information by asking the session service that issued it, and carries that
+// information through a request's context.
+//
+// It imports nothing from Caddy, so an upstream written in Go, or another
+// proxy, can resolve sessions with the same dialects and cache that the
+// sessiongate Caddy plugin uses:
+//
+//	backend, _ := sessionctx.NewBackend(sessionctx.BackendConfig{Dialect: "http", URL: "https://auth.internal/whoami"})
+//	resolver := sessionctx.NewResolver(backend, sessionctx.CacheConfig{})
+//	cred, ok := sessionctx.Extract(r, backend.Dialect().Tokens)
+//	res, err := resolver.Resolve(r.Context(), cred)
+//
+// Errors that a caller must tell apart wrap ErrUnauthenticated (the token
+// names no live session) or ErrUnavailable (the session service could not
+// answer), so errors.Is picks the right response.
+package sessionctx
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Outcomes a caller must tell apart. Errors from this package wrap one of
+// them.
+var (
+	// ErrUnauthenticated means there is no token, or the session service
+	// says the token names no live session.
+	ErrUnauthenticated = errors.New("unauthenticated")
+
+	// ErrUnavailable means the session service could not give an answer:
+	// refused, timed out, answered an unexpected status or garbage. It is
+	// never a verdict on the token and is never cached.
+	ErrUnavailable = errors.New("session service unavailable")
+)
+
+// Kinds of session.
+const (
+	KindUser = "user"
+	KindApp  = "app"
+)
+
+// Session is the normalized session information, the same whatever dialect
+// the session service speaks. Its JSON form is the default answer of
+// session_info.
+type Session struct {
+	ID             string         `json:"id,omitempty"`
+	UserID         string         `json:"user_id,omitempty"`
+	User           string         `json:"user,omitempty"`
+	Email          string         `json:"email,omitempty"`
+	Name           string         `json:"name,omitempty"`
+	OrgID          string         `json:"org_id,omitempty"`
+	Org            string         `json:"org,omitempty"`
+	Roles          []string       `json:"roles,omitempty"`
+	Perms          []string       `json:"perms,omitempty"`
+	Admin          bool           `json:"admin,omitempty"`
+	Kind           string         `json:"kind,omitempty"`
+	CreatedAt      time.Time      `json:"created_at,omitzero"`
+	LastAccessedAt time.Time      `json:"last_accessed_at,omitzero"`
+	ExpiresAt      time.Time      `json:"expires_at,omitzero"`
+	Attrs          map[string]any `json:"attrs,omitempty"`
+
+	// Dialect names the dialect that produced the session, and Raw holds
+	// the session service's own answer (the session object, without any
+	// envelope), so that the session can be rendered back faithfully in
+	// that dialect's shape.
+	Dialect string `json:"-"`
+	Raw     []byte `json:"-"`
+}
+
+// HasRole reports whether the session has any of the roles.
+func (s *Session) HasRole(roles ...string) bool { return containsAny(s.Roles, roles) }
+
+// HasPerms reports whether the session has every one of the permissions.
+func (s *Session) HasPerms(perms ...string) bool {
+	for _, p := range perms {
+		if !containsAny(s.Perms, []string{p}) {
+			return false
+		}
+	}
+	return true
+}
+
+func containsAny(have, want []string) bool {
+	for _, w := range want {
+		for _, h := range have {
+			if h == w {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+type ctxKey struct{}
+
+// NewContext returns a copy of ctx carrying s.
+func NewContext(ctx context.Context, s *Session) context.Context {
+	return context.WithValue(ctx, ctxKey{}, s)
+}
+
+// FromContext returns the session that NewContext stored in ctx, if any.
+func FromContext(ctx context.Context) (*Session, bool) {
+	s, ok := ctx.Value(ctxKey{}).(*Session)
+	return s, ok && s != nil
+}
