@@ -1,0 +1,263 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func aliceSession() map[string]any {
+	return map[string]any{
+		"user_id": "u-1", "user": "alice", "email": "alice@example.com", "name": "Alice Ä",
+		"org_id": "o-1", "org": "acme", "roles": []string{"admin", "dev"}, "perms": "read write",
+		"admin": true,
+	}
+}
+
+func TestInjectAndStrip(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth {
+		backend http %s
+		header X-Who "{session.user}/{session.roles}/{session.attrs.none}"
+		headers authelia
+	}
+	request_header X-Auth-Id {http.auth.user.id}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	forged := bearer("tok-alice")
+	forged.Set("X-Session-User", "mallory")
+	forged["X_Session_Admin"] = []string{"true"}
+	forged["x-session-org"] = []string{"evil"}
+	forged.Set("X-Session-Anything", "forged")
+	forged.Set("X-Who", "forged")
+	forged.Set("Remote-User", "forged")
+	forged.Set("X-Forwarded-User", "forged")
+
+	resp, body := do(t, tester, "GET", "/app?x=1", forged)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	got := upstreamSaw(t, body).Headers
+	want := map[string]string{
+		"X-Session-User":    "alice",
+		"X-Session-User-Id": "u-1",
+		"X-Session-Email":   "alice@example.com",
+		"X-Session-Name":    "Alice %C3%84",
+		"X-Session-Org":     "acme",
+		"X-Session-Org-Id":  "o-1",
+		"X-Session-Roles":   "admin,dev",
+		"X-Session-Perms":   "read,write",
+		"X-Session-Admin":   "true",
+		"X-Who":             "alice/admin,dev/",
+		"Remote-User":       "alice",
+		"Remote-Groups":     "admin,dev",
+		"X-Auth-Id":         "u-1",
+	}
+	for k, v := range want {
+		if g := got[k]; len(g) != 1 || g[0] != v {
+			t.Errorf("upstream got %s = %q, want exactly [%q]", k, g, v)
+		}
+	}
+	for k := range got {
+		lk := strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+		if strings.HasPrefix(lk, "x-session-anything") || lk == "x-forwarded-user" || (strings.Contains(k, "_") && strings.HasPrefix(lk, "x-session-")) {
+			t.Errorf("forged header %s reached the upstream: %q", k, got[k])
+		}
+	}
+	if got.Get("Authorization") == "" {
+		t.Errorf("without strip_token the upstream should still see the token")
+	}
+}
+
+func TestAnonymousAndRejectedAreStripped(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		optional
+		strip_token
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	for name, h := range map[string]http.Header{
+		"no token":       {},
+		"rejected token": bearer("tok-unknown"),
+	} {
+		h.Set("X-Session-User", "mallory")
+		h["X_SESSION_ADMIN"] = []string{"true"}
+		resp, body := do(t, tester, "GET", "/", h)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d with optional, want 200", name, resp.StatusCode)
+		}
+		for k, v := range upstreamSaw(t, body).Headers {
+			if strings.HasPrefix(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "x-session-") {
+				t.Errorf("%s: %s = %q reached the upstream of an anonymous request", name, k, v)
+			}
+			if k == "Authorization" {
+				t.Errorf("%s: strip_token left the token for the upstream", name)
+			}
+		}
+	}
+}
+
+func TestUnauthenticated(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	for name, h := range map[string]http.Header{
+		"no token":        {},
+		"rejected token":  bearer("tok-unknown"),
+		"empty bearer":    {"Authorization": {"Bearer "}},
+		"other scheme":    {"Authorization": {"Basic YWxhZGRpbjpvcGVuc2VzYW1l"}},
+		"oversized token": bearer(strings.Repeat("t", 5000)),
+	} {
+		h.Set("X-Session-User", "mallory")
+		before := up.hits.Load()
+		resp, _ := do(t, tester, "GET", "/", h)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", name, resp.StatusCode)
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer ") {
+			t.Errorf("%s: WWW-Authenticate %q, want a Bearer challenge", name, got)
+		}
+		if up.hits.Load() != before {
+			t.Errorf("%s: the upstream was reached", name)
+		}
+	}
+}
+
+func TestRedirectForBrowsers(t *testing.T) {
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		on_unauthenticated redirect "/login?next={http.request.uri.path}"
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	resp, _ := do(t, tester, "GET", "/reports", http.Header{"Accept": {"text/html,application/xhtml+xml,*/*;q=0.8"}})
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login?next=/reports" {
+		t.Errorf("browser: status %d Location %q, want 302 to /login?next=/reports", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = do(t, tester, "GET", "/reports", http.Header{"Accept": {"application/json"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API client: status %d, want 401", resp.StatusCode)
+	}
+	resp, _ = do(t, tester, "GET", "/reports", http.Header{"Accept": {"text/html"}, "X-Requested-With": {"XMLHttpRequest"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("XHR: status %d, want 401", resp.StatusCode)
+	}
+	if up.hits.Load() != 0 {
+		t.Errorf("the upstream was reached %d times", up.hits.Load())
+	}
+}
+
+func TestServiceFailuresAre503(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	down := newSessionService(t)
+	down.Close() // refuses connections
+	faults := map[string]func(w http.ResponseWriter, r *http.Request) bool{
+		"garbage":    func(w http.ResponseWriter, r *http.Request) bool { w.Write([]byte("<html>oops")); return true },
+		"json array": func(w http.ResponseWriter, r *http.Request) bool { w.Write([]byte(`[1,2]`)); return true },
+		"status 500": func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(500); return true },
+		"status 429": func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(429); return true },
+		"status 302": func(w http.ResponseWriter, r *http.Request) bool { http.Redirect(w, r, "/login", 302); return true },
+		"slow":       func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(1500 * time.Millisecond); return false },
+		"huge": func(w http.ResponseWriter, r *http.Request) bool {
+			w.Write([]byte(`{"user":"` + strings.Repeat("a", 3<<20) + `"}`))
+			return true
+		},
+		"no user":        func(w http.ResponseWriter, r *http.Request) bool { w.Write([]byte(`{"email":"x@y"}`)); return true },
+		"closed mid-way": hijackClose,
+	}
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	handle /down/* {
+		session_auth http %s
+		reverse_proxy %s
+	}
+	handle {
+		session_auth http %s {
+			timeout 500ms
+		}
+		reverse_proxy %s
+	}
+}`, httpPort, down.URL, up.Listener.Addr(), svc.URL, up.Listener.Addr()))
+
+	check := func(name, path string) {
+		t.Helper()
+		before := up.hits.Load()
+		resp, _ := do(t, tester, "GET", path, bearer("tok-alice"))
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("%s: status %d, want 503", name, resp.StatusCode)
+		}
+		if resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: no Retry-After", name)
+		}
+		if up.hits.Load() != before {
+			t.Errorf("%s: the upstream was reached", name)
+		}
+	}
+	check("connection refused", "/down/x")
+	for name, f := range faults {
+		svc.setFault(f)
+		check(name, "/")
+	}
+	// Service errors are never cached: once the service recovers, the
+	// same token passes.
+	svc.setFault(nil)
+	if resp, _ := do(t, tester, "GET", "/", bearer("tok-alice")); resp.StatusCode != http.StatusOK {
+		t.Errorf("after recovery: status %d, want 200", resp.StatusCode)
+	}
+}
+
+func hijackClose(w http.ResponseWriter, r *http.Request) bool {
+	conn, buf, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		return false
+	}
+	buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"user\":")
+	buf.Flush()
+	conn.Close()
+	return true
+}
+
+func TestCacheOneCallPerToken(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+	for i := 0; i < 20; i++ {
+		if resp, _ := do(t, tester, "GET", "/", bearer("tok-alice")); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		do(t, tester, "GET", "/", bearer("tok-bad"))
+	}
+	if n := svc.calls.Load(); n != 2 {
+		t.Errorf("session service called %d times for 2 tokens over 40 requests, want 2", n)
+	}
+}

@@ -1,0 +1,205 @@
+// Package integration runs sessiongate inside a real Caddy (caddytest) in
+// front of real HTTP session services and upstreams. Every caddytest test of
+// the project lives in this one package: caddytest's admin endpoint is
+// localhost:2999, which only one test binary at a time can hold.
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/sessiongate/caddy-sessiongate/caddymodule"
+)
+
+// Ports the test Caddy listens on.
+const (
+	httpPort  = 9080
+	httpsPort = 9443
+	adminPort = 2999
+)
+
+// siteURL is the address of the test Caddy's HTTP site.
+var siteURL = fmt.Sprintf("http://localhost:%d", httpPort)
+
+func TestMain(m *testing.M) {
+	// Caddy writes its autosave and storage under XDG dirs: keep them out
+	// of the home directory.
+	dir, err := os.MkdirTemp("", "sessiongate-it-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_CONFIG_HOME", dir+"/config")
+	os.Setenv("XDG_DATA_HOME", dir+"/data")
+	caddy.ConfigAutosavePath = dir + "/autosave.json"
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// globalOptions is the global block every test Caddyfile starts with.
+var globalOptions = fmt.Sprintf(`{
+	admin localhost:%d
+	skip_install_trust
+	auto_https off
+	persist_config off
+	http_port %d
+	https_port %d
+	grace_period 1s
+}
+`, adminPort, httpPort, httpsPort)
+
+// startCaddy loads site (a Caddyfile without the global block) into the
+// test Caddy. caddytest reports a Caddy that cannot start as SKIP; that
+// would hide a broken plugin, so it fails the test instead.
+func startCaddy(t *testing.T, site string) *caddytest.Tester {
+	t.Helper()
+	started := false
+	t.Cleanup(func() {
+		if !started {
+			t.Errorf("the test Caddy did not start (caddytest skipped): see the log above")
+		}
+	})
+	tester := caddytest.NewTester(t)
+	tester.InitServer(globalOptions+site, "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	started = true
+	return tester
+}
+
+// sessionService is an http-dialect session service: it answers the
+// session JSON for a known bearer token and 401 otherwise, counts its
+// calls, and can be told to misbehave.
+type sessionService struct {
+	*httptest.Server
+	calls atomic.Int64
+
+	mu       sync.Mutex
+	sessions map[string]string // bearer token -> JSON answer
+	fault    func(w http.ResponseWriter, r *http.Request) bool
+}
+
+func newSessionService(t *testing.T) *sessionService {
+	t.Helper()
+	s := &sessionService{sessions: map[string]string{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *sessionService) addSession(token string, session map[string]any) {
+	raw, _ := json.Marshal(session)
+	s.mu.Lock()
+	s.sessions[token] = string(raw)
+	s.mu.Unlock()
+}
+
+func (s *sessionService) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+	s.mu.Lock()
+	s.fault = f
+	s.mu.Unlock()
+}
+
+func (s *sessionService) serve(w http.ResponseWriter, r *http.Request) {
+	s.calls.Add(1)
+	s.mu.Lock()
+	fault := s.fault
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	answer, ok := s.sessions[tok]
+	s.mu.Unlock()
+	if fault != nil && fault(w, r) {
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"error":"unauthenticated"}`))
+		return
+	}
+	w.Write([]byte(answer))
+}
+
+// upstream is the legacy app: it answers the headers it received as JSON
+// and counts the requests that reached it.
+type upstream struct {
+	*httptest.Server
+	hits atomic.Int64
+}
+
+func newUpstream(t *testing.T) *upstream {
+	t.Helper()
+	u := &upstream{}
+	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"headers": r.Header, "uri": r.RequestURI})
+	}))
+	t.Cleanup(u.Close)
+	return u
+}
+
+// seen is what the upstream reported receiving.
+type seen struct {
+	Headers http.Header `json:"headers"`
+	URI     string      `json:"uri"`
+}
+
+// do sends a request to the test Caddy and returns the response and body.
+func do(t *testing.T, tester *caddytest.Tester, method, path string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, siteURL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	client := &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	_ = tester
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return resp, b.String()
+}
+
+// upstreamSaw decodes what the upstream received from a proxied answer.
+func upstreamSaw(t *testing.T, body string) seen {
+	t.Helper()
+	var s seen
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatalf("upstream answer is not JSON: %v: %q", err, body)
+	}
+	return s
+}
+
+func bearer(tok string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + tok}}
+}
