@@ -83,6 +83,7 @@ type SessionAuth struct {
 	Logout []LogoutRoute `json:"logout,omitempty"`
 
 	tokens    []sessionctx.TokenSource
+	extract   func(*http.Request, []sessionctx.TokenSource) (sessionctx.Credential, error)
 	folder    *headerFolder
 	inject    [numFields]string // header names, "" when not injected
 	extra     []presetHeader    // preset headers
@@ -192,6 +193,10 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		h.tokens[i] = t.Canonical()
 	}
 	h.realm = wwwAuthenticate(h.tokens)
+	h.extract = sessionctx.Extract
+	if d.Extract != nil {
+		h.extract = d.Extract
+	}
 
 	if h.HeaderPrefix == "" {
 		h.HeaderPrefix = DefaultHeaderPrefix
@@ -268,7 +273,7 @@ func wwwAuthenticate(tokens []sessionctx.TokenSource) string {
 func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.folder.strip(r.Header)
 
-	cred, err := sessionctx.Extract(r, h.tokens)
+	cred, err := h.extract(r, h.tokens)
 	if err != nil {
 		if h.Optional {
 			h.logRequest(sessionctx.Key{}, nil, "anonymous", false)

@@ -40,6 +40,11 @@ type Dialect struct {
 	Name string
 	// Tokens are where tokens are read from when the user configures none.
 	Tokens []TokenSource
+	// Extract, if set, replaces the package's Extract for this dialect:
+	// for a credential made of more than one request value (ETERNUS: a
+	// session id and a token). The credential's Value is what the cache
+	// hashes, so it must hold every part.
+	Extract func(r *http.Request, sources []TokenSource) (Credential, error)
 	// NewOptions returns the dialect's default options; nil when it has none.
 	NewOptions func() Options
 	// New builds a client for the service. opts is what NewOptions returned,
