@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 )
 
 // Key identifies a token in the cache: the SHA-256 of the token and of the
@@ -35,12 +36,16 @@ type entry struct {
 const shardCount = 64
 
 // store is a map bounded to max entries, split in shards so that hits on
-// different tokens do not contend. When a shard is full, an insert evicts
-// an expired entry, or else the one closest to expiry among a few sampled,
-// so eviction costs O(1) and needs no LRU list on the hit path.
+// different tokens do not contend. When the store is full, an insert
+// evicts from its own shard an expired entry, or else the one closest to
+// expiry among a few sampled, so eviction costs O(1) and needs no LRU list
+// on the hit path. The bound is global (an atomic count), not per shard, so
+// an unlucky hash spread cannot evict below max; it can only overshoot by
+// one entry per empty shard.
 type store struct {
-	shards   [shardCount]shard
-	perShard int
+	shards [shardCount]shard
+	max    int64
+	count  atomic.Int64
 }
 
 type shard struct {
@@ -49,11 +54,7 @@ type shard struct {
 }
 
 func newStore(max int) *store {
-	per := (max + shardCount - 1) / shardCount
-	if per < 1 {
-		per = 1
-	}
-	s := &store{perShard: per}
+	s := &store{max: int64(max)}
 	for i := range s.shards {
 		s.shards[i].m = make(map[Key]*entry)
 	}
@@ -77,10 +78,12 @@ func (s *store) put(k Key, e *entry, now int64) int {
 	defer sh.mu.Unlock()
 	evicted := 0
 	if _, exists := sh.m[k]; !exists {
-		for len(sh.m) >= s.perShard {
+		if s.count.Load() >= s.max && len(sh.m) > 0 {
 			sh.evictOne(now)
+			s.count.Add(-1)
 			evicted++
 		}
+		s.count.Add(1)
 	}
 	sh.m[k] = e
 	return evicted
@@ -111,7 +114,10 @@ func (s *store) delete(k Key) bool {
 	sh := s.shard(k)
 	sh.mu.Lock()
 	_, ok := sh.m[k]
-	delete(sh.m, k)
+	if ok {
+		delete(sh.m, k)
+		s.count.Add(-1)
+	}
 	sh.mu.Unlock()
 	return ok
 }
@@ -122,19 +128,11 @@ func (s *store) clear() int {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		n += len(sh.m)
+		s.count.Add(-int64(len(sh.m)))
 		clear(sh.m)
 		sh.mu.Unlock()
 	}
 	return n
 }
 
-func (s *store) len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		n += len(sh.m)
-		sh.mu.RUnlock()
-	}
-	return n
-}
+func (s *store) len() int { return int(s.count.Load()) }

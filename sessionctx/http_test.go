@@ -1,0 +1,258 @@
+package sessionctx
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func kratosMapping() Mapping {
+	return Mapping{
+		IDFrom: "id", UserIDFrom: "identity.id", UserFrom: "identity.traits.email",
+		EmailFrom: "identity.traits.email", NameFrom: "identity.traits.name",
+		RolesFrom: "identity.metadata_public.roles", AdminFrom: "identity.metadata_public.admin",
+		ExpiresFrom: "expires_at", ValidFrom: "active",
+	}
+}
+
+func TestMappingDecode(t *testing.T) {
+	tests := []struct {
+		name    string
+		m       Mapping
+		body    string
+		want    *Session
+		wantErr error
+	}{
+		{
+			name: "kratos whoami",
+			m:    kratosMapping(),
+			body: `{"id":"s-1","active":true,"expires_at":"2026-11-23T13:00:00Z",
+				"identity":{"id":"i-1","traits":{"email":"ann@example.com","name":"Ann"},
+				"metadata_public":{"roles":["admin","ops"],"admin":true}}}`,
+			want: &Session{ID: "s-1", UserID: "i-1", User: "ann@example.com", Email: "ann@example.com",
+				Name: "Ann", Roles: []string{"admin", "ops"}, Admin: true, Kind: KindUser,
+				ExpiresAt: time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)},
+		},
+		{
+			name:    "inactive session is rejected",
+			m:       kratosMapping(),
+			body:    `{"active":false,"identity":{"id":"i-1"}}`,
+			wantErr: ErrUnauthenticated,
+		},
+		{
+			name:    "missing valid field is rejected",
+			m:       kratosMapping(),
+			body:    `{"identity":{"id":"i-1"}}`,
+			wantErr: ErrUnauthenticated,
+		},
+		{
+			name: "roles as a string, numeric ids, epoch expiry, ttl caps it",
+			m:    Mapping{UserIDFrom: "uid", UserFrom: "login", RolesFrom: "groups", PermsFrom: "scope", ExpiresFrom: "exp", TTLFrom: "left", AdminFrom: "su", OrgIDFrom: "org"},
+			body: `{"uid":1234567890123,"login":"bob","groups":"a, b c","scope":["read",7],"exp":` +
+				`1795449600,"left":"60","su":"true","org":42}`,
+			want: &Session{UserID: "1234567890123", User: "bob", Roles: []string{"a", "b", "c"},
+				Perms: []string{"read", "7"}, Admin: true, OrgID: "42", Kind: KindUser,
+				ExpiresAt: t0.Add(time.Minute)},
+		},
+		{
+			name: "user id fills user",
+			m:    Mapping{UserIDFrom: "sub"},
+			body: `{"sub":"x"}`,
+			want: &Session{UserID: "x", User: "x", Kind: KindUser},
+		},
+		{name: "not JSON", m: kratosMapping(), body: `<html>`, wantErr: ErrUnavailable},
+		{name: "truncated JSON", m: kratosMapping(), body: `{"identity":{"id":`, wantErr: ErrUnavailable},
+		{name: "array", m: kratosMapping(), body: `[{"active":true}]`, wantErr: ErrUnavailable},
+		{name: "null", m: kratosMapping(), body: `null`, wantErr: ErrUnavailable},
+		{name: "no user", m: Mapping{UserFrom: "user"}, body: `{"email":"x"}`, wantErr: ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.m.Decode([]byte(tt.body), t0)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Raw = nil
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEpochTime(t *testing.T) {
+	if got := EpochTime(1795449600); !got.Equal(time.Unix(1795449600, 0)) {
+		t.Errorf("seconds: %v", got)
+	}
+	if got := EpochTime(1795449600123); !got.Equal(time.UnixMilli(1795449600123)) {
+		t.Errorf("milliseconds: %v", got)
+	}
+}
+
+// recordingService answers like a session service and remembers what it
+// was sent.
+func recordingService(t *testing.T, status int, body string) (*httptest.Server, *http.Request, *string) {
+	t.Helper()
+	var last http.Request
+	var lastBody string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		last = *r.Clone(context.Background())
+		b, _ := io.ReadAll(r.Body)
+		lastBody = string(b)
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &last, &lastBody
+}
+
+func TestHTTPBackendRequest(t *testing.T) {
+	ok := `{"user":"ann"}`
+	tests := []struct {
+		name  string
+		opts  string
+		check func(t *testing.T, r *http.Request, body string)
+	}{
+		{"default bearer", `{}`, func(t *testing.T, r *http.Request, _ string) {
+			if r.Method != "GET" || r.Header.Get("Authorization") != "Bearer tok" {
+				t.Errorf("%s Authorization=%q", r.Method, r.Header.Get("Authorization"))
+			}
+			if r.Header.Get("X-App-Key") != "k1" {
+				t.Errorf("backend header missing: %v", r.Header)
+			}
+		}},
+		{"header with prefix", `{"token_to":{"to":"header","name":"X-Token","prefix":"T "}}`, func(t *testing.T, r *http.Request, _ string) {
+			if r.Header.Get("X-Token") != "T tok" {
+				t.Errorf("X-Token=%q", r.Header.Get("X-Token"))
+			}
+		}},
+		{"cookie", `{"token_to":{"to":"cookie","name":"sid"}}`, func(t *testing.T, r *http.Request, _ string) {
+			if c, err := r.Cookie("sid"); err != nil || c.Value != "tok" {
+				t.Errorf("cookie: %v %v", c, err)
+			}
+		}},
+		{"query", `{"token_to":{"to":"query","name":"t"}}`, func(t *testing.T, r *http.Request, _ string) {
+			if r.URL.Query().Get("t") != "tok" || r.URL.Query().Get("v") != "1" {
+				t.Errorf("query: %q", r.URL.RawQuery)
+			}
+		}},
+		{"body", `{"method":"POST","token_to":{"to":"body","body":"{\"sid\": {token}}"}}`, func(t *testing.T, r *http.Request, body string) {
+			if r.Method != "POST" || body != `{"sid": "tok"}` || r.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("%s %q %q", r.Method, body, r.Header.Get("Content-Type"))
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, last, lastBody := recordingService(t, 200, ok)
+			b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL + "/me?v=1", Options: []byte(tt.opts),
+				Header: http.Header{"X-App-Key": {"k1"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := b.Resolve(context.Background(), Credential{Value: "tok"})
+			if err != nil || s.User != "ann" {
+				t.Fatalf("session %+v, err %v", s, err)
+			}
+			tt.check(t, last, *lastBody)
+		})
+	}
+}
+
+func TestHTTPBackendStatuses(t *testing.T) {
+	tests := []struct {
+		status int
+		opts   string
+		want   error
+	}{
+		{401, `{}`, ErrUnauthenticated},
+		{403, `{}`, ErrUnauthenticated},
+		{404, `{}`, ErrUnavailable},
+		{404, `{"unauthenticated_status":[404]}`, ErrUnauthenticated},
+		{401, `{"unauthenticated_status":[404]}`, ErrUnavailable},
+		{500, `{}`, ErrUnavailable},
+		{302, `{}`, ErrUnavailable},
+	}
+	for _, tt := range tests {
+		srv, _, _ := recordingService(t, tt.status, `{}`)
+		b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL, Options: []byte(tt.opts)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Resolve(context.Background(), Credential{Value: "tok"}); !errors.Is(err, tt.want) {
+			t.Errorf("status %d with %s: err %v, want %v", tt.status, tt.opts, err, tt.want)
+		}
+	}
+}
+
+func TestHTTPBackendErrorsDoNotRepeatToken(t *testing.T) {
+	srv, _, _ := recordingService(t, 200, `{}`)
+	srv.Close() // refused
+	b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL, Options: []byte(`{"token_to":{"to":"query","name":"t"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Resolve(context.Background(), Credential{Value: "supersecrettoken"})
+	if !errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "supersecrettoken") {
+		t.Fatalf("err %v: want ErrUnavailable without the token", err)
+	}
+}
+
+func TestNewBackendRejectsBadConfig(t *testing.T) {
+	for name, cfg := range map[string]BackendConfig{
+		"unknown dialect":    {Dialect: "nope", URL: "http://x"},
+		"relative url":       {Dialect: "http", URL: "/whoami"},
+		"ftp url":            {Dialect: "http", URL: "ftp://x/y"},
+		"negative timeout":   {Dialect: "http", URL: "http://x", Timeout: -1},
+		"unknown option":     {Dialect: "http", URL: "http://x", Options: []byte(`{"nope":1}`)},
+		"body without token": {Dialect: "http", URL: "http://x", Options: []byte(`{"token_to":{"to":"body","body":"{}"}}`)},
+		"no user mapping":    {Dialect: "http", URL: "http://x", Options: []byte(`{"user_from":"","user_id_from":""}`)},
+		"missing CA file":    {Dialect: "http", URL: "https://x", TLSTrustedCACerts: []string{"/nonexistent.pem"}},
+	} {
+		if _, _, err := NewBackend(cfg); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
+func TestHTTPOptionsSetOption(t *testing.T) {
+	o := &HTTPOptions{}
+	lines := [][]string{
+		{"method", "post"},
+		{"token_to", "header", "X-T", "Tok "},
+		{"unauthenticated_status", "401", "419"},
+		{"user_from", "a.b"},
+		{"roles_from", "groups"},
+		{"valid_from", "active"},
+	}
+	for _, l := range lines {
+		if err := o.SetOption(l[0], l[1:]); err != nil {
+			t.Fatalf("%v: %v", l, err)
+		}
+	}
+	want := &HTTPOptions{Method: "POST", TokenTo: TokenSink{To: "header", Name: "X-T", Prefix: "Tok "},
+		UnauthenticatedStatus: []int{401, 419}, Mapping: Mapping{UserFrom: "a.b", RolesFrom: "groups", ValidFrom: "active"}}
+	if !reflect.DeepEqual(o, want) {
+		t.Fatalf("got %+v\nwant %+v", o, want)
+	}
+	for _, bad := range [][]string{{"nope", "x"}, {"user_from"}, {"user_from", "a", "b"}, {"token_to", "carrier", "x"},
+		{"unauthenticated_status", "abc"}, {"unauthenticated_status", "99"}, {"token_to"}} {
+		if err := o.SetOption(bad[0], bad[1:]); err == nil {
+			t.Errorf("%v: want an error", bad)
+		}
+	}
+}

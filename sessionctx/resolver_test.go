@@ -1,0 +1,334 @@
+package sessionctx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeBackend answers from a table and counts its calls.
+type fakeBackend struct {
+	mu       sync.Mutex
+	sessions map[string]*Session
+	err      error
+	calls    atomic.Int64
+}
+
+func (f *fakeBackend) Resolve(_ context.Context, c Credential) (*Session, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return nil, f.err
+	}
+	s, ok := f.sessions[c.Value]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown", ErrUnauthenticated)
+	}
+	return s, nil
+}
+
+func (f *fakeBackend) set(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+// clock is a movable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func newTestResolver(cfg CacheConfig, sessions map[string]*Session) (*Resolver, *fakeBackend, *clock) {
+	fb := &fakeBackend{sessions: sessions}
+	r := NewResolver(fb, cfg)
+	c := &clock{now: t0}
+	r.SetClock(c.Now)
+	return r, fb, c
+}
+
+func cred(v string) Credential { return Credential{Value: v, Source: TokenSource{From: FromBearer}} }
+
+func TestResolverCachesForTTL(t *testing.T) {
+	r, fb, c := newTestResolver(CacheConfig{TTL: time.Minute}, map[string]*Session{"a": {User: "ann"}})
+	for i := 0; i < 5; i++ {
+		res, err := r.Resolve(context.Background(), cred("a"))
+		if err != nil || res.Session.User != "ann" {
+			t.Fatalf("resolve: %+v %v", res, err)
+		}
+		if res.Hit != (i > 0) {
+			t.Errorf("request %d: Hit=%v", i, res.Hit)
+		}
+	}
+	if n := fb.calls.Load(); n != 1 {
+		t.Fatalf("%d service calls within the TTL, want 1", n)
+	}
+	c.Advance(59 * time.Second)
+	r.Resolve(context.Background(), cred("a"))
+	if n := fb.calls.Load(); n != 1 {
+		t.Fatalf("%d service calls at 59s, want 1", n)
+	}
+	c.Advance(2 * time.Second)
+	r.Resolve(context.Background(), cred("a"))
+	if n := fb.calls.Load(); n != 2 {
+		t.Fatalf("%d service calls after the TTL, want 2", n)
+	}
+}
+
+func TestResolverTTLCappedBySessionExpiry(t *testing.T) {
+	r, fb, c := newTestResolver(CacheConfig{TTL: time.Hour, StaleIfError: time.Hour},
+		map[string]*Session{"a": {User: "ann", ExpiresAt: t0.Add(10 * time.Second)}})
+	if _, err := r.Resolve(context.Background(), cred("a")); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(9 * time.Second)
+	r.Resolve(context.Background(), cred("a"))
+	if n := fb.calls.Load(); n != 1 {
+		t.Fatalf("%d calls before the session's expiry, want 1", n)
+	}
+	c.Advance(2 * time.Second)
+	// The session itself says it is over: ask again, and the service's
+	// answer (the same expired session) is a rejection.
+	if _, err := r.Resolve(context.Background(), cred("a")); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("past the session's own expiry: err %v, want ErrUnauthenticated", err)
+	}
+	// Nor is a session past its own expiry served stale during an outage.
+	fb.set(fmt.Errorf("%w: down", ErrUnavailable))
+	c.Advance(time.Minute) // past the negative TTL
+	if _, err := r.Resolve(context.Background(), cred("a")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("outage after expiry: err %v, want ErrUnavailable", err)
+	}
+}
+
+func TestResolverNegativeEntries(t *testing.T) {
+	r, fb, c := newTestResolver(CacheConfig{NegativeTTL: 10 * time.Second}, map[string]*Session{})
+	for i := 0; i < 3; i++ {
+		if _, err := r.Resolve(context.Background(), cred("bad")); !errors.Is(err, ErrUnauthenticated) {
+			t.Fatalf("err %v", err)
+		}
+	}
+	if n := fb.calls.Load(); n != 1 {
+		t.Fatalf("%d calls for a rejected token within negative_ttl, want 1", n)
+	}
+	// The token becomes valid (a login): after negative_ttl it is asked again.
+	fb.mu.Lock()
+	fb.sessions["bad"] = &Session{User: "late"}
+	fb.mu.Unlock()
+	c.Advance(11 * time.Second)
+	res, err := r.Resolve(context.Background(), cred("bad"))
+	if err != nil || res.Session.User != "late" {
+		t.Fatalf("after negative_ttl: %+v %v", res, err)
+	}
+	if st := r.Stats(); st.Entries != 1 || st.Rejections != 0 {
+		t.Fatalf("stats %+v: the rejection should have given way to the session", st)
+	}
+}
+
+func TestResolverNeverCachesServiceErrors(t *testing.T) {
+	r, fb, _ := newTestResolver(CacheConfig{}, map[string]*Session{"a": {User: "ann"}})
+	fb.set(fmt.Errorf("%w: down", ErrUnavailable))
+	for i := 0; i < 3; i++ {
+		if _, err := r.Resolve(context.Background(), cred("a")); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("err %v, want ErrUnavailable", err)
+		}
+	}
+	if n := fb.calls.Load(); n != 3 {
+		t.Fatalf("%d calls, want 3: errors must not be cached", n)
+	}
+	fb.set(errors.New("an error of no known kind"))
+	if _, err := r.Resolve(context.Background(), cred("a")); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("unclassified backend error: %v, want it treated as ErrUnavailable", err)
+	}
+	fb.set(nil)
+	if res, err := r.Resolve(context.Background(), cred("a")); err != nil || res.Session.User != "ann" {
+		t.Fatalf("after recovery: %+v %v", res, err)
+	}
+	if st := r.Stats(); st.ServiceErrors != 4 || st.ServiceCalls != 5 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestResolverBound(t *testing.T) {
+	// Shards bound the cache piecewise, so fill it half-way: a full shard
+	// would evict its own sessions before the flood begins.
+	const max, good = 640, 320
+	sessions := map[string]*Session{}
+	for i := 0; i < good; i++ {
+		sessions[fmt.Sprintf("good-%d", i)] = &Session{User: fmt.Sprint(i)}
+	}
+	r, fb, _ := newTestResolver(CacheConfig{Max: max}, sessions)
+	for i := 0; i < good; i++ {
+		if _, err := r.Resolve(context.Background(), cred(fmt.Sprintf("good-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A flood of random tokens, many times the bound.
+	for i := 0; i < 20*max; i++ {
+		r.Resolve(context.Background(), cred(fmt.Sprintf("random-%d", i)))
+	}
+	st := r.Stats()
+	if st.Rejections > max+shardCount {
+		t.Errorf("%d rejections kept, bound %d", st.Rejections, max)
+	}
+	if st.Entries != good {
+		t.Errorf("%d sessions kept after the flood, want all %d: random tokens must not push out sessions", st.Entries, good)
+	}
+	calls := fb.calls.Load()
+	for i := 0; i < good; i++ {
+		r.Resolve(context.Background(), cred(fmt.Sprintf("good-%d", i)))
+	}
+	if fb.calls.Load() != calls {
+		t.Errorf("real sessions were evicted by the flood: %d new calls", fb.calls.Load()-calls)
+	}
+
+	// More real sessions than the bound: the count stays bounded.
+	for i := 0; i < 3*max; i++ {
+		fb.mu.Lock()
+		fb.sessions[fmt.Sprintf("more-%d", i)] = &Session{User: "m"}
+		fb.mu.Unlock()
+		r.Resolve(context.Background(), cred(fmt.Sprintf("more-%d", i)))
+	}
+	if st := r.Stats(); st.Entries > max+shardCount || st.Evictions == 0 {
+		t.Errorf("stats %+v: sessions must stay within the bound, by eviction", st)
+	}
+}
+
+func TestResolverForgetAndPurge(t *testing.T) {
+	r, fb, _ := newTestResolver(CacheConfig{}, map[string]*Session{"a": {User: "ann"}, "b": {User: "bob"}})
+	r.Resolve(context.Background(), cred("a"))
+	r.Resolve(context.Background(), cred("b"))
+	r.Resolve(context.Background(), cred("x"))
+	if !r.Forget(cred("a")) || r.Forget(cred("a")) {
+		t.Fatal("Forget should report an entry once")
+	}
+	r.Resolve(context.Background(), cred("a"))
+	if n := fb.calls.Load(); n != 4 {
+		t.Fatalf("%d calls, want 4 (a asked again after Forget)", n)
+	}
+	if n := r.Purge(); n != 3 {
+		t.Fatalf("Purge removed %d entries, want 3", n)
+	}
+	if st := r.Stats(); st.Entries != 0 || st.Rejections != 0 {
+		t.Fatalf("after Purge: %+v", st)
+	}
+}
+
+func TestResolverPrepare(t *testing.T) {
+	r, _, _ := newTestResolver(CacheConfig{}, map[string]*Session{"a": {User: "ann"}})
+	var prepared atomic.Int64
+	r.Prepare = func(s *Session) any { prepared.Add(1); return "prep:" + s.User }
+	for i := 0; i < 3; i++ {
+		res, err := r.Resolve(context.Background(), cred("a"))
+		if err != nil || res.Prepared != "prep:ann" {
+			t.Fatalf("%+v %v", res, err)
+		}
+	}
+	if prepared.Load() != 1 {
+		t.Fatalf("Prepare ran %d times, want once per session", prepared.Load())
+	}
+}
+
+// TestResolverOneCallUnderConcurrentMisses sends 100 concurrent requests
+// for one new token to a real HTTP session service that holds its answer
+// until all of them are waiting: exactly one call.
+func TestResolverOneCallUnderConcurrentMisses(t *testing.T) {
+	var calls atomic.Int64
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		<-release
+		w.Write([]byte(`{"user":"ann"}`))
+	}))
+	defer srv.Close()
+	b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(b, CacheConfig{})
+
+	const n = 100
+	var started, done sync.WaitGroup
+	errs := make(chan error, n)
+	started.Add(n)
+	done.Add(n)
+	for i := 0; i < n; i++ {
+		go func() {
+			defer done.Done()
+			started.Done()
+			res, err := r.Resolve(context.Background(), cred("fresh"))
+			if err == nil && res.Session.User != "ann" {
+				err = fmt.Errorf("user %q", res.Session.User)
+			}
+			errs <- err
+		}()
+	}
+	started.Wait()
+	// Wait until the call is in flight and every other request has had
+	// its chance to join it, then let the service answer.
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	for st := r.Stats(); st.Misses+st.Hits < n && time.Now().Before(deadline); st = r.Stats() {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := calls.Load(); c != 1 {
+		t.Fatalf("%d session-service calls for %d concurrent misses on one token, want 1", c, n)
+	}
+}
+
+func TestResolverWaiterCancellation(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Write([]byte(`{"user":"ann"}`))
+	}))
+	defer srv.Close()
+	defer close(release)
+	b, _, _ := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL})
+	r := NewResolver(b, CacheConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := r.Resolve(ctx, cred("x"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a request whose client has gone: err %v, want ErrUnavailable", err)
+	}
+}
+
+func TestKeyOf(t *testing.T) {
+	a := KeyOf(Credential{Value: "tok", Source: TokenSource{From: FromBearer}})
+	b := KeyOf(Credential{Value: "tok", Source: TokenSource{From: FromCookie, Name: "x"}})
+	long := KeyOf(Credential{Value: strings.Repeat("t", 1000)})
+	if a == b || a == long {
+		t.Fatal("different credentials share a key")
+	}
+	if a != KeyOf(Credential{Value: "tok", Source: TokenSource{From: FromBearer}}) {
+		t.Fatal("KeyOf is not deterministic")
+	}
+	if strings.Contains(a.Short(), "tok") || len(a.Short()) != 12 {
+		t.Fatalf("Short() = %q", a.Short())
+	}
+}
