@@ -1,0 +1,197 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+// whoami is an http-dialect session service with one session, "tok-a".
+func whoami(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("Authorization") != "Bearer tok-a" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{"user_id":"u1","user":"ann","roles":["dev"],"kind":"user"}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+func provisionAuth(t *testing.T, h *SessionAuth, url string) *SessionAuth {
+	t.Helper()
+	h.Backend = BackendConfig{Dialect: "http", URL: url}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Cleanup() })
+	h.logger = zap.NewNop()
+	return h
+}
+
+func requestWithReplacer(method, target string, hdr http.Header) (*http.Request, *caddy.Replacer) {
+	r := httptest.NewRequest(method, target, nil)
+	for k, v := range hdr {
+		r.Header[k] = v
+	}
+	repl := caddy.NewReplacer()
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)), repl
+}
+
+// nextRecorder is the next handler: it remembers the request it got and
+// answers status.
+type nextRecorder struct {
+	got    *http.Request
+	status int
+}
+
+func (n *nextRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	n.got = r
+	if n.status != 0 {
+		w.WriteHeader(n.status)
+	}
+	return nil
+}
+
+func statusOf(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return he.StatusCode
+	}
+	return 0
+}
+
+func TestServeHTTPAuthenticated(t *testing.T) {
+	srv, _ := whoami(t)
+	h := provisionAuth(t, &SessionAuth{}, srv.URL)
+	r, repl := requestWithReplacer("GET", "/", http.Header{"Authorization": {"Bearer tok-a"}})
+	next := &nextRecorder{}
+	if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+		t.Fatal(err)
+	}
+	s, ok := sessionctx.FromContext(next.got.Context())
+	if !ok || s.User != "ann" {
+		t.Fatalf("session in the upstream request's context: %+v %v", s, ok)
+	}
+	for key, want := range map[string]string{
+		"session.user": "ann", "session.user_id": "u1", "session.roles": "dev", "session.admin": "false",
+		"session.kind": "user", "session.attrs.missing": "", "http.auth.user.id": "u1",
+	} {
+		if got, _ := repl.GetString(key); got != want {
+			t.Errorf("{%s} = %q, want %q", key, got, want)
+		}
+	}
+	if _, ok := repl.Get("session.nope"); ok {
+		t.Error("{session.nope} should be unknown")
+	}
+}
+
+func TestServeHTTPRejections(t *testing.T) {
+	srv, _ := whoami(t)
+	tests := []struct {
+		name     string
+		h        *SessionAuth
+		header   http.Header
+		status   int  // the error's status, 0 for none
+		passes   bool // reaches next
+		location string
+	}{
+		{name: "no token", h: &SessionAuth{}, status: 401},
+		{name: "rejected", h: &SessionAuth{}, header: http.Header{"Authorization": {"Bearer nope"}}, status: 401},
+		{name: "custom status", h: &SessionAuth{OnUnauthenticated: &Unauthenticated{Status: 403}}, status: 403},
+		{name: "optional, no token", h: &SessionAuth{Optional: true}, passes: true},
+		{name: "optional, rejected token", h: &SessionAuth{Optional: true}, header: http.Header{"Authorization": {"Bearer nope"}}, passes: true},
+		{name: "redirect for a browser", h: &SessionAuth{OnUnauthenticated: &Unauthenticated{Redirect: "/login?to={http.request.uri}"}},
+			header: http.Header{"Accept": {"text/html"}}, location: "/login?to="},
+		{name: "no redirect when html is refused", h: &SessionAuth{OnUnauthenticated: &Unauthenticated{Redirect: "/login"}},
+			header: http.Header{"Accept": {"text/html;q=0, application/json"}}, status: 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := provisionAuth(t, tt.h, srv.URL)
+			r, _ := requestWithReplacer("GET", "/", tt.header)
+			w := httptest.NewRecorder()
+			next := &nextRecorder{}
+			err := h.ServeHTTP(w, r, next)
+			if got := statusOf(err); got != tt.status {
+				t.Errorf("error status %d (%v), want %d", got, err, tt.status)
+			}
+			if (next.got != nil) != tt.passes {
+				t.Errorf("reached next: %v, want %v", next.got != nil, tt.passes)
+			}
+			if tt.status == 401 && w.Header().Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if tt.location != "" && (w.Code != http.StatusFound || w.Header().Get("Location") != tt.location) {
+				t.Errorf("redirect: %d to %q, want 302 to %q", w.Code, w.Header().Get("Location"), tt.location)
+			}
+			if next.got != nil {
+				if _, ok := sessionctx.FromContext(next.got.Context()); ok {
+					t.Error("an anonymous request carries a session")
+				}
+			}
+		})
+	}
+}
+
+func TestServeHTTPLogoutEvicts(t *testing.T) {
+	srv, calls := whoami(t)
+	h := provisionAuth(t, &SessionAuth{Logout: []LogoutRoute{{Method: "post", Path: "/logout"}}}, srv.URL)
+	auth := http.Header{"Authorization": {"Bearer tok-a"}}
+	serve := func(method, path string, status int) {
+		t.Helper()
+		r, _ := requestWithReplacer(method, path, auth)
+		if err := h.ServeHTTP(httptest.NewRecorder(), r, &nextRecorder{status: status}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve("GET", "/", 0)
+	serve("POST", "/logout", http.StatusInternalServerError) // failed logout keeps the entry
+	serve("GET", "/", 0)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d calls, want 1 before a successful logout", n)
+	}
+	serve("POST", "/logout", http.StatusNoContent)
+	serve("GET", "/", 0)
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d calls, want 2: a 2xx logout evicts the token", n)
+	}
+}
+
+func TestProvisionRejectsBadConfig(t *testing.T) {
+	for name, h := range map[string]*SessionAuth{
+		"no dialect":      {},
+		"unknown dialect": {Backend: BackendConfig{Dialect: "nope", URL: "http://x"}},
+		"bad url":         {Backend: BackendConfig{Dialect: "http", URL: "not a url"}},
+		"negative ttl":    {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, CacheTTL: -1},
+		"bad token":       {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Tokens: []sessionctx.TokenSource{{From: "body"}}},
+		"unknown preset":  {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderPresets: []string{"nginx"}},
+		"bad status":      {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, OnUnauthenticated: &Unauthenticated{Status: 500}},
+		"bad header name": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Headers: map[string]string{"X Bad": "v"}},
+	} {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		err := h.Provision(ctx)
+		if err == nil {
+			t.Errorf("%s: Provision succeeded", name)
+		}
+		if cerr := h.Cleanup(); cerr != nil {
+			t.Errorf("%s: Cleanup after a failed Provision: %v", name, cerr)
+		}
+		cancel()
+	}
+}
