@@ -261,3 +261,37 @@ func TestCacheOneCallPerToken(t *testing.T) {
 		t.Errorf("session service called %d times for 2 tokens over 40 requests, want 2", n)
 	}
 }
+
+func TestHandleErrorsRendersOutcomes(t *testing.T) {
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	handle /down/* {
+		session_auth http http://127.0.0.1:1/closed
+		reverse_proxy %s
+	}
+	handle {
+		session_auth http %s
+		reverse_proxy %s
+	}
+	handle_errors {
+		respond "sessiongate says {err.status_code}" {err.status_code}
+	}
+}`, httpPort, up.Listener.Addr(), svc.URL, up.Listener.Addr()))
+
+	resp, body := do(t, tester, "GET", "/", nil)
+	if resp.StatusCode != 401 || body != "sessiongate says 401" {
+		t.Errorf("no token: %d %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("WWW-Authenticate") == "" {
+		t.Errorf("handle_errors lost WWW-Authenticate")
+	}
+	resp, body = do(t, tester, "GET", "/down/x", bearer("t"))
+	if resp.StatusCode != 503 || body != "sessiongate says 503" {
+		t.Errorf("service down: %d %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Errorf("handle_errors lost Retry-After")
+	}
+}
