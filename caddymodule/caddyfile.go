@@ -18,6 +18,10 @@ import (
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("session_auth", parseSessionAuth)
 	httpcaddyfile.RegisterDirectiveOrder("session_auth", httpcaddyfile.After, "basic_auth")
+	httpcaddyfile.RegisterHandlerDirective("session_require", parseSessionRequire)
+	httpcaddyfile.RegisterDirectiveOrder("session_require", httpcaddyfile.Before, "request_header")
+	httpcaddyfile.RegisterHandlerDirective("session_info", parseSessionInfo)
+	httpcaddyfile.RegisterDirectiveOrder("session_info", httpcaddyfile.Before, "respond")
 }
 
 func parseSessionAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -55,6 +59,7 @@ func parseSessionAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, erro
 //	    optional
 //	    on_unauthenticated status <code> | redirect <url-template>
 //	    logout <method> <path>
+//	    disable_metrics
 //	}
 func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
@@ -100,7 +105,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "timeout", "cache_ttl", "negative_ttl", "stale_if_error":
 			var val string
 			if !d.AllArgs(&val) {
-				return d.ArgErr()
+				return d.Errf("want %s <duration>", sub)
 			}
 			dur, err := caddy.ParseDuration(val)
 			if err != nil {
@@ -116,7 +121,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 		case "tls_insecure_skip_verify", "strip_token", "optional":
 			if d.NextArg() {
-				return d.ArgErr()
+				return d.Errf("%s takes no arguments", sub)
 			}
 			*map[string]*bool{
 				"tls_insecure_skip_verify": &h.TLSInsecureSkipVerify,
@@ -126,7 +131,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "tls_trusted_ca_certs":
 			files := d.RemainingArgs()
 			if len(files) == 0 {
-				return d.ArgErr()
+				return d.Err("want tls_trusted_ca_certs <pem-file...>")
 			}
 			h.TLSTrustedCACerts = append(h.TLSTrustedCACerts, files...)
 
@@ -150,7 +155,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "cache_max":
 			var val string
 			if !d.AllArgs(&val) {
-				return d.ArgErr()
+				return d.Err("want cache_max <entries>")
 			}
 			n, err := strconv.Atoi(val)
 			if err != nil || n <= 0 {
@@ -160,7 +165,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 		case "header_prefix":
 			if !d.AllArgs(&h.HeaderPrefix) {
-				return d.ArgErr()
+				return d.Err("want header_prefix <prefix>")
 			}
 			if h.HeaderPrefix == "" {
 				return d.Err("header_prefix must not be empty: it names the headers stripped from clients")
@@ -182,7 +187,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "headers":
 			names := d.RemainingArgs()
 			if len(names) == 0 {
-				return d.ArgErr()
+				return d.Err("want headers <preset...> (oauth2-proxy, authelia)")
 			}
 			for _, n := range names {
 				if _, ok := presets[n]; !ok {
@@ -208,6 +213,15 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				return d.Errf("on_unauthenticated %q: want status or redirect", args[0])
 			}
+
+		case "disable_metrics":
+			if err := once(sub); err != nil {
+				return err
+			}
+			if d.NextArg() {
+				return d.Errf("%s takes no arguments", sub)
+			}
+			h.DisableMetrics = true
 
 		case "logout":
 			var method, path string
@@ -235,7 +249,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func (h *SessionAuth) setBackend(d *caddyfile.Dispenser, dialect, url string, block bool) error {
 	dl, err := sessionctx.LookupDialect(dialect)
 	if err != nil {
-		return d.Err(err.Error())
+		return d.Errf("backend: %v", err)
 	}
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "{") {
 		return d.Errf("backend url %q: want an http:// or https:// URL", url)
@@ -290,5 +304,103 @@ func parseTokenSource(d *caddyfile.Dispenser) (sessionctx.TokenSource, error) {
 	return src, nil
 }
 
+func parseSessionRequire(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	sr := new(SessionRequire)
+	err := sr.UnmarshalCaddyfile(h.Dispenser)
+	return sr, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Lines are
+// ANDed; the values of one line are ORed, except perm's, which are all
+// required. Syntax:
+//
+//	session_require [<matcher>] [role|perm|org|user <values...> | admin] {
+//	    role <name...>
+//	    perm <name...>
+//	    org <id-or-name...>
+//	    user <name...>
+//	    admin
+//	}
+func (h *SessionRequire) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		if err := h.addRule(d); err != nil {
+			return err
+		}
+	}
+	for d.NextBlock(0) {
+		if err := h.addRule(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addRule reads one rule: the current token names it, the rest of the
+// line are its values.
+func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
+	kind := d.Val()
+	values := d.RemainingArgs()
+	switch kind {
+	case "role", "perm", "org", "user":
+		if len(values) == 0 {
+			return d.Errf("%s needs at least one value", kind)
+		}
+	}
+	switch kind {
+	case "role":
+		h.Roles = append(h.Roles, values)
+	case "perm":
+		h.Perms = append(h.Perms, values...)
+	case "org":
+		h.Orgs = append(h.Orgs, values)
+	case "user":
+		h.Users = append(h.Users, values)
+	case "admin":
+		if len(values) > 0 {
+			return d.ArgErr()
+		}
+		if h.Admin {
+			return d.Err("admin given twice")
+		}
+		h.Admin = true
+	default:
+		return d.Errf("unrecognized subdirective %q", kind)
+	}
+	return nil
+}
+
+func parseSessionInfo(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	si := new(SessionInfo)
+	err := si.UnmarshalCaddyfile(h.Dispenser)
+	return si, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	session_info [<matcher>] [<dialect>]
+func (h *SessionInfo) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+	case 1:
+		h.Dialect = args[0]
+		if err := h.Validate(); err != nil {
+			return d.Err(err.Error())
+		}
+	default:
+		return d.Errf("want session_info [<dialect>], got %d arguments", len(args))
+	}
+	if d.NextBlock(0) {
+		return d.Errf("unrecognized subdirective %q", d.Val())
+	}
+	return nil
+}
+
 // Interface guards
-var _ caddyfile.Unmarshaler = (*SessionAuth)(nil)
+var (
+	_ caddyfile.Unmarshaler = (*SessionAuth)(nil)
+	_ caddyfile.Unmarshaler = (*SessionRequire)(nil)
+	_ caddyfile.Unmarshaler = (*SessionInfo)(nil)
+)

@@ -1,8 +1,11 @@
 package caddymodule
 
 import (
+	"io"
 	"net/http"
 	"strings"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -67,13 +70,17 @@ var presets = map[string][]presetHeader{
 }
 
 // identity holds a session's header values, sanitized once when the
-// session enters the cache rather than on every request.
+// session enters the cache rather than on every request, and what the
+// replacer needs of it, made once too: a cache hit then maps placeholders
+// without allocating a closure or boxing the user id.
 type identity struct {
-	vals [numFields]string
+	vals         [numFields]string
+	userID       any // s.UserID, boxed for caddy.Replacer.Set
+	placeholders caddy.ReplacerFunc
 }
 
 func prepareIdentity(s *sessionctx.Session) any {
-	id := &identity{}
+	id := &identity{userID: s.UserID, placeholders: placeholders(s)}
 	id.vals[fieldUser] = sanitize(s.User)
 	id.vals[fieldUserID] = sanitize(s.UserID)
 	id.vals[fieldEmail] = sanitize(s.Email)
@@ -141,12 +148,23 @@ func sanitize(v string) string {
 type headerFolder struct {
 	prefix string          // folded
 	names  map[string]bool // folded
+	// first marks the folded first bytes of the prefix and the names, so
+	// that most client headers (Accept, Cookie, User-Agent...) are passed
+	// over on one byte, without folding or a map lookup.
+	first [256]bool
 }
 
 func newHeaderFolder(prefix string, names []string) *headerFolder {
 	f := &headerFolder{prefix: foldName(prefix), names: make(map[string]bool, len(names))}
+	if f.prefix != "" {
+		f.first[f.prefix[0]] = true
+	}
 	for _, n := range names {
-		f.names[foldName(n)] = true
+		n = foldName(n)
+		f.names[n] = true
+		if n != "" {
+			f.first[n[0]] = true
+		}
 	}
 	return f
 }
@@ -172,6 +190,9 @@ func foldByte(c byte) byte {
 // protected reports whether a client-sent header name is one the plugin
 // owns.
 func (f *headerFolder) protected(name string) bool {
+	if name != "" && !f.first[foldByte(name[0])] {
+		return false
+	}
 	if f.prefix != "" && len(name) >= len(f.prefix) {
 		match := true
 		for i := 0; i < len(f.prefix); i++ {
@@ -195,11 +216,70 @@ func (f *headerFolder) protected(name string) bool {
 	return f.names[string(b)]
 }
 
-// strip removes every protected header the client sent.
+// strip removes every protected header the client sent, and every
+// protected name the client listed in Connection: a proxy deletes the
+// headers Connection names as hop-by-hop, so listing one would let a
+// client delete the trusted value injected after this.
 func (f *headerFolder) strip(h http.Header) {
 	for name := range h {
 		if f.protected(name) {
 			delete(h, name)
 		}
 	}
+	if conn, ok := h["Connection"]; ok {
+		if kept, changed := f.stripConnection(conn); changed {
+			if len(kept) == 0 {
+				delete(h, "Connection")
+			} else {
+				h["Connection"] = kept
+			}
+		}
+	}
+}
+
+// stripConnection drops protected names from Connection values; it
+// allocates only when it finds one, as a plain "keep-alive" is common.
+func (f *headerFolder) stripConnection(vals []string) ([]string, bool) {
+	found := false
+	for _, v := range vals {
+		for rest := v; rest != "" && !found; {
+			var tok string
+			tok, rest, _ = strings.Cut(rest, ",")
+			found = f.protected(strings.TrimSpace(tok))
+		}
+	}
+	if !found {
+		return vals, false
+	}
+	var kept []string
+	for _, v := range vals {
+		var toks []string
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && !f.protected(tok) {
+				toks = append(toks, tok)
+			}
+		}
+		if len(toks) > 0 {
+			kept = append(kept, strings.Join(toks, ", "))
+		}
+	}
+	return kept, true
+}
+
+// trailerStripper strips protected names from the request trailers once
+// the body has been read: net/http fills in the trailers only at the end
+// of a chunked body, long after ServeHTTP stripped the headers, and
+// reverse_proxy forwards them.
+type trailerStripper struct {
+	io.ReadCloser
+	trailer http.Header
+	folder  *headerFolder
+}
+
+func (t *trailerStripper) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil {
+		t.folder.strip(t.trailer)
+	}
+	return n, err
 }

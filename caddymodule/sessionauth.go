@@ -81,6 +81,9 @@ type SessionAuth struct {
 	// Logout lists requests that end a session: when one gets a 2xx from
 	// the upstream, the token's cache entry is evicted. Default none.
 	Logout []LogoutRoute `json:"logout,omitempty"`
+	// DisableMetrics keeps this handler out of the Prometheus metrics.
+	// Default false.
+	DisableMetrics bool `json:"disable_metrics,omitempty"`
 
 	tokens    []sessionctx.TokenSource
 	extract   func(*http.Request, []sessionctx.TokenSource) (sessionctx.Credential, error)
@@ -91,6 +94,8 @@ type SessionAuth struct {
 	realm     string
 	resolver  *sessionctx.Resolver
 	poolKey   string
+	pooled    *pooledResolver
+	metricsOn bool // this handler counts in pooled.metricsUsers
 	logger    *zap.Logger
 	lastWarn  *atomic.Int64
 	dialect   string
@@ -176,9 +181,19 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		StaleIfError: time.Duration(h.StaleIfError),
 		Max:          h.CacheMax,
 	}
-	h.resolver, h.poolKey, err = loadResolver(bcfg, ccfg)
+	pooled, err := loadResolver(bcfg, ccfg)
 	if err != nil {
 		return err
+	}
+	h.pooled, h.resolver, h.poolKey = pooled, pooled.Resolver, pooled.key
+	if !h.DisableMetrics {
+		if reg := ctx.GetMetricsRegistry(); reg != nil {
+			if err := registerMetrics(reg); err != nil {
+				return fmt.Errorf("metrics: %v", err)
+			}
+		}
+		pooled.metricsUsers.Add(1)
+		h.metricsOn = true
 	}
 
 	h.tokens = h.Tokens
@@ -195,7 +210,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.realm = wwwAuthenticate(h.tokens)
 	h.extract = sessionctx.Extract
 	if d.Extract != nil {
-		h.extract = d.Extract
+		h.extract = d.Extractor(h.Backend.Options)
 	}
 
 	if h.HeaderPrefix == "" {
@@ -252,8 +267,13 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 
 // Cleanup releases this handler's hold on the shared cache.
 func (h *SessionAuth) Cleanup() error {
+	if h.metricsOn {
+		h.pooled.metricsUsers.Add(-1)
+		h.metricsOn = false
+	}
+	h.pooled = nil
 	if h.poolKey != "" {
-		_, err := resolvers.Delete(h.poolKey)
+		err := releaseResolver(h.poolKey)
 		h.poolKey = ""
 		return err
 	}
@@ -272,6 +292,12 @@ func wwwAuthenticate(tokens []sessionctx.TokenSource) string {
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.folder.strip(r.Header)
+	if r.Trailer != nil && r.Body != nil {
+		// Only trailers announced in a Trailer header reach a proxied
+		// request: net/http fills in this very map at the end of the body.
+		h.folder.strip(r.Trailer)
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, folder: h.folder}
+	}
 
 	cred, err := h.extract(r, h.tokens)
 	if err != nil {
@@ -308,14 +334,14 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	h.logRequest(res.Key, s, outcome, res.Hit)
 
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if repl != nil {
-		repl.Set("http.auth.user.id", s.UserID)
-		repl.Map(placeholders(s))
-	}
 	id, _ := res.Prepared.(*identity)
 	if id == nil {
 		id = prepareIdentity(s).(*identity)
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl != nil {
+		repl.Set("http.auth.user.id", id.userID)
+		repl.Map(id.placeholders)
 	}
 	h.injectHeaders(r.Header, id, repl)
 	if h.StripToken {
@@ -327,7 +353,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		rec := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 		err := next.ServeHTTP(rec, r)
 		if err == nil && rec.status >= 200 && rec.status < 300 {
-			h.resolver.ForgetKey(res.Key)
+			h.forgetOnLogout(res.Key)
 		}
 		return err
 	}
@@ -369,6 +395,18 @@ func (h *SessionAuth) isLogout(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// forgetOnLogout evicts the token of a logout request the upstream
+// accepted, so the next request with it asks the session service again.
+func (h *SessionAuth) forgetOnLogout(key sessionctx.Key) {
+	evicted := h.resolver.ForgetKey(key)
+	if evicted && h.metricsOn {
+		observeEvictions("logout", 1)
+	}
+	if ce := h.logger.Check(zapcore.DebugLevel, "session logout"); ce != nil {
+		ce.Write(zap.String("token_hash", key.Short()), zap.Bool("evicted", evicted))
+	}
 }
 
 // unauthenticated answers a request that has no live session: a redirect
@@ -423,6 +461,7 @@ func prefersHTML(r *http.Request) bool {
 }
 
 func (h *SessionAuth) logRequest(key sessionctx.Key, s *sessionctx.Session, outcome string, hit bool) {
+	h.observe(key, outcome, hit)
 	ce := h.logger.Check(zapcore.DebugLevel, "session")
 	if ce == nil {
 		return
@@ -442,6 +481,7 @@ func (h *SessionAuth) logRequest(key sessionctx.Key, s *sessionctx.Session, outc
 const warnInterval = 5 * time.Second
 
 func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {
+	h.observe(key, "service_error", false)
 	now := time.Now().UnixNano()
 	last := h.lastWarn.Load()
 	if now-last < int64(warnInterval) || !h.lastWarn.CompareAndSwap(last, now) {

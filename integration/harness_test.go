@@ -78,6 +78,10 @@ func startCaddy(t *testing.T, site string) *caddytest.Tester {
 		t.FailNow()
 	}
 	started = true
+	// do() shares http.DefaultTransport: a keep-alive connection to the
+	// Caddy of the previous config is closed as that Caddy stops, and
+	// reusing it fails the next request with EOF.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	return tester
 }
 
@@ -169,6 +173,9 @@ func do(t *testing.T, tester *caddytest.Tester, method, path string, header http
 		req.Header[k] = v
 	}
 	client := &http.Client{
+		// No keep-alive: a pooled connection to the server of a previous
+		// config load would be closed under the request (EOF, reset).
+		Transport:     &http.Transport{DisableKeepAlives: true},
 		Timeout:       10 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}

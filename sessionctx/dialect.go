@@ -45,11 +45,35 @@ type Dialect struct {
 	// session id and a token). The credential's Value is what the cache
 	// hashes, so it must hold every part.
 	Extract func(r *http.Request, sources []TokenSource) (Credential, error)
+	// ExtractWith, if set, builds Extract from the dialect's options, for
+	// a credential whose parts are read where the options say (ETERNUS:
+	// the session-id source). It takes precedence over Extract in
+	// Extractor.
+	ExtractWith func(opts Options) func(r *http.Request, sources []TokenSource) (Credential, error)
 	// NewOptions returns the dialect's default options; nil when it has none.
 	NewOptions func() Options
 	// New builds a client for the service. opts is what NewOptions returned,
 	// filled from the configuration.
 	New func(svc *Service, opts Options) (Backend, error)
+}
+
+// Extractor returns how this dialect reads a credential from a request,
+// given its options as JSON (BackendConfig.Options). Options that do not
+// decode give the defaults: NewBackend has rejected them already.
+func (d *Dialect) Extractor(options json.RawMessage) func(r *http.Request, sources []TokenSource) (Credential, error) {
+	if d.ExtractWith != nil && d.NewOptions != nil {
+		opts := d.NewOptions()
+		if len(options) > 0 {
+			if err := json.Unmarshal(options, opts); err != nil {
+				opts = d.NewOptions()
+			}
+		}
+		return d.ExtractWith(opts)
+	}
+	if d.Extract != nil {
+		return d.Extract
+	}
+	return Extract
 }
 
 var (

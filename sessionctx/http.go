@@ -258,7 +258,12 @@ func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, e
 	if status < 200 || status > 299 {
 		return nil, StatusError(status, b.opts.UnauthenticatedStatus...)
 	}
-	return b.opts.Mapping.Decode(raw, b.now())
+	s, err := b.opts.Mapping.Decode(raw, b.now())
+	if err != nil {
+		return nil, err
+	}
+	s.Dialect = "http"
+	return s, nil
 }
 
 // Decode maps a JSON answer to a session. An answer that is not a JSON

@@ -92,6 +92,9 @@ type Resolver struct {
 	Prepare func(*Session) any
 	// Observe, if set, is told of every session-service call.
 	Observe func(d time.Duration, err error)
+	// OnEvict, if set, is told when entries are pushed out to make room
+	// (not of Forget or Purge, whose callers know already).
+	OnEvict func(n int)
 
 	now func() time.Time
 
@@ -126,7 +129,12 @@ func (r *Resolver) Resolve(ctx context.Context, cred Credential) (Result, error)
 		return res, err
 	}
 	r.misses.Add(1)
+	return r.resolveMiss(ctx, key, cred)
+}
 
+// resolveMiss is Resolve's slow path, in its own function so that the
+// flight closure's capture of key does not move key to the heap on hits.
+func (r *Resolver) resolveMiss(ctx context.Context, key Key, cred Credential) (Result, error) {
 	ch := r.flight.DoChan(string(key[:]), func() (any, error) {
 		// A flight that ended between our lookup and this call may have
 		// filled the cache already.
@@ -190,12 +198,12 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 			e.prepared = r.Prepare(s)
 		}
 		r.neg.delete(key)
-		r.evictions.Add(uint64(r.pos.put(key, e, now.UnixNano())))
+		r.evicted(r.pos.put(key, e, now.UnixNano()))
 		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
 	case errors.Is(err, ErrUnauthenticated):
 		r.pos.delete(key)
 		exp := now.Add(r.cfg.NegativeTTL).UnixNano()
-		r.evictions.Add(uint64(r.neg.put(key, &entry{fresh: exp, stale: exp}, now.UnixNano())))
+		r.evicted(r.neg.put(key, &entry{fresh: exp, stale: exp}, now.UnixNano()))
 		return Result{Key: key}, err
 	default:
 		r.errs.Add(1)
@@ -207,6 +215,16 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 			return Result{Session: e.session, Prepared: e.prepared, Key: key, Stale: true}, nil
 		}
 		return Result{Key: key}, err
+	}
+}
+
+func (r *Resolver) evicted(n int) {
+	if n == 0 {
+		return
+	}
+	r.evictions.Add(uint64(n))
+	if r.OnEvict != nil {
+		r.OnEvict(n)
 	}
 }
 

@@ -6,14 +6,22 @@
 // proxy, can resolve sessions with the same dialects and cache that the
 // sessiongate Caddy plugin uses:
 //
-//	backend, _ := sessionctx.NewBackend(sessionctx.BackendConfig{Dialect: "http", URL: "https://auth.internal/whoami"})
-//	resolver := sessionctx.NewResolver(backend, sessionctx.CacheConfig{})
-//	cred, ok := sessionctx.Extract(r, backend.Dialect().Tokens)
+//	backend, dialect, err := sessionctx.NewBackend(sessionctx.BackendConfig{Dialect: "http", URL: "https://auth.internal/whoami"})
+//	resolver := sessionctx.NewResolver(backend, sessionctx.CacheConfig{}) // once, shared by every request
+//	...
+//	cred, err := sessionctx.Extract(r, dialect.Tokens) // per request
 //	res, err := resolver.Resolve(r.Context(), cred)
 //
+// Build one Resolver per session service and share it: the cache, and the
+// collapsing of concurrent misses into one service call, live in it.
+// Dialect.Extract, when set, replaces Extract for dialects whose credential
+// has more than one part.
+//
 // Errors that a caller must tell apart wrap ErrUnauthenticated (the token
-// names no live session) or ErrUnavailable (the session service could not
-// answer), so errors.Is picks the right response.
+// names no live session: answer 401) or ErrUnavailable (the session service
+// could not answer: answer 503, never 401, since the token may be fine), so
+// errors.Is picks the right response. The package example shows the whole
+// round trip against a test session service.
 package sessionctx
 
 import (

@@ -207,13 +207,35 @@ func Strip(r *http.Request, src TokenSource) {
 	case FromBearer:
 		r.Header.Del("Authorization")
 	case FromQuery:
-		q := r.URL.Query()
-		if _, ok := q[src.Name]; ok {
-			q.Del(src.Name)
-			r.URL.RawQuery = q.Encode()
+		if kept, changed := stripQuery(r.URL.RawQuery, src.Name); changed {
+			r.URL.RawQuery = kept
 			r.RequestURI = r.URL.RequestURI()
 		}
 	}
+}
+
+// stripQuery removes every pair that queryValue would read as name, working
+// on the raw query: url.Values silently drops pairs it cannot parse (a ';'
+// in a value), so stripping through it kept tokens that Extract had read.
+// The other pairs stay byte for byte.
+func stripQuery(raw, name string) (string, bool) {
+	kept := make([]string, 0, 4)
+	changed := false
+	for _, part := range strings.Split(raw, "&") {
+		k, _, _ := strings.Cut(part, "=")
+		if k == name {
+			changed = true
+			continue
+		}
+		if strings.Contains(k, "%") {
+			if uk, err := url.QueryUnescape(k); err == nil && uk == name {
+				changed = true
+				continue
+			}
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, "&"), changed
 }
 
 func stripCookie(h http.Header, name string) {

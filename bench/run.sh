@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Load benchmark of session_auth against Caddy without it and against
+# Caddy's own forward_auth. Builds Caddy with the plugin and the emulated
+# session service, starts both on loopback, and runs wrk against six cases
+# interleaved, ROUNDS times:
+#   a  respond alone                  b  session_auth (cached) + respond
+#   c  forward_auth + respond         d  reverse_proxy alone
+#   e  session_auth + reverse_proxy   f  session_auth, a new valid token per request
+# For each: requests/s, p50/p99 latency, and the Caddy process's CPU per
+# request (utime+stime from /proc); then the medians over rounds and the
+# ratios b/a, b/c, e/d (each the median of the per-round ratios).
+#
+# usage: bench/run.sh            (env: ROUNDS=6 DURATION=5 THREADS=2 CONNS=32)
+# Loopback only; everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-6}
+DURATION=${DURATION:-5}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}
+OUT=bench/out
+TOKEN=bench-0123456789abcdef0123456789abcdef
+CASES="a b c d e f"
+declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086)
+declare -A NAME=(
+	[a]="respond"
+	[b]="session_auth + respond"
+	[c]="forward_auth + respond"
+	[d]="reverse_proxy"
+	[e]="session_auth + reverse_proxy"
+	[f]="session_auth, cold tokens"
+)
+
+mkdir -p "$OUT"
+
+if ! command -v wrk >/dev/null; then
+	echo "== installing wrk"
+	apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+
+echo "== building"
+go build -o "$OUT/caddy" ./cmd/caddy
+go build -o "$OUT/sessionsvc" ./bench/sessionsvc
+
+for p in 18081 18082 18083 18084 18085 18086 18090 18091; do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+		echo "port $p is in use: is another benchmark running?" >&2
+		exit 1
+	fi
+done
+
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+"$OUT/sessionsvc" -session 127.0.0.1:18090 -upstream 127.0.0.1:18091 -prefix bench- >"$OUT/sessionsvc.log" 2>&1 &
+PIDS+=($!)
+"$OUT/caddy" run --config bench/Caddyfile --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
+CADDY=$!
+PIDS+=($CADDY)
+
+status() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $2" "http://127.0.0.1:$1/" || true; }
+for _ in $(seq 100); do
+	[ "$(status 18086 "$TOKEN")" = 200 ] && break
+	sleep 0.1
+done
+# Every case must answer 200 with the token, and the session_auth and
+# forward_auth cases 401 without a valid one: a benchmark of error pages
+# would measure nothing.
+for c in $CASES; do
+	got=$(status "${PORT[$c]}" "$TOKEN")
+	[ "$got" = 200 ] || { echo "case $c (${NAME[$c]}) answers $got, want 200; see $OUT/caddy.log" >&2; exit 1; }
+done
+for c in b c e f; do
+	got=$(status "${PORT[$c]}" nope)
+	[ "$got" = 401 ] || { echo "case $c (${NAME[$c]}) answers $got to a bad token, want 401" >&2; exit 1; }
+done
+
+TICK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$CADDY/stat"; }
+
+# to_us converts wrk's latency (850.00us, 1.23ms, 1.05s) to microseconds.
+to_us() {
+	awk -v v="$1" 'BEGIN {
+		n = v + 0
+		if (v ~ /us$/) print n
+		else if (v ~ /ms$/) print n * 1000
+		else if (v ~ /m$/) print n * 60e6
+		else if (v ~ /s$/) print n * 1e6
+		else print n }'
+}
+
+RESULTS="$OUT/results.txt"
+: >"$RESULTS"
+
+# run CASE ROUND SECONDS: one wrk run; appends a line to RESULTS unless
+# ROUND is "warmup".
+run() {
+	local c=$1 round=$2 secs=$3 log="$OUT/wrk-$1-$2.txt"
+	local args=(-t"$THREADS" -c"$CONNS" -d"${secs}s" --latency --timeout 5s)
+	if [ "$c" = f ]; then
+		args+=(-s bench/cold.lua "http://127.0.0.1:${PORT[$c]}/" -- "r$round-$$-$(date +%s%N)")
+	else
+		args+=(-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${PORT[$c]}/")
+	fi
+	local t0 t1
+	t0=$(cpu_ticks)
+	timeout $((secs + 30)) wrk "${args[@]}" >"$log"
+	t1=$(cpu_ticks)
+	[ "$round" = warmup ] && return
+	local rps reqs p50 p99 bad cpu
+	rps=$(awk '/^Requests\/sec:/ {print $2}' "$log")
+	reqs=$(awk '/requests in/ {print $1}' "$log")
+	p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$log")")
+	p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$log")")
+	bad=$(awk '/Non-2xx or 3xx responses:/ {n += $5} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$log")
+	cpu=$(awk -v d="$((t1 - t0))" -v tick="$TICK" -v n="$reqs" 'BEGIN {printf "%.1f", d / tick * 1e6 / n}')
+	echo "$c $round $rps $p50 $p99 $cpu $bad" >>"$RESULTS"
+	printf '  round %s  %-30s %10.0f req/s  p50 %7.0f us  p99 %7.0f us  cpu %6.1f us/req  errors %s\n' \
+		"$round" "${NAME[$c]}" "$rps" "$p50" "$p99" "$cpu" "$bad"
+}
+
+echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x 6 cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
+echo "== warmup"
+for c in $CASES; do run "$c" warmup 1; done
+# The cases compared run back to back (a with b, d with e), so a swing in
+# the machine's load hits both sides of a ratio alike; which of the two
+# goes first alternates from round to round.
+for r in $(seq "$ROUNDS"); do
+	echo "== round $r"
+	if [ $((r % 2)) = 1 ]; then order="a b c d e f"; else order="b a c e d f"; fi
+	for c in $order; do run "$c" "$r" "$DURATION"; done
+done
+
+median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+col() { awk -v c="$1" -v k="$2" '$1 == c {print $k}' "$RESULTS" | median; }
+ratio() { # median over rounds of (column $3 of case $1) / (column $3 of case $2)
+	awk -v x="$1" -v y="$2" -v k="${3:-3}" '$1 == x {a[$2] = $k} $1 == y {b[$2] = $k} END {for (r in a) if (b[r] > 0) print a[r] / b[r]}' "$RESULTS" | median
+}
+rounds() { # the per-round ratios, for the spread
+	awk -v x="$1" -v y="$2" '$1 == x {a[$2] = $3} $1 == y {b[$2] = $3} END {for (r = 1; r in a; r++) printf "%.2f ", a[r] / b[r]}' "$RESULTS"
+}
+
+echo
+echo "== medians over $ROUNDS rounds"
+printf '| case | requests/s | p50 | p99 | Caddy CPU per request | errors |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: |\n'
+for c in $CASES; do
+	errs=$(awk -v c="$c" '$1 == c {s += $7} END {print s + 0}' "$RESULTS")
+	printf '| (%s) %s | %.0f | %.0f µs | %.0f µs | %.1f µs | %s |\n' "$c" "${NAME[$c]}" \
+		"$(col "$c" 3)" "$(col "$c" 4)" "$(col "$c" 5)" "$(col "$c" 6)" "$errs"
+done
+echo
+echo "requests/s ratios (median of the per-round ratios; per round in brackets):"
+printf '  b/a = %.3f  [ %s]  session_auth + respond vs respond; goal >= 0.90\n' "$(ratio b a)" "$(rounds b a)"
+printf '  e/d = %.3f  [ %s]  session_auth + reverse_proxy vs reverse_proxy; goal >= 0.95\n' "$(ratio e d)" "$(rounds e d)"
+printf '  b/c = %.2f   [ %s]  session_auth vs forward_auth; goal >= 3\n' "$(ratio b c)" "$(rounds b c)"
+printf '  f/c = %.2f   [ %s]  cold tokens (one service call each) vs forward_auth\n' "$(ratio f c)" "$(rounds f c)"
+echo "Caddy CPU per request ratios (capacity when CPU-bound; steadier than requests/s on a busy machine):"
+printf '  a/b = %.3f   d/e = %.3f   c/b = %.2f\n' "$(ratio a b 6)" "$(ratio d e 6)" "$(ratio c b 6)"

@@ -1,0 +1,175 @@
+package caddymodule
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+func init() {
+	caddy.RegisterModule(AdminAPI{})
+}
+
+// AdminAPI serves sessiongate's endpoints on Caddy's admin API:
+// GET /sessiongate/stats and POST /sessiongate/purge. Caddy loads every
+// admin.api module by itself; there is nothing to configure.
+type AdminAPI struct {
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (AdminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.sessiongate",
+		New: func() caddy.Module { return new(AdminAPI) },
+	}
+}
+
+// Provision sets up the module's logger.
+func (a *AdminAPI) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger(a) // admin modules have no ancestry to name them
+	return nil
+}
+
+// Routes returns the admin routes.
+func (a *AdminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{
+		{Pattern: "/sessiongate/stats", Handler: caddy.AdminHandlerFunc(a.handleStats)},
+		{Pattern: "/sessiongate/purge", Handler: caddy.AdminHandlerFunc(a.handlePurge)},
+	}
+}
+
+// BackendStats is one cache's line in GET /sessiongate/stats.
+type BackendStats struct {
+	// ID tells apart two caches of one backend with different cache
+	// settings: a prefix of the pool key.
+	ID      string `json:"id"`
+	Dialect string `json:"dialect"`
+	// URL is the backend URL without user info, query or fragment.
+	URL string `json:"url"`
+	sessionctx.Stats
+}
+
+func (a *AdminAPI) handleStats(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return methodNotAllowed(w, r, http.MethodGet)
+	}
+	out := []BackendStats{}
+	for _, p := range liveResolvers() {
+		out = append(out, BackendStats{ID: p.key[:12], Dialect: p.dialect, URL: p.url, Stats: p.Stats()})
+	}
+	return writeJSON(w, map[string]any{"backends": out})
+}
+
+// purgeRequest is the body of POST /sessiongate/purge.
+type purgeRequest struct {
+	// Token is a token as clients send it (for eternus: the whole
+	// "<session_id>:<token>" credential).
+	Token string `json:"token,omitempty"`
+	All   bool   `json:"all,omitempty"`
+}
+
+// maxPurgeBody bounds a purge body: a token and some JSON around it.
+const maxPurgeBody = 64 << 10
+
+func (a *AdminAPI) handlePurge(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return methodNotAllowed(w, r, http.MethodPost)
+	}
+	req, err := decodePurge(r.Body)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	}
+	purged := 0
+	backends := liveResolvers()
+	for _, p := range backends {
+		n := 0
+		if req.All {
+			n = p.Purge()
+		} else {
+			n = forgetToken(p.Resolver, req.Token)
+		}
+		purged += n
+		if p.metricsUsers.Load() > 0 {
+			observeEvictions("purge", n)
+		}
+	}
+	if ce := a.logger.Check(zapcore.InfoLevel, "sessiongate cache purged"); ce != nil {
+		// Never the token: a purge log line is as readable as any other.
+		ce.Write(zap.Bool("all", req.All), zap.Int("purged", purged), zap.Int("backends", len(backends)))
+	}
+	return writeJSON(w, map[string]int{"purged": purged, "backends": len(backends)})
+}
+
+// decodePurge reads a purge body, which must say exactly one of "token"
+// and "all": an empty or ambiguous body purging everything by accident
+// would be a bad surprise.
+func decodePurge(body io.Reader) (purgeRequest, error) {
+	var req purgeRequest
+	raw, err := io.ReadAll(io.LimitReader(body, maxPurgeBody+1))
+	if err != nil {
+		return req, fmt.Errorf("reading body: %v", err)
+	}
+	if len(raw) > maxPurgeBody {
+		return req, fmt.Errorf("body larger than %d bytes", maxPurgeBody)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return req, errors.New(`empty body: want {"token": "..."} or {"all": true}`)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf(`body is not {"token": "..."} or {"all": true}: %v`, err)
+	}
+	if dec.More() {
+		return req, errors.New("body holds more than one JSON value")
+	}
+	switch {
+	case req.All && req.Token != "":
+		return req, errors.New(`give "token" or "all", not both`)
+	case !req.All && req.Token == "":
+		return req, errors.New(`want a non-empty "token", or "all": true`)
+	}
+	return req, nil
+}
+
+// forgetToken evicts a token from one cache whatever source it came in
+// by: cache keys hash the kind of source with the token, and the admin
+// cannot be expected to know which one a client used.
+func forgetToken(r *sessionctx.Resolver, token string) int {
+	n := 0
+	for _, from := range []string{sessionctx.FromCookie, sessionctx.FromHeader, sessionctx.FromBearer, sessionctx.FromQuery} {
+		if r.ForgetKey(sessionctx.KeyOf(sessionctx.Credential{Value: token, Source: sessionctx.TokenSource{From: from}})) {
+			n++
+		}
+	}
+	return n
+}
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) error {
+	w.Header().Set("Allow", allow)
+	return caddy.APIError{
+		HTTPStatus: http.StatusMethodNotAllowed,
+		Err:        fmt.Errorf("method %s not allowed, use %s", r.Method, allow),
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(v)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner = (*AdminAPI)(nil)
+	_ caddy.AdminRouter = (*AdminAPI)(nil)
+)

@@ -1,0 +1,247 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+const benchToken = "ok-0123456789abcdef0123456789abcdef"
+
+// benchService is an http-dialect session service that knows one session.
+func benchService(b *testing.B) (*httptest.Server, *atomic.Int64) {
+	b.Helper()
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		if r.Header.Get("Authorization") != "Bearer "+benchToken {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id":"s1","user_id":"u1","user":"alice","email":"alice@example.com","name":"Alice Doe","org_id":"o1","org":"Acme","roles":["admin","dev"],"perms":["read","write"],"admin":true}`)
+	}))
+	b.Cleanup(srv.Close)
+	return srv, &calls
+}
+
+// provisioned returns a handler provisioned for real against srv, with a
+// no-op logger (a test caddy.Context logs at debug level; production's
+// default is info, where the per-request line costs a level check).
+func provisioned(b *testing.B, h *SessionAuth, url string) *SessionAuth {
+	b.Helper()
+	h.Backend = BackendConfig{Dialect: "http", URL: url}
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { h.Cleanup() })
+	h.logger = zap.NewNop()
+	return h
+}
+
+// caddyRequest is a request as Caddy's server hands it to a handler: its
+// own header map, a fresh replacer with the http vars provider mapped, and
+// the vars map in its context.
+func caddyRequest(hdr http.Header) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "http://example.com/app/page?x=1", nil)
+	r.Header = make(http.Header, len(hdr))
+	for k, v := range hdr {
+		r.Header[k] = v
+	}
+	repl := caddy.NewReplacer()
+	repl.Map(func(string) (any, bool) { return nil, false }) // the server's http vars
+	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
+	return r.WithContext(ctx)
+}
+
+func clientHeaders() http.Header {
+	return http.Header{
+		"Authorization":   {"Bearer " + benchToken},
+		"Accept":          {"text/html,application/xhtml+xml"},
+		"Accept-Encoding": {"gzip, deflate, br"},
+		"Cookie":          {"theme=dark; lang=en"},
+		"User-Agent":      {"Mozilla/5.0 (bench)"},
+		"X-Session-User":  {"mallory"}, // forged: must be stripped
+	}
+}
+
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+var nextOK = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	if _, ok := sessionctx.FromContext(r.Context()); !ok {
+		return fmt.Errorf("no session in context")
+	}
+	return nil
+})
+
+// serveBatches runs ServeHTTP once per iteration on requests prepared in
+// batches with the timer stopped, so the figures are the handler's alone:
+// building the request, its header map and its replacer is the server's
+// cost, not sessiongate's.
+func serveBatches(b *testing.B, h *SessionAuth, hdr http.Header) {
+	b.Helper()
+	w := &discardWriter{h: http.Header{}}
+	// Warm the cache: the first request is the one service call.
+	if err := h.ServeHTTP(w, caddyRequest(hdr), nextOK); err != nil {
+		b.Fatal(err)
+	}
+	batch := make([]*http.Request, 512)
+	fill := func() {
+		for i := range batch {
+			batch[i] = caddyRequest(hdr)
+		}
+	}
+	fill()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		if i == len(batch) {
+			b.StopTimer()
+			fill()
+			i = 0
+			b.StartTimer()
+		}
+		r := batch[i]
+		if err := h.ServeHTTP(w, r, nextOK); err != nil {
+			b.Fatal(err)
+		}
+		if r.Header.Get("X-Session-User") != "alice" {
+			b.Fatalf("X-Session-User = %q", r.Header.Get("X-Session-User"))
+		}
+		i++
+	}
+}
+
+// BenchmarkCachedRequest is the whole session_auth hot path on a cache
+// hit: strip, extract, hash, cache lookup, placeholders, header injection,
+// the session put in the context.
+func BenchmarkCachedRequest(b *testing.B) {
+	srv, calls := benchService(b)
+	h := provisioned(b, &SessionAuth{}, srv.URL)
+	serveBatches(b, h, clientHeaders())
+	if calls.Load() != 1 {
+		b.Errorf("session-service calls = %d, want 1", calls.Load())
+	}
+}
+
+// BenchmarkCachedRequestPresetAndCustom adds a header preset and a custom
+// header template, the per-request replacer work.
+func BenchmarkCachedRequestPresetAndCustom(b *testing.B) {
+	srv, _ := benchService(b)
+	h := provisioned(b, &SessionAuth{
+		HeaderPresets: []string{"oauth2-proxy"},
+		Headers:       map[string]string{"X-Remote-User": "{session.user}@{session.org}"},
+	}, srv.URL)
+	serveBatches(b, h, clientHeaders())
+}
+
+// BenchmarkCachedRequestStripToken adds strip_token (bearer).
+func BenchmarkCachedRequestStripToken(b *testing.B) {
+	srv, _ := benchService(b)
+	h := provisioned(b, &SessionAuth{StripToken: true}, srv.URL)
+	serveBatches(b, h, clientHeaders())
+}
+
+// BenchmarkRequestSetup is what serveBatches keeps out of the timing, for
+// reference: Caddy pays it per request with or without the plugin.
+func BenchmarkRequestSetup(b *testing.B) {
+	hdr := clientHeaders()
+	b.ReportAllocs()
+	for b.Loop() {
+		caddyRequest(hdr)
+	}
+}
+
+func BenchmarkTokenExtract(b *testing.B) {
+	srv, _ := benchService(b)
+	h := provisioned(b, &SessionAuth{}, srv.URL)
+	r := caddyRequest(clientHeaders())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.extract(r, h.tokens); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCacheHit is Resolver.Resolve on a hit, as the handler calls it.
+func BenchmarkCacheHit(b *testing.B) {
+	srv, _ := benchService(b)
+	h := provisioned(b, &SessionAuth{}, srv.URL)
+	cred := sessionctx.Credential{Value: benchToken, Source: sessionctx.TokenSource{From: sessionctx.FromBearer}}
+	ctx := context.Background()
+	if _, err := h.resolver.Resolve(ctx, cred); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if res, err := h.resolver.Resolve(ctx, cred); err != nil || !res.Hit {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStripHeaders(b *testing.B) {
+	f := newHeaderFolder(DefaultHeaderPrefix, []string{"X-Forwarded-User", "Remote-User", "X-Auth-Request-Email"})
+	hdr := clientHeaders()
+	delete(hdr, "X-Session-User")
+	b.ReportAllocs()
+	for b.Loop() {
+		f.strip(hdr)
+	}
+}
+
+func BenchmarkInjectHeaders(b *testing.B) {
+	srv, _ := benchService(b)
+	h := provisioned(b, &SessionAuth{HeaderPresets: []string{"authelia"}}, srv.URL)
+	s := &sessionctx.Session{User: "alice", UserID: "u1", Email: "alice@example.com", Name: "Alice Doe",
+		Org: "Acme", OrgID: "o1", Roles: []string{"admin", "dev"}, Perms: []string{"read"}}
+	id := prepareIdentity(s).(*identity)
+	hdr := make(http.Header, 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.injectHeaders(hdr, id, nil)
+	}
+}
+
+// BenchmarkPlaceholders is the replacer work per request as ServeHTTP
+// does it (the user id for access logs, the {session.*} provider made once
+// per session) and one template rendered; making the replacer itself,
+// the server's cost, is included.
+func BenchmarkPlaceholders(b *testing.B) {
+	s := &sessionctx.Session{User: "alice", UserID: "u1", Org: "Acme"}
+	id := prepareIdentity(s).(*identity)
+	b.ReportAllocs()
+	for b.Loop() {
+		repl := caddy.NewReplacer()
+		repl.Set("http.auth.user.id", id.userID)
+		repl.Map(id.placeholders)
+		if v := repl.ReplaceAll("{session.user}@{session.org}", ""); v != "alice@Acme" {
+			b.Fatal(v)
+		}
+	}
+}
+
+// BenchmarkNewReplacer is the baseline of BenchmarkPlaceholders.
+func BenchmarkNewReplacer(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		caddy.NewReplacer()
+	}
+}

@@ -1,0 +1,235 @@
+package caddymodule_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// TestCaddyfileRequireInfoAdapt checks both directives in a whole site:
+// with no order option, session_require sorts after session_auth and
+// before request_header, and session_info before respond; the block and
+// one-line forms give the same rules.
+func TestCaddyfileRequireInfoAdapt(t *testing.T) {
+	caddytest.AssertAdapt(t, `:8080 {
+	respond "fallback"
+	session_info /session vsphere
+	request_header X-User {session.user}
+	session_require /admin* {
+		role admin ops
+		role billing
+		perm read write
+		perm audit
+		org acme 42
+		user alice bob
+		admin
+	}
+	session_require /dev* role dev
+	session_auth http https://auth.example/whoami
+}
+`, "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"handle": [
+								{
+									"backend": {
+										"dialect": "http",
+										"url": "https://auth.example/whoami"
+									},
+									"handler": "session_auth"
+								}
+							]
+						},
+						{
+							"match": [
+								{
+									"path": [
+										"/admin*"
+									]
+								}
+							],
+							"handle": [
+								{
+									"admin": true,
+									"handler": "session_require",
+									"orgs": [
+										[
+											"acme",
+											"42"
+										]
+									],
+									"perms": [
+										"read",
+										"write",
+										"audit"
+									],
+									"roles": [
+										[
+											"admin",
+											"ops"
+										],
+										[
+											"billing"
+										]
+									],
+									"users": [
+										[
+											"alice",
+											"bob"
+										]
+									]
+								}
+							]
+						},
+						{
+							"match": [
+								{
+									"path": [
+										"/dev*"
+									]
+								}
+							],
+							"handle": [
+								{
+									"handler": "session_require",
+									"roles": [
+										[
+											"dev"
+										]
+									]
+								}
+							]
+						},
+						{
+							"handle": [
+								{
+									"handler": "headers",
+									"request": {
+										"set": {
+											"X-User": [
+												"{session.user}"
+											]
+										}
+									}
+								}
+							]
+						},
+						{
+							"match": [
+								{
+									"path": [
+										"/session"
+									]
+								}
+							],
+							"handle": [
+								{
+									"dialect": "vsphere",
+									"handler": "session_info"
+								}
+							]
+						},
+						{
+							"handle": [
+								{
+									"body": "fallback",
+									"handler": "static_response"
+								}
+							]
+						}
+					]
+				}
+			}
+		}
+	}
+}`)
+}
+
+func TestCaddyfileRequireInfoForms(t *testing.T) {
+	for _, tc := range []struct {
+		body, handler, want string
+	}{
+		{"session_require", "session_require", `{"handler":"session_require"}`},
+		{"session_require admin", "session_require", `{"admin":true,"handler":"session_require"}`},
+		{"session_require perm a b", "session_require", `{"handler":"session_require","perms":["a","b"]}`},
+		{"session_require org acme", "session_require", `{"handler":"session_require","orgs":[["acme"]]}`},
+		{"session_require user ann", "session_require", `{"handler":"session_require","users":[["ann"]]}`},
+		{"session_require role a {\n role b\n}", "session_require", `{"handler":"session_require","roles":[["a"],["b"]]}`},
+		{"session_info", "session_info", `{"handler":"session_info"}`},
+		{"session_info tr50", "session_info", `{"dialect":"tr50","handler":"session_info"}`},
+		{"session_info normalized", "session_info", `{"dialect":"normalized","handler":"session_info"}`},
+	} {
+		got, err := adaptHandler(t, tc.body, tc.handler)
+		if err != nil {
+			t.Errorf("%q: %v", tc.body, err)
+			continue
+		}
+		if got != canonicalJSON(t, tc.want) {
+			t.Errorf("%q:\n got %s\nwant %s", tc.body, got, tc.want)
+		}
+	}
+}
+
+func TestCaddyfileRequireInfoErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		line  int
+		want  string
+	}{
+		{"unknown rule", []string{"session_require {", "group admin", "}"}, 3, `unrecognized subdirective "group"`},
+		{"unknown rule one-line", []string{"session_require group admin"}, 2, `unrecognized subdirective "group"`},
+		{"role without values", []string{"session_require {", "role", "}"}, 3, "role needs at least one value"},
+		{"perm without values", []string{"session_require perm"}, 2, "perm needs at least one value"},
+		{"admin with a value", []string{"session_require {", "admin yes", "}"}, 3, "wrong argument count"},
+		{"admin twice", []string{"session_require admin {", "admin", "}"}, 3, "admin given twice"},
+		{"unknown dialect", []string{"session_info ldap"}, 2, `unknown dialect "ldap"`},
+		{"two dialects", []string{"session_info vsphere tr50"}, 2, "want session_info [<dialect>]"},
+		{"info with a block", []string{"session_info vsphere {", "fields user", "}"}, 3, `unrecognized subdirective "fields"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			handler := strings.Fields(tc.lines[0])[0]
+			_, err := adaptHandler(t, strings.Join(tc.lines, "\n"), handler)
+			if err == nil {
+				t.Fatalf("adapted without error; want %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			if at := fmt.Sprintf("Caddyfile:%d", tc.line); !strings.Contains(err.Error(), at) {
+				t.Errorf("error %q does not name line %s", err, at)
+			}
+		})
+	}
+}
+
+// adaptHandler adapts a one-site Caddyfile holding body and returns the
+// JSON of the first handler called name.
+func adaptHandler(t *testing.T, body, name string) (string, error) {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(":8080 {\n"+body+"\n}\n"), nil)
+	if err != nil {
+		return "", err
+	}
+	var cfg any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatalf("adapter output is not JSON: %v", err)
+	}
+	h := findHandler(cfg, name)
+	if h == nil {
+		t.Fatalf("no %s handler in the adapted config:\n%s", name, out)
+	}
+	raw, err := json.Marshal(h)
+	return string(raw), err
+}

@@ -1,0 +1,457 @@
+package caddymodule_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	_ "github.com/sessiongate/caddy-sessiongate/caddymodule"
+)
+
+// adaptSessionAuth adapts a one-site Caddyfile holding body and returns the
+// session_auth handler's JSON, so that each case shows only what its
+// subdirective produced.
+func adaptSessionAuth(t *testing.T, body string) (string, error) {
+	t.Helper()
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(":8080 {\n"+body+"\n}\n"), nil)
+	if err != nil {
+		return "", err
+	}
+	var cfg any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatalf("adapter output is not JSON: %v", err)
+	}
+	h := findHandler(cfg, "session_auth")
+	if h == nil {
+		t.Fatalf("no session_auth handler in the adapted config:\n%s", out)
+	}
+	raw, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw), nil
+}
+
+// findHandler walks the adapted config for the first handler object named
+// name, wherever the site's routes nest it.
+func findHandler(v any, name string) map[string]any {
+	switch v := v.(type) {
+	case map[string]any:
+		if v["handler"] == name {
+			return v
+		}
+		for _, k := range sortedKeys(v) {
+			if h := findHandler(v[k], name); h != nil {
+				return h
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if h := findHandler(e, name); h != nil {
+				return h
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// canonicalJSON re-encodes s with sorted keys and no spacing, so that
+// expectations can be written readably.
+func canonicalJSON(t *testing.T, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("expected JSON %s does not parse: %v", s, err)
+	}
+	raw, _ := json.Marshal(v)
+	return string(raw)
+}
+
+// TestCaddyfileSessionAuthSubdirectives covers every session_auth
+// subdirective: Caddyfile in, the handler's JSON out.
+func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
+	const be = `"backend":{"dialect":"http","url":"https://auth.example/whoami"}`
+	for _, tc := range []struct {
+		name, caddyfile, want string
+	}{
+		{
+			name:      "dialect and url on the directive line",
+			caddyfile: `session_auth http https://auth.example/whoami`,
+			want:      `{"handler":"session_auth",` + be + `}`,
+		},
+		{
+			name: "backend line without options",
+			caddyfile: `session_auth {
+				backend http https://auth.example/whoami
+			}`,
+			want: `{"handler":"session_auth",` + be + `}`,
+		},
+		{
+			name: "backend with a dialect option block holds only what was written",
+			caddyfile: `session_auth {
+				backend http https://auth.example/sessions/whoami {
+					method post
+					token_to cookie ory_session
+					unauthenticated_status 401 404
+					user_id_from identity.id
+					user_from identity.traits.email
+					roles_from groups
+					valid_from active
+				}
+			}`,
+			want: `{"handler":"session_auth","backend":{"dialect":"http","url":"https://auth.example/sessions/whoami","options":{
+				"method":"POST","token_to":{"to":"cookie","name":"ory_session"},"unauthenticated_status":[401,404],
+				"user_id_from":"identity.id","user_from":"identity.traits.email","roles_from":"groups","valid_from":"active"}}}`,
+		},
+		{
+			name: "backend url from the environment",
+			caddyfile: `session_auth {
+				backend http {env.SESSION_URL}
+			}`,
+			want: `{"handler":"session_auth","backend":{"dialect":"http","url":"{env.SESSION_URL}"}}`,
+		},
+		{
+			name: "timeout",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				timeout 1500ms
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"timeout":1500000000}`,
+		},
+		{
+			name: "tls_insecure_skip_verify",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				tls_insecure_skip_verify
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"tls_insecure_skip_verify":true}`,
+		},
+		{
+			name: "tls_trusted_ca_certs accumulates over lines",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				tls_trusted_ca_certs /etc/ssl/a.pem /etc/ssl/b.pem
+				tls_trusted_ca_certs /etc/ssl/c.pem
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"tls_trusted_ca_certs":["/etc/ssl/a.pem","/etc/ssl/b.pem","/etc/ssl/c.pem"]}`,
+		},
+		{
+			name: "backend_header canonical names, repeatable",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				backend_header x-app-key {env.APP_KEY}
+				backend_header X-Tenant a
+				backend_header X-Tenant b
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"backend_headers":{"X-App-Key":["{env.APP_KEY}"],"X-Tenant":["a","b"]}}`,
+		},
+		{
+			name: "token sources in the order written",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				token cookie sid
+				token header X-Auth "Token "
+				token header X-Session
+				token bearer
+				token query session
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"tokens":[
+				{"from":"cookie","name":"sid"},
+				{"from":"header","name":"X-Auth","prefix":"Token "},
+				{"from":"header","name":"X-Session"},
+				{"from":"bearer"},
+				{"from":"query","name":"session"}]}`,
+		},
+		{
+			name: "cache settings",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				cache_ttl 2m
+				negative_ttl 30s
+				stale_if_error 1h
+				cache_max 5000
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"cache_ttl":120000000000,"negative_ttl":30000000000,"stale_if_error":3600000000000,"cache_max":5000}`,
+		},
+		{
+			name: "durations in days and zero",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				cache_ttl 1d
+				stale_if_error 0s
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"cache_ttl":86400000000000}`,
+		},
+		{
+			name: "header_prefix",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				header_prefix X-Auth-
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"header_prefix":"X-Auth-"}`,
+		},
+		{
+			name: "header templates keep their placeholders",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				header X-Greeting "hello {session.name}"
+				header X-Tenant {session.attrs.tenant}
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"headers":{"X-Greeting":"hello {session.name}","X-Tenant":"{session.attrs.tenant}"}}`,
+		},
+		{
+			name: "header presets",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				headers oauth2-proxy
+				headers authelia
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"header_presets":["oauth2-proxy","authelia"]}`,
+		},
+		{
+			name: "strip_token and optional",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				strip_token
+				optional
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"strip_token":true,"optional":true}`,
+		},
+		{
+			name: "disable_metrics",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				disable_metrics
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"disable_metrics":true}`,
+		},
+		{
+			name: "on_unauthenticated status",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				on_unauthenticated status 403
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"on_unauthenticated":{"status":403}}`,
+		},
+		{
+			name: "on_unauthenticated redirect keeps its template",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				on_unauthenticated redirect "https://login.example/?rd={http.request.uri}"
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"on_unauthenticated":{"redirect":"https://login.example/?rd={http.request.uri}"}}`,
+		},
+		{
+			name: "logout routes, method upper-cased",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				logout post /logout
+				logout GET /auth/signout
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"logout":[{"method":"POST","path":"/logout"},{"method":"GET","path":"/auth/signout"}]}`,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := adaptSessionAuth(t, tc.caddyfile)
+			if err != nil {
+				t.Fatalf("adapt: %v", err)
+			}
+			if want := canonicalJSON(t, tc.want); got != want {
+				t.Errorf("handler JSON\n got: %s\nwant: %s", got, want)
+			}
+		})
+	}
+}
+
+// TestCaddyfileSessionAuthAdapt checks a whole site: the directive sorts
+// ahead of request_header and reverse_proxy with no order option, and
+// request_header can use the session's placeholders.
+func TestCaddyfileSessionAuthAdapt(t *testing.T) {
+	caddytest.AssertAdapt(t, `:8080 {
+	reverse_proxy 127.0.0.1:9002
+	request_header X-User {session.user}
+	session_auth {
+		backend http https://auth.example/whoami {
+			user_from login
+		}
+		token cookie sid
+		cache_ttl 1m
+		strip_token
+	}
+}
+`, "caddyfile", `{
+	"apps": {
+		"http": {
+			"servers": {
+				"srv0": {
+					"listen": [
+						":8080"
+					],
+					"routes": [
+						{
+							"handle": [
+								{
+									"backend": {
+										"dialect": "http",
+										"options": {
+											"user_from": "login"
+										},
+										"url": "https://auth.example/whoami"
+									},
+									"cache_ttl": 60000000000,
+									"handler": "session_auth",
+									"strip_token": true,
+									"tokens": [
+										{
+											"from": "cookie",
+											"name": "sid"
+										}
+									]
+								},
+								{
+									"handler": "headers",
+									"request": {
+										"set": {
+											"X-User": [
+												"{session.user}"
+											]
+										}
+									}
+								},
+								{
+									"handler": "reverse_proxy",
+									"upstreams": [
+										{
+											"dial": "127.0.0.1:9002"
+										}
+									]
+								}
+							]
+						}
+					]
+				}
+			}
+		}
+	}
+}`)
+}
+
+// TestCaddyfileSessionAuthErrors checks that every mistake is refused with
+// a message that names the subdirective and the line it is on.
+func TestCaddyfileSessionAuthErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// lines of the session_auth directive; the site block adds one
+		// line before them, so the first is line 2.
+		lines []string
+		line  int
+		want  string
+	}{
+		{"unknown subdirective", []string{"session_auth http https://a.example {", "cache_ttl 1m", "cache_size 10", "}"}, 4, `unrecognized subdirective "cache_size"`},
+		{"setting given twice", []string{"session_auth http https://a.example {", "cache_ttl 1m", "negative_ttl 5s", "cache_ttl 2m", "}"}, 5, "cache_ttl given twice"},
+		{"flag given twice", []string{"session_auth http https://a.example {", "optional", "optional", "}"}, 4, "optional given twice"},
+		{"disable_metrics given twice", []string{"session_auth http https://a.example {", "disable_metrics", "disable_metrics", "}"}, 4, "disable_metrics given twice"},
+		{"disable_metrics given a value", []string{"session_auth http https://a.example {", "disable_metrics yes", "}"}, 3, "disable_metrics takes no arguments"},
+		{"backend given twice", []string{"session_auth http https://a.example {", "backend http https://b.example", "}"}, 3, "backend given twice"},
+		{"backend line given twice", []string{"session_auth {", "backend http https://a.example", "backend http https://b.example", "}"}, 4, "backend given twice"},
+		{"bad duration", []string{"session_auth http https://a.example {", "timeout soon", "}"}, 3, "timeout"},
+		{"negative duration", []string{"session_auth http https://a.example {", "stale_if_error -5s", "}"}, 3, "stale_if_error must not be negative"},
+		{"duration missing", []string{"session_auth http https://a.example {", "negative_ttl", "}"}, 3, "negative_ttl"},
+		{"duration given two values", []string{"session_auth http https://a.example {", "cache_ttl 1m 2m", "}"}, 3, "cache_ttl"},
+		{"flag given a value", []string{"session_auth http https://a.example {", "strip_token yes", "}"}, 3, "strip_token"},
+		{"unknown dialect on the directive line", []string{"session_auth ldap https://a.example"}, 2, `unknown dialect "ldap"`},
+		{"unknown dialect on the backend line", []string{"session_auth {", "backend ldap https://a.example", "}"}, 3, `backend: unknown dialect "ldap"`},
+		{"backend without url", []string{"session_auth {", "backend http", "}"}, 3, "want backend <dialect> <url>"},
+		{"bad url", []string{"session_auth {", "backend http ftp://a.example", "}"}, 3, `backend url "ftp://a.example"`},
+		{"directive line with one argument", []string{"session_auth http"}, 2, "want session_auth [<dialect> <url>]"},
+		{"unknown dialect option", []string{"session_auth {", "backend http https://a.example {", "user_from login", "groups_from groups", "}", "}"}, 5, `unrecognized http backend option "groups_from"`},
+		{"no backend", []string{"session_auth {", "cache_ttl 1m", "}"}, 4, "session_auth needs a backend"},
+		{"bad token source", []string{"session_auth http https://a.example {", "token form sid", "}"}, 3, "token form sid"},
+		{"token source missing its name", []string{"session_auth http https://a.example {", "token cookie", "}"}, 3, "token cookie"},
+		{"bearer with a name", []string{"session_auth http https://a.example {", "token bearer x", "}"}, 3, "token bearer x"},
+		{"bad on_unauthenticated kind", []string{"session_auth http https://a.example {", "on_unauthenticated teleport /login", "}"}, 3, `on_unauthenticated "teleport"`},
+		{"on_unauthenticated status not 4xx", []string{"session_auth http https://a.example {", "on_unauthenticated status 200", "}"}, 3, `on_unauthenticated status "200"`},
+		{"on_unauthenticated without target", []string{"session_auth http https://a.example {", "on_unauthenticated redirect", "}"}, 3, "want on_unauthenticated"},
+		{"cache_max not a number", []string{"session_auth http https://a.example {", "cache_max lots", "}"}, 3, `cache_max "lots"`},
+		{"cache_max zero", []string{"session_auth http https://a.example {", "cache_max 0", "}"}, 3, `cache_max "0"`},
+		{"unknown header preset", []string{"session_auth http https://a.example {", "headers vouch", "}"}, 3, `unknown header preset "vouch"`},
+		{"header without template", []string{"session_auth http https://a.example {", "header X-User", "}"}, 3, "want header <name> <template>"},
+		{"header name given twice", []string{"session_auth http https://a.example {", "header X-A a", "header X-A b", "}"}, 4, "header X-A given twice"},
+		{"empty header_prefix", []string{"session_auth http https://a.example {", `header_prefix ""`, "}"}, 3, "header_prefix must not be empty"},
+		{"logout path without slash", []string{"session_auth http https://a.example {", "logout POST logout", "}"}, 3, `logout path "logout"`},
+		{"backend_header without value", []string{"session_auth http https://a.example {", "backend_header X-App-Key", "}"}, 3, "want backend_header <name> <value>"},
+		{"tls_trusted_ca_certs without files", []string{"session_auth http https://a.example {", "tls_trusted_ca_certs", "}"}, 3, "tls_trusted_ca_certs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adaptSessionAuth(t, strings.Join(tc.lines, "\n"))
+			if err == nil {
+				t.Fatalf("adapted without error; want %q", tc.want)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not say %q", msg, tc.want)
+			}
+			if at := fmt.Sprintf("Caddyfile:%d", tc.line); !strings.Contains(msg, at) {
+				t.Errorf("error %q does not name line %s", msg, at)
+			}
+		})
+	}
+}
+
+// TestCaddyfileExampleAdapts keeps the demo in step with the parser.
+func TestCaddyfileExampleAdapts(t *testing.T) {
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(mustRead(t, "../Caddyfile.example"), map[string]any{"filename": "Caddyfile.example"})
+	if err != nil {
+		t.Fatalf("Caddyfile.example: %v", err)
+	}
+	if !bytes.Contains(out, []byte(`"handler":"session_auth"`)) {
+		t.Errorf("Caddyfile.example adapted without a session_auth handler:\n%s", out)
+	}
+}
+
+// fencedAfter returns the first ```lang block after marker in text.
+func fencedAfter(t *testing.T, text, marker, lang string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(text, marker)
+	if !ok {
+		t.Fatalf("README has no %q", marker)
+	}
+	_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
+	if !ok {
+		t.Fatalf("README has no ```%s block after %q", lang, marker)
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatalf("README's ```%s block after %q is not closed", lang, marker)
+	}
+	return block
+}
+
+// TestReadmeJSONConfigIsRealOutput keeps the README's JSON config section
+// what the adapter really gives for its typical session_auth block.
+func TestReadmeJSONConfigIsRealOutput(t *testing.T) {
+	readme := string(mustRead(t, "../README.md"))
+	site := fencedAfter(t, readme, "A typical block", "caddy")
+	want := fencedAfter(t, readme, "## JSON config", "json")
+
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(site), nil)
+	if err != nil {
+		t.Fatalf("README's typical block: %v", err)
+	}
+	var cfg any
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	h := findHandler(cfg, "session_auth")
+	if h == nil {
+		t.Fatalf("README's typical block adapts without session_auth:\n%s", out)
+	}
+	got, _ := json.Marshal(h)
+	if w := canonicalJSON(t, want); string(got) != w {
+		t.Errorf("README's JSON config section is not what its block adapts to\n got: %s\nwant: %s", got, w)
+	}
+}

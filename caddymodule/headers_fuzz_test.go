@@ -1,0 +1,100 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// FuzzSanitize checks the one guarantee injected header values rest on:
+// whatever a session service answers, the value sent upstream holds no
+// byte that could end the header (CR, LF, NUL), no control byte and no
+// non-ASCII byte, and percent-decodes back to what the service said, less
+// control characters and surrounding spaces.
+func FuzzSanitize(f *testing.F) {
+	for _, s := range []string{
+		"alice", "Alice Ä", "a\r\nX-Evil: 1", "nul\x00byte", "100%", "%41", " padded ",
+		"\xff\xfe invalid utf-8", "tab\there", "\x7fdel", "日本語", "a,b", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		for name, out := range map[string]string{"sanitize": sanitize(in), "sanitizeList": sanitizeList([]string{in, in})} {
+			for i := 0; i < len(out); i++ {
+				if c := out[i]; c < 0x20 || c >= 0x7f {
+					t.Fatalf("%s(%q) = %q: byte %#x at %d", name, in, out, c, i)
+				}
+			}
+			if out != strings.TrimSpace(out) {
+				t.Fatalf("%s(%q) = %q: surrounding spaces", name, in, out)
+			}
+		}
+		out := sanitize(in)
+		got, err := url.PathUnescape(out)
+		if err != nil {
+			t.Fatalf("sanitize(%q) = %q does not percent-decode: %v", in, out, err)
+		}
+		var keep []byte
+		for i := 0; i < len(in); i++ {
+			if c := in[i]; c >= 0x20 && c != 0x7f {
+				keep = append(keep, c)
+			}
+		}
+		want := strings.Trim(string(keep), " ")
+		if got != want {
+			t.Fatalf("sanitize(%q) = %q decodes to %q, want %q", in, out, got, want)
+		}
+		list := sanitizeList([]string{in, "x"})
+		commas := strings.Count(list, ",")
+		if (want == "" && commas != 0) || (want != "" && commas != 1) {
+			t.Fatalf("sanitizeList([%q, x]) = %q: %d commas, want one per item boundary", in, list, commas)
+		}
+	})
+}
+
+// FuzzHeaderFolder checks that the fast matcher used on every request
+// agrees with the plain definition: a client header is protected when,
+// ignoring case and reading '_' as '-', it starts with the prefix or is one
+// of the protected names. A disagreement is a spoofable spelling.
+func FuzzHeaderFolder(f *testing.F) {
+	f.Add("X-Session-", "X-Who", "x_session_user")
+	f.Add("X-Session-", "Remote-User", "REMOTE_USER")
+	f.Add("X-Auth-", "X-Custom-Header", "x-custom_header")
+	f.Add("X-Session-", strings.Repeat("A", 200), strings.Repeat("a", 200))
+	f.Add("X-Session-", "X-Who", "X-Sessio")
+	f.Fuzz(func(t *testing.T, prefix, custom, name string) {
+		names := []string{custom, "Remote-User", "X-Forwarded-User"}
+		hf := newHeaderFolder(prefix, names)
+		ref := func(n string) bool {
+			fn := strings.ToLower(strings.ReplaceAll(n, "_", "-"))
+			fp := strings.ToLower(strings.ReplaceAll(prefix, "_", "-"))
+			if prefix != "" && strings.HasPrefix(fn, fp) {
+				return true
+			}
+			for _, p := range names {
+				if fn == strings.ToLower(strings.ReplaceAll(p, "_", "-")) {
+					return true
+				}
+			}
+			return false
+		}
+		// strings.ToLower also folds non-ASCII letters, which header
+		// names never hold; compare only ASCII input.
+		for _, s := range []string{prefix, custom, name} {
+			for i := 0; i < len(s); i++ {
+				if s[i] >= 0x80 {
+					return
+				}
+			}
+		}
+		if got, want := hf.protected(name), ref(name); got != want {
+			t.Fatalf("prefix %q names %q: protected(%q) = %v, want %v", prefix, names, name, got, want)
+		}
+		h := http.Header{name: {"forged"}}
+		hf.strip(h)
+		if _, kept := h[name]; kept == ref(name) {
+			t.Fatalf("strip kept=%v header %q, protected=%v", kept, name, ref(name))
+		}
+	})
+}

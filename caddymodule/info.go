@@ -1,0 +1,100 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+func init() {
+	caddy.RegisterModule(SessionInfo{})
+}
+
+// SessionInfo answers with the request's own session, from the context
+// session_auth filled (so from its cache, with no session-service call),
+// in the shape the front end already expects: sessiongate's normalized
+// JSON, or what one of the session services answers its own clients.
+type SessionInfo struct {
+	// Dialect is the shape of the answer: amplify, tr50, vsphere,
+	// eternus, trifacta, http or normalized. Default normalized.
+	Dialect string `json:"dialect,omitempty"`
+}
+
+// maxInfoBody bounds the request body read for the shape (TR50 command
+// envelopes are a few hundred bytes).
+const maxInfoBody = 64 << 10
+
+// CaddyModule returns the Caddy module information.
+func (SessionInfo) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.session_info",
+		New: func() caddy.Module { return new(SessionInfo) },
+	}
+}
+
+// Validate checks that the shape is one sessiongate can render.
+func (h *SessionInfo) Validate() error {
+	if h.Dialect == "" {
+		return nil
+	}
+	for _, s := range sessionctx.InfoShapes() {
+		if s == h.Dialect {
+			return nil
+		}
+	}
+	return fmt.Errorf("session_info: unknown dialect %q (known: %s)", h.Dialect, strings.Join(sessionctx.InfoShapes(), ", "))
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler. It answers the
+// session reads of its dialect's clients and passes every other request
+// (a login, a logout) to next, so it can sit on the product's own paths in
+// front of the product.
+func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	req := sessionctx.InfoRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
+	if !sessionctx.InfoHandles(h.Dialect, req) {
+		return next.ServeHTTP(w, r)
+	}
+	s, _ := sessionctx.FromContext(r.Context())
+	if h.Dialect == "tr50" && r.Body != nil {
+		// Only TR50 reads the body: its answer mirrors the command keys.
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxInfoBody+1))
+		if err != nil {
+			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("session_info: reading request: %w", err))
+		}
+		if len(body) > maxInfoBody {
+			return caddyhttp.Error(http.StatusRequestEntityTooLarge, errors.New("session_info: request body too large"))
+		}
+		req.Body = body
+	}
+	answer, err := sessionctx.RenderInfo(h.Dialect, s, req)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", strconv.Itoa(len(answer.Body)))
+	if answer.Status == http.StatusUnauthorized {
+		hdr.Set("WWW-Authenticate", `Session realm="sessiongate"`)
+	}
+	w.WriteHeader(answer.Status)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	_, err = w.Write(answer.Body)
+	return err
+}
+
+// Interface guards
+var (
+	_ caddy.Validator             = (*SessionInfo)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SessionInfo)(nil)
+)

@@ -1,0 +1,183 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+func serveInfo(t *testing.T, dialect, method, target, body string, s *sessionctx.Session) (*httptest.ResponseRecorder, map[string]any) {
+	t.Helper()
+	h := &SessionInfo{Dialect: dialect}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := requestWithReplacer(method, target, nil)
+	if body != "" {
+		r.Body = httptestBody(body)
+	}
+	if s != nil {
+		r = r.WithContext(sessionctx.NewContext(r.Context(), s))
+	}
+	w := httptest.NewRecorder()
+	next := &nextRecorder{}
+	if err := h.ServeHTTP(w, r, next); err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	if next.got != nil {
+		t.Errorf("session_info passed a session read to the next handler")
+	}
+	if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", cc)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	var m map[string]any
+	if method != http.MethodHead {
+		if err := json.Unmarshal(w.Body.Bytes(), &m); err != nil {
+			t.Fatalf("answer is not a JSON object: %v: %q", err, w.Body.String())
+		}
+	}
+	return w, m
+}
+
+func httptestBody(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
+
+func infoTestSession() *sessionctx.Session {
+	return &sessionctx.Session{
+		ID: "1000001", UserID: "u-1", User: "ann", Email: "ann@example.com", Name: "Ann Example",
+		Roles: []string{"dev"}, Kind: sessionctx.KindUser,
+	}
+}
+
+func TestSessionInfoNormalized(t *testing.T) {
+	w, m := serveInfo(t, "", "GET", "/session", "", infoTestSession())
+	if w.Code != 200 || m["user"] != "ann" || m["name"] != "Ann Example" || m["user_id"] != "u-1" || m["email"] != "ann@example.com" {
+		t.Fatalf("%d %v", w.Code, m)
+	}
+	w, m = serveInfo(t, "", "GET", "/session", "", nil)
+	if w.Code != 401 || m["error"] != "unauthenticated" || w.Header().Get("WWW-Authenticate") == "" {
+		t.Fatalf("anonymous: %d %v %v", w.Code, m, w.Header())
+	}
+}
+
+// Every dialect answers an anonymous request in its own unauthenticated
+// shape; TR50 keeps HTTP 200 and reports the failure in the envelope.
+func TestSessionInfoAnonymousPerDialect(t *testing.T) {
+	for _, tc := range []struct {
+		dialect, method, target, body string
+		status                        int
+		key                           string
+	}{
+		{"normalized", "GET", "/session", "", 401, "error"},
+		{"http", "GET", "/session", "", 401, "error"},
+		{"amplify", "GET", "/api/v1/auth/findSession", "", 401, "description"},
+		{"vsphere", "GET", "/api/session", "", 401, "error_type"},
+		{"vsphere", "POST", "/rest/com/vmware/cis/session?~action=get", "", 401, "type"},
+		{"eternus", "GET", "/api/v1/session/1", "", 401, "error_code"},
+		{"trifacta", "GET", "/v2/session", "", 401, "exception"},
+		{"tr50", "POST", "/api", `{"cmd":{"command":"session.info"}}`, 200, "auth"},
+	} {
+		w, m := serveInfo(t, tc.dialect, tc.method, tc.target, tc.body, nil)
+		if w.Code != tc.status {
+			t.Errorf("%s %s: status %d, want %d", tc.dialect, tc.target, w.Code, tc.status)
+		}
+		if _, ok := m[tc.key]; !ok {
+			t.Errorf("%s %s: answer %v lacks %q", tc.dialect, tc.target, m, tc.key)
+		}
+	}
+}
+
+func TestSessionInfoDialectRequests(t *testing.T) {
+	s := infoTestSession()
+
+	_, m := serveInfo(t, "vsphere", "POST", "/rest/com/vmware/cis/session?~action=get", "", s)
+	if v, _ := m["value"].(map[string]any); v == nil || v["user"] != "ann" {
+		t.Errorf("vsphere legacy: %v", m)
+	}
+	_, m = serveInfo(t, "vsphere", "GET", "/api/session", "", s)
+	if m["user"] != "ann" {
+		t.Errorf("vsphere current: %v", m)
+	}
+
+	_, m = serveInfo(t, "tr50", "POST", "/api", `{"auth":{"sessionId":"x"},"cmd":{"command":"session.info"}}`, s)
+	if c, _ := m["cmd"].(map[string]any); c == nil || c["success"] != true || len(m) != 1 {
+		t.Errorf("tr50 should mirror the cmd key: %v", m)
+	}
+
+	w, m := serveInfo(t, "eternus", "GET", "/api/v1/session/1000001?fields=user_name", "", s)
+	if w.Code != 200 || len(m) != 2 || m["user_name"] != "ann" || m["session_id"] != float64(1000001) {
+		t.Errorf("eternus fields: %d %v", w.Code, m)
+	}
+	w, _ = serveInfo(t, "eternus", "GET", "/api/v1/session/999", "", s)
+	if w.Code != 403 {
+		t.Errorf("eternus, another session's id: %d", w.Code)
+	}
+
+	_, m = serveInfo(t, "amplify", "GET", "/api/v1/auth/findSession", "", s)
+	if r, _ := m["result"].(map[string]any); m["success"] != true || r == nil || r["username"] != "ann" {
+		t.Errorf("amplify: %v", m)
+	}
+	_, m = serveInfo(t, "trifacta", "GET", "/v2/session", "", s)
+	if m["email"] != "ann@example.com" || m["name"] != "Ann Example" {
+		t.Errorf("trifacta: %v", m)
+	}
+
+	w, _ = serveInfo(t, "", "HEAD", "/session", "", s)
+	if w.Code != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Length") == "0" {
+		t.Errorf("HEAD: %d, %d body bytes, length %q", w.Code, w.Body.Len(), w.Header().Get("Content-Length"))
+	}
+}
+
+func TestSessionInfoTR50BodyTooLarge(t *testing.T) {
+	h := &SessionInfo{Dialect: "tr50"}
+	r, _ := requestWithReplacer("POST", "/api", nil)
+	r.Body = httptestBody(`{"cmd":{"command":"session.info","pad":"` + strings.Repeat("x", maxInfoBody) + `"}}`)
+	r = r.WithContext(sessionctx.NewContext(r.Context(), infoTestSession()))
+	err := h.ServeHTTP(httptest.NewRecorder(), r, &nextRecorder{})
+	if statusOf(err) != http.StatusRequestEntityTooLarge {
+		t.Fatalf("want 413, got %v", err)
+	}
+}
+
+func TestSessionInfoValidate(t *testing.T) {
+	for _, d := range []string{"", "normalized", "amplify", "tr50", "vsphere", "eternus", "trifacta", "http"} {
+		if err := (&SessionInfo{Dialect: d}).Validate(); err != nil {
+			t.Errorf("%q: %v", d, err)
+		}
+	}
+	if err := (&SessionInfo{Dialect: "ldap"}).Validate(); err == nil || !strings.Contains(err.Error(), "ldap") {
+		t.Errorf("unknown dialect accepted: %v", err)
+	}
+}
+
+// Requests of the product that are not session reads (vSphere login and
+// logout, ETERNUS logout) go on to the next handler, untouched.
+func TestSessionInfoPassesOtherRequests(t *testing.T) {
+	for _, tc := range []struct{ dialect, method, target string }{
+		{"vsphere", "POST", "/api/session"},
+		{"vsphere", "DELETE", "/api/session"},
+		{"vsphere", "POST", "/rest/com/vmware/cis/session"},
+		{"vsphere", "DELETE", "/rest/com/vmware/cis/session"},
+		{"eternus", "DELETE", "/api/v1/session/1000001"},
+		{"tr50", "GET", "/api"},
+	} {
+		h := &SessionInfo{Dialect: tc.dialect}
+		r, _ := requestWithReplacer(tc.method, tc.target, nil)
+		r = r.WithContext(sessionctx.NewContext(r.Context(), infoTestSession()))
+		w := httptest.NewRecorder()
+		next := &nextRecorder{status: http.StatusNoContent}
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+		if next.got == nil || w.Code != http.StatusNoContent || w.Body.Len() != 0 {
+			t.Errorf("%s %s %s: next called %v, answer %d %q", tc.dialect, tc.method, tc.target, next.got != nil, w.Code, w.Body.String())
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package caddymodule
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+// Metric labels are drawn from small fixed sets (outcome, dialect, error
+// kind, eviction reason): nothing that grows with users or tokens.
+const (
+	metricsNamespace = "caddy"
+	metricsSubsystem = "sessiongate"
+)
+
+// Request outcomes, as counted by caddy_sessiongate_requests_total.
+var outcomes = []string{"authenticated", "anonymous", "unauthenticated", "forbidden", "service_error", "stale"}
+
+// metrics are package-level, like Caddy's own: each config load has a
+// fresh registry, and each Provision registers the same collectors with
+// it, so counters run on across reloads.
+var metrics = struct {
+	requests        *prometheus.CounterVec
+	cacheHits       *prometheus.CounterVec
+	cacheMisses     *prometheus.CounterVec
+	cacheEvictions  *prometheus.CounterVec
+	serviceDuration *prometheus.HistogramVec
+	serviceErrors   *prometheus.CounterVec
+	entries         prometheus.Collector
+}{
+	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "requests_total",
+		Help: "Requests seen by sessiongate handlers, by outcome.",
+	}, []string{"outcome"}),
+	cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "cache_hits_total",
+		Help: "Tokens answered from the cache without a session-service call.",
+	}, []string{"dialect"}),
+	cacheMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "cache_misses_total",
+		Help: "Tokens the cache could not answer on its own.",
+	}, []string{"dialect"}),
+	cacheEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "cache_evictions_total",
+		Help: "Cache entries removed before they expired: capacity (cache_max), purge (admin API) or logout.",
+	}, []string{"reason"}),
+	serviceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name:    "service_request_duration_seconds",
+		Help:    "Time taken by session-service calls, by dialect.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"dialect"}),
+	serviceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
+		Name: "service_errors_total",
+		Help: "Session-service calls that gave no usable answer, by dialect and kind (refused, timeout, status, garbage, too_large, other).",
+	}, []string{"dialect", "kind"}),
+	entries: entriesCollector{prometheus.NewDesc(
+		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "cache_entries"),
+		"Entries in the sessiongate caches, by dialect and kind (session or rejection).",
+		[]string{"dialect", "kind"}, nil)},
+}
+
+func init() {
+	// Every outcome is exported from the start, at zero, so dashboards
+	// and alerts need not wait for the first rejection or outage.
+	for _, o := range outcomes {
+		metrics.requests.WithLabelValues(o)
+	}
+}
+
+// registerMetrics adds the collectors to this config's registry. Every
+// session_auth handler calls it; the second one finds them there.
+func registerMetrics(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		metrics.requests, metrics.cacheHits, metrics.cacheMisses, metrics.cacheEvictions,
+		metrics.serviceDuration, metrics.serviceErrors, metrics.entries,
+	} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// observeOutcome counts a request's outcome. session_require calls it
+// with "forbidden" when a rule fails.
+func observeOutcome(outcome string) {
+	requestCounters.get(outcome).Inc()
+}
+
+func observeCache(dialect string, hit bool) {
+	if hit {
+		hitCounters.get(dialect).Inc()
+	} else {
+		missCounters.get(dialect).Inc()
+	}
+}
+
+func observeEvictions(reason string, n int) {
+	if n > 0 {
+		metrics.cacheEvictions.WithLabelValues(reason).Add(float64(n))
+	}
+}
+
+// observeServiceCall is the resolvers' Observe hook. A rejected token is
+// a normal answer, not a service error.
+func observeServiceCall(dialect string, d time.Duration, err error) {
+	metrics.serviceDuration.WithLabelValues(dialect).Observe(d.Seconds())
+	if err != nil && !errors.Is(err, sessionctx.ErrUnauthenticated) {
+		metrics.serviceErrors.WithLabelValues(dialect, errorKind(err)).Inc()
+	}
+}
+
+// errorKind sorts a session-service failure into a few kinds an operator
+// acts on differently: the service is down (refused), slow (timeout),
+// failing (status), or answering something unusable (garbage, too_large).
+// The transport's error types do not survive sessionctx's wrapping, so
+// this reads the message; the kinds are tested against real failures.
+func errorKind(err error) string {
+	msg := err.Error()
+	has := func(subs ...string) bool {
+		for _, s := range subs {
+			if strings.Contains(msg, s) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("answer larger than"):
+		return "too_large"
+	case has("session service answered"):
+		return "status"
+	case has("timeout", "deadline exceeded", "Timeout"):
+		return "timeout"
+	case has("connection refused", "no such host", "connection reset", "network is unreachable",
+		"no route to host", "server closed idle connection", "EOF"):
+		if has("reading answer") {
+			return "garbage"
+		}
+		return "refused"
+	case has("not JSON", "not a JSON", "names no user", "reading answer", "no session", "malformed", "decod", "invalid"):
+		return "garbage"
+	}
+	return "other"
+}
+
+// entriesCollector reports the pool's cache sizes when scraped, so the
+// gauge is exact without hooks on every insert and delete.
+type entriesCollector struct{ desc *prometheus.Desc }
+
+func (c entriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c entriesCollector) Collect(ch chan<- prometheus.Metric) {
+	type sizes struct{ sessions, rejections int }
+	by := map[string]*sizes{}
+	for _, p := range liveResolvers() {
+		if p.metricsUsers.Load() <= 0 {
+			continue
+		}
+		st := p.Stats()
+		s := by[p.dialect]
+		if s == nil {
+			s = &sizes{}
+			by[p.dialect] = s
+		}
+		s.sessions += st.Entries
+		s.rejections += st.Rejections
+	}
+	for dialect, s := range by {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.sessions), dialect, "session")
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.rejections), dialect, "rejection")
+	}
+}
+
+// observe counts one request of a handler: its outcome, and whether the
+// cache answered when a token was looked up.
+func (h *SessionAuth) observe(key sessionctx.Key, outcome string, hit bool) {
+	if !h.metricsOn {
+		return
+	}
+	observeOutcome(outcome)
+	if key != (sessionctx.Key{}) {
+		observeCache(h.dialect, hit)
+	}
+}

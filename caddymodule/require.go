@@ -1,0 +1,136 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+func init() {
+	caddy.RegisterModule(SessionRequire{})
+}
+
+// SessionRequire lets a request through only when the session that
+// session_auth put in its context satisfies every rule. It resolves
+// nothing itself, so it can guard one route of a site that session_auth
+// covers as a whole.
+type SessionRequire struct {
+	// Roles: for each entry, the session must have one of its roles; every
+	// entry must be satisfied. Default none.
+	Roles [][]string `json:"roles,omitempty"`
+	// Perms: the session must have every one of these permissions.
+	// Default none.
+	Perms []string `json:"perms,omitempty"`
+	// Orgs: for each entry, the session's org (its id or its name) must be
+	// one of the entry's. Default none.
+	Orgs [][]string `json:"orgs,omitempty"`
+	// Users: for each entry, the session's user (name or id) must be one
+	// of the entry's. Default none.
+	Users [][]string `json:"users,omitempty"`
+	// Admin requires an admin session. Default false.
+	Admin bool `json:"admin,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (SessionRequire) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.session_require",
+		New: func() caddy.Module { return new(SessionRequire) },
+	}
+}
+
+// Validate rejects rules that no session could ever satisfy by accident:
+// an empty group would fail every request.
+func (h *SessionRequire) Validate() error {
+	for name, groups := range map[string][][]string{"roles": h.Roles, "orgs": h.Orgs, "users": h.Users} {
+		for i, g := range groups {
+			if len(g) == 0 {
+				return fmt.Errorf("%s %d: empty list", name, i)
+			}
+			for _, v := range g {
+				if v == "" {
+					return fmt.Errorf("%s %d: empty name", name, i)
+				}
+			}
+		}
+	}
+	for _, p := range h.Perms {
+		if p == "" {
+			return fmt.Errorf("perms: empty permission name")
+		}
+	}
+	return nil
+}
+
+// errNoSession is the 401 of a request that reached session_require with
+// no session: session_auth is missing, optional, or on another route.
+var errNoSession = errors.New("session_require: no session")
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *SessionRequire) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s, ok := sessionctx.FromContext(r.Context())
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Session realm="sessiongate"`)
+		return caddyhttp.Error(http.StatusUnauthorized, errNoSession)
+	}
+	if err := h.check(s); err != nil {
+		observeOutcome("forbidden")
+		return caddyhttp.Error(http.StatusForbidden, err)
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// check names the first rule the session fails. The message goes to the
+// error log and {http.error.message}: it names the rule, not the session.
+func (h *SessionRequire) check(s *sessionctx.Session) error {
+	if h.Admin && !s.Admin {
+		return errors.New("session_require: admin required")
+	}
+	for _, g := range h.Roles {
+		if !s.HasRole(g...) {
+			return fmt.Errorf("session_require: one of roles %s required", strings.Join(g, ", "))
+		}
+	}
+	if len(h.Perms) > 0 && !s.HasPerms(h.Perms...) {
+		return fmt.Errorf("session_require: permissions %s required", strings.Join(h.Perms, ", "))
+	}
+	for _, g := range h.Orgs {
+		if !oneOf(g, s.OrgID, s.Org) {
+			return fmt.Errorf("session_require: one of orgs %s required", strings.Join(g, ", "))
+		}
+	}
+	for _, g := range h.Users {
+		if !oneOf(g, s.User, s.UserID) {
+			return errors.New("session_require: user not allowed")
+		}
+	}
+	return nil
+}
+
+// oneOf reports whether a non-empty value is in allowed: an empty org or
+// user never matches, so a session without one cannot pass an org rule.
+func oneOf(allowed []string, values ...string) bool {
+	for _, v := range values {
+		if v == "" {
+			continue
+		}
+		for _, a := range allowed {
+			if a == v {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ caddy.Validator             = (*SessionRequire)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SessionRequire)(nil)
+)

@@ -1,0 +1,167 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+// TestHostileLogSecrecy runs every outcome with the default logger at
+// DEBUG and an access log, both to files, and then looks for every token
+// and cookie value in both: none may be there. The token hash prefix
+// must be, which proves the debug lines were written at all.
+func TestHostileLogSecrecy(t *testing.T) {
+	dir := t.TempDir()
+	debugLog, accessLog := filepath.Join(dir, "debug.log"), filepath.Join(dir, "access.log")
+	svc := newSessionService(t)
+	staleSvc := newSessionService(t)
+	down := newSessionService(t)
+	down.Close()
+	up := newUpstream(t)
+
+	tokens := map[string]string{
+		"bearer":    "tok-bearer-secret-4f1a",
+		"cookie":    "tok-cookie-secret-8b2c",
+		"query":     "tok-query-secret-c3d9",
+		"header":    "tok-header-secret-a7e5",
+		"rejected":  "tok-rejected-secret-19f0",
+		"anonrej":   "tok-anonrej-secret-55aa",
+		"malformed": "tok-malformed-secret-" + strings.Repeat("m", sessionctx.MaxTokenLen),
+		"error":     "tok-error-secret-e0e0",
+		"stale":     "tok-stale-secret-5ta1",
+		"logout":    "tok-logout-secret-0ut0",
+	}
+	otherCookie := "cookie-value-secret-77d1"
+	for _, k := range []string{"bearer", "cookie", "query", "header", "logout"} {
+		svc.addSession(tokens[k], aliceSession())
+	}
+	staleSvc.addSession(tokens["stale"], aliceSession())
+
+	auth := `
+			token bearer
+			token cookie sid
+			token query tok
+			token header X-Api-Token
+			strip_token
+			logout POST /auth/logout`
+	startCaddyWith(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", debugLog), fmt.Sprintf(`
+:%d {
+	log {
+		output file %s
+		format json
+	}
+	handle /auth/* {
+		session_auth http %[3]s {%[4]s
+		}
+		reverse_proxy %[5]s
+	}
+	handle /opt/* {
+		session_auth http %[3]s {%[4]s
+			optional
+		}
+		reverse_proxy %[5]s
+	}
+	handle /down/* {
+		session_auth http %[6]s
+		reverse_proxy %[5]s
+	}
+	handle /stale/* {
+		session_auth http %[7]s {
+			cache_ttl 1s
+			stale_if_error 1h
+		}
+		reverse_proxy %[5]s
+	}
+}`, httpPort, accessLog, svc.URL, auth, up.Listener.Addr(), down.URL, staleSvc.URL))
+
+	steps := []struct {
+		name, method, path string
+		header             http.Header
+		status             int
+	}{
+		{"authenticated, bearer", "GET", "/auth/x", bearer(tokens["bearer"]), 200},
+		{"authenticated, cookie", "GET", "/auth/x", http.Header{"Cookie": {"theme=" + otherCookie + "; sid=" + tokens["cookie"]}}, 200},
+		{"authenticated, query", "GET", "/auth/x?a=1&tok=" + tokens["query"] + "&b=2", nil, 200},
+		{"authenticated, header", "GET", "/auth/x", http.Header{"X-Api-Token": {tokens["header"]}}, 200},
+		{"anonymous", "GET", "/opt/x", http.Header{"Cookie": {"theme=" + otherCookie}}, 200},
+		{"anonymous, rejected token", "GET", "/opt/x", bearer(tokens["anonrej"]), 200},
+		{"rejected", "GET", "/auth/x", bearer(tokens["rejected"]), 401},
+		{"malformed", "GET", "/auth/x", bearer(tokens["malformed"]), 401},
+		{"service error", "GET", "/down/x", bearer(tokens["error"]), 503},
+		{"stale, first", "GET", "/stale/x", bearer(tokens["stale"]), 200},
+		{"logout", "POST", "/auth/logout", bearer(tokens["logout"]), 200},
+		{"after logout", "GET", "/auth/x", bearer(tokens["logout"]), 200},
+	}
+	for _, s := range steps {
+		resp, body := do(t, nil, s.method, s.path, s.header)
+		if resp.StatusCode != s.status {
+			t.Errorf("%s: status %d, want %d: %.200s", s.name, resp.StatusCode, s.status, body)
+		}
+		if s.status == 200 && strings.HasPrefix(s.path, "/auth/") {
+			seen := upstreamSaw(t, body)
+			for _, tok := range tokens {
+				if strings.Contains(body, tok) {
+					t.Errorf("%s: strip_token left the token for the upstream: %v", s.name, seen)
+				}
+			}
+		}
+	}
+	// The stale outcome: the session's 1s TTL passes while the service
+	// fails. (A real second: this Caddy's clock cannot be moved.)
+	staleSvc.setFault(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(500); return true })
+	time.Sleep(1100 * time.Millisecond)
+	if resp, body := do(t, nil, "GET", "/stale/x", bearer(tokens["stale"])); resp.StatusCode != 200 {
+		t.Errorf("stale: status %d, want 200 from the stale session: %.200s", resp.StatusCode, body)
+	}
+
+	var all strings.Builder
+	for _, f := range []string{debugLog, accessLog} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("reading %s: %v", f, err)
+		}
+		if len(b) == 0 {
+			t.Fatalf("%s is empty", f)
+		}
+		all.Write(b)
+	}
+	text := all.String()
+	for what, tok := range tokens {
+		needle := tok
+		if len(needle) > 40 {
+			needle = needle[:40]
+		}
+		if strings.Contains(text, needle) {
+			t.Errorf("the %s token appears in the logs", what)
+		}
+	}
+	if strings.Contains(text, otherCookie) {
+		t.Errorf("a cookie value appears in the logs")
+	}
+
+	// The debug lines are there, one per outcome, each with its hash.
+	outcomes := map[string]bool{}
+	for _, l := range logLines(t, debugLog) {
+		if o, ok := l["outcome"].(string); ok && l["msg"] == "session" {
+			outcomes[o] = true
+		}
+	}
+	for _, o := range []string{"authenticated", "anonymous", "unauthenticated", "stale"} {
+		if !outcomes[o] {
+			t.Errorf("no debug line with outcome %q (got %v)", o, outcomes)
+		}
+	}
+	hash := sessionctx.KeyOf(sessionctx.Credential{Value: tokens["bearer"], Source: sessionctx.TokenSource{From: sessionctx.FromBearer}}).Short()
+	if !strings.Contains(text, `"token_hash":"`+hash+`"`) {
+		t.Errorf("the bearer token's hash prefix %s is not in the debug log: were the debug lines written?", hash)
+	}
+	if !strings.Contains(text, "session service unavailable") {
+		t.Errorf("the service error's warning is not in the log")
+	}
+}

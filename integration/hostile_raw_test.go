@@ -1,0 +1,241 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+)
+
+// rawUpstream is a legacy app that reports the request exactly as it came
+// off the wire: header names in the spelling and order sent, repeated
+// lines kept, trailers apart. net/http would canonicalize names and merge
+// lines, hiding the very spellings a spoofing test looks for.
+type rawUpstream struct {
+	ln   net.Listener
+	hits atomic.Int64
+}
+
+// rawSeen is what a rawUpstream answers.
+type rawSeen struct {
+	RequestLine string   `json:"request_line"`
+	Lines       []string `json:"lines"`
+	Trailer     []string `json:"trailer"`
+}
+
+func newRawUpstream(t *testing.T) *rawUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go u.serve(c)
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return u
+}
+
+func (u *rawUpstream) addr() string { return u.ln.Addr().String() }
+
+func (u *rawUpstream) serve(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	var raw bytes.Buffer
+	br := bufio.NewReader(io.TeeReader(c, &raw))
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	io.Copy(io.Discard, req.Body) // reads the trailers too
+	u.hits.Add(1)
+
+	head, rest, _ := bytes.Cut(raw.Bytes(), []byte("\r\n\r\n"))
+	lines := strings.Split(string(head), "\r\n")
+	seen := rawSeen{RequestLine: lines[0], Lines: lines[1:], Trailer: []string{}}
+	if chunked(req) {
+		// After the last chunk ("0"), every line up to the blank one is
+		// a trailer.
+		after := false
+		for _, l := range strings.Split(string(rest), "\r\n") {
+			switch {
+			case !after && l == "0":
+				after = true
+			case after && l != "":
+				seen.Trailer = append(seen.Trailer, l)
+			}
+		}
+	}
+	body, _ := json.Marshal(seen)
+	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+}
+
+func chunked(r *http.Request) bool {
+	for _, te := range r.TransferEncoding {
+		if te == "chunked" {
+			return true
+		}
+	}
+	return false
+}
+
+// rawRequest sends text over a fresh TCP connection to the test Caddy, so
+// that header names and repeated lines go out exactly as written: Go's
+// client would canonicalize them. It returns the response and its body.
+func rawRequest(t *testing.T, text string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := io.WriteString(c, text); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the answer to %q: %v", firstLine(text), err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// rawGet builds a GET with the given header lines, written as is.
+func rawGet(path string, lines ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: localhost:%d\r\nConnection: close\r\n", path, httpPort)
+	for _, l := range lines {
+		b.WriteString(l)
+		b.WriteString("\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\r\n")
+	return l
+}
+
+// fold reads a header name the way the most lenient upstream does: any
+// case, '_' for '-' (CGI/PHP HTTP_*, nginx underscores_in_headers, WSGI).
+func fold(name string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(name), "_", "-"))
+}
+
+func decodeRawSeen(t *testing.T, body string) rawSeen {
+	t.Helper()
+	var s rawSeen
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		t.Fatalf("the raw upstream's answer is not JSON: %v: %q", err, body)
+	}
+	return s
+}
+
+// startCaddyWith is startCaddy with extra global options (a log
+// configuration): the harness's global block is fixed.
+func startCaddyWith(t *testing.T, extraGlobal, site string) *caddytest.Tester {
+	t.Helper()
+	started := false
+	t.Cleanup(func() {
+		if !started {
+			t.Errorf("the test Caddy did not start (caddytest skipped): see the log above")
+		}
+	})
+	global := strings.TrimSuffix(strings.TrimSpace(globalOptions), "}") + extraGlobal + "\n}\n"
+	tester := caddytest.NewTester(t)
+	tester.InitServer(global+site, "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	started = true
+	return tester
+}
+
+// logLines reads a JSON-lines log file into maps; lines that are not JSON
+// are kept under "raw".
+func logLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading log %s: %v", path, err)
+	}
+	var out []map[string]any
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			m = map[string]any{"raw": l}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// scrapeMetrics returns the admin endpoint's Prometheus text.
+func scrapeMetrics(t *testing.T) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(fmt.Sprintf("http://localhost:%d/metrics", adminPort))
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: status %d", resp.StatusCode)
+	}
+	return string(b)
+}
+
+// sampleSum adds up the samples of family whose label set contains every
+// given label="value" pair; found is false when there is none.
+func sampleSum(text, family string, labels ...string) (sum float64, found bool) {
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, family)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		lbl, val := "", rest
+		if strings.HasPrefix(rest, "{") {
+			end := strings.Index(rest, "}")
+			if end < 0 {
+				continue
+			}
+			lbl, val = rest[:end+1], rest[end+1:]
+		}
+		match := true
+		for _, l := range labels {
+			if !strings.Contains(lbl, l) {
+				match = false
+			}
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if match && err == nil {
+			sum += f
+			found = true
+		}
+	}
+	return sum, found
+}

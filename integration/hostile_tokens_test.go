@@ -1,0 +1,133 @@
+package integration
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+// absurdToken is one hostile token form and what must come of it.
+type absurdToken struct {
+	name  string
+	path  string
+	lines []string
+	// status is the wanted answer; user, for a 200, the session the
+	// upstream must see.
+	status int
+	user   string
+	// noCall: the session service must not be asked at all.
+	noCall bool
+}
+
+// absurdTokens are sent raw, so no client library tidies them first.
+// Routes: /cbqh/ reads cookie sid, then bearer, then query tok, then
+// header X-Token with prefix "Token "; /bc/ reads bearer, then cookie sid.
+var absurdTokens = []absurdToken{
+	{name: "no token at all", path: "/cbqh/", status: 401, noCall: true},
+	{name: "empty bearer", path: "/cbqh/", lines: []string{"Authorization: Bearer "}, status: 401, noCall: true},
+	{name: "bearer scheme without token", path: "/cbqh/", lines: []string{"Authorization: Bearer"}, status: 401, noCall: true},
+	{name: "bearer, spaces only", path: "/cbqh/", lines: []string{"Authorization: Bearer       "}, status: 401, noCall: true},
+	{name: "empty cookie", path: "/cbqh/", lines: []string{"Cookie: sid="}, status: 401, noCall: true},
+	{name: `empty quoted cookie`, path: "/cbqh/", lines: []string{`Cookie: sid=""`}, status: 401, noCall: true},
+	{name: "empty query", path: "/cbqh/?tok=", status: 401, noCall: true},
+	{name: "empty custom header", path: "/cbqh/", lines: []string{"X-Token: Token "}, status: 401, noCall: true},
+	{name: "token one byte over MaxTokenLen", path: "/cbqh/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", sessionctx.MaxTokenLen+1)}, status: 401, noCall: true},
+	{name: "8 KB cookie token", path: "/cbqh/", lines: []string{"Cookie: sid=" + strings.Repeat("c", 8<<10)}, status: 401, noCall: true},
+	{name: "64 KB bearer (past Caddy's header limit)", path: "/cbqh/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", 64<<10)}, status: 431, noCall: true},
+	{name: "64 KB query token (past the header limit)", path: "/cbqh/?tok=" + strings.Repeat("q", 64<<10), status: 431, noCall: true},
+	{name: "8 KB query token", path: "/cbqh/?tok=" + strings.Repeat("q", 8<<10), status: 401, noCall: true},
+	{name: "token exactly MaxTokenLen (asked, unknown)", path: "/cbqh/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", sessionctx.MaxTokenLen)}, status: 401},
+	{name: "non-ASCII UTF-8 token", path: "/cbqh/", lines: []string{"Authorization: Bearer tök-ålice-日本"}, status: 401},
+	{name: "invalid UTF-8 token", path: "/cbqh/", lines: []string{"Authorization: Bearer \xff\xfe\xfd"}, status: 401},
+	{name: "tab inside token", path: "/cbqh/", lines: []string{"Authorization: Bearer tok\talice"}, status: 401, noCall: true},
+	{name: "NUL inside token (rejected by the HTTP server)", path: "/cbqh/", lines: []string{"Authorization: Bearer tok\x00alice"}, status: 400, noCall: true},
+	{name: "percent-encoded NUL in query token", path: "/cbqh/?tok=tok%00alice", status: 401, noCall: true},
+	{name: "percent-encoded CRLF in query token", path: "/cbqh/?tok=tok%0D%0AX-Session-User:%20mallory", status: 401, noCall: true},
+	{name: "bad escape in query token", path: "/cbqh/?tok=%zz", status: 401, noCall: true},
+	{name: "1000 unrelated cookies", path: "/cbqh/", lines: []string{"Cookie: " + strings.Repeat("x=1; ", 1000)}, status: 401, noCall: true},
+	{name: "bearer with extra spaces", path: "/cbqh/", lines: []string{"Authorization: Bearer     tok-alice   "}, status: 200, user: "alice"},
+	{name: "bearer in lower case", path: "/cbqh/", lines: []string{"Authorization: bearer tok-alice"}, status: 200, user: "alice"},
+	{name: "bearer in upper case", path: "/cbqh/", lines: []string{"Authorization: BEARER tok-alice"}, status: 200, user: "alice"},
+	{name: "other scheme", path: "/cbqh/", lines: []string{"Authorization: Basic dG9rLWFsaWNlOg=="}, status: 401, noCall: true},
+	{name: "quoted cookie", path: "/cbqh/", lines: []string{`Cookie: sid="tok-alice"`}, status: 200, user: "alice"},
+	{name: "two cookies of one name: the first wins", path: "/cbqh/", lines: []string{"Cookie: sid=tok-bob; sid=tok-alice"}, status: 200, user: "bob"},
+	{name: "two Cookie lines: the first wins", path: "/cbqh/", lines: []string{"Cookie: sid=tok-bob", "Cookie: sid=tok-alice"}, status: 200, user: "bob"},
+	{name: "an empty cookie, then a real one of the same name", path: "/cbqh/", lines: []string{"Cookie: sid=; sid=tok-alice"}, status: 200, user: "alice"},
+	{name: "two Authorization lines: the first bearer wins", path: "/cbqh/", lines: []string{"Authorization: Bearer tok-bob", "Authorization: Bearer tok-alice"}, status: 200, user: "bob"},
+	{name: "a rejected cookie does not fall through to a good bearer", path: "/cbqh/", lines: []string{"Cookie: sid=tok-unknown", "Authorization: Bearer tok-alice"}, status: 401},
+	{name: "an oversized cookie does not fall through to a good bearer", path: "/cbqh/", lines: []string{"Cookie: sid=" + strings.Repeat("c", sessionctx.MaxTokenLen+1), "Authorization: Bearer tok-alice"}, status: 401, noCall: true},
+	{name: "cookie and bearer: the first configured source (cookie) wins", path: "/cbqh/", lines: []string{"Cookie: sid=tok-bob", "Authorization: Bearer tok-alice"}, status: 200, user: "bob"},
+	{name: "bearer and cookie: the first configured source (bearer) wins", path: "/bc/", lines: []string{"Cookie: sid=tok-bob", "Authorization: Bearer tok-alice"}, status: 200, user: "alice"},
+	{name: "query and custom header: query is configured first", path: "/cbqh/?tok=tok-bob", lines: []string{"X-Token: Token tok-alice"}, status: 200, user: "bob"},
+	{name: "custom header spelled with an underscore is not read", path: "/cbqh/", lines: []string{"x_token: TOKEN tok-alice"}, status: 401, noCall: true},
+	{name: "custom header", path: "/cbqh/", lines: []string{"x-token: TOKEN tok-alice"}, status: 200, user: "alice"},
+}
+
+// TestHostileAbsurdTokens sends empty, oversized, non-ASCII, duplicated
+// and doubly-sourced tokens. Each gets a 4xx (or, for a real token in an
+// odd but valid spelling, its session): never a 5xx, never the upstream
+// for a rejected one, never a session-service call for a token that is
+// malformed on its face. Which source wins when a request carries two is
+// the configured order: the first source that carries a token is used,
+// and a bad token there is not overridden by a good one further down.
+func TestHostileAbsurdTokens(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	bob := aliceSession()
+	bob["user"], bob["user_id"], bob["admin"] = "bob", "u-2", false
+	svc.addSession("tok-bob", bob)
+	up := newUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	handle /cbqh/* {
+		session_auth http %[2]s {
+			token cookie sid
+			token bearer
+			token query tok
+			token header X-Token "Token "
+			negative_ttl 1ms
+		}
+		reverse_proxy %[3]s
+	}
+	handle /bc/* {
+		session_auth http %[2]s {
+			token bearer
+			token cookie sid
+		}
+		reverse_proxy %[3]s
+	}
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	for _, c := range absurdTokens {
+		calls, hits := svc.calls.Load(), up.hits.Load()
+		resp, body := rawRequest(t, rawGet(c.path, c.lines...))
+		if resp.StatusCode >= 500 {
+			t.Errorf("%s: status %d, a server error", c.name, resp.StatusCode)
+			continue
+		}
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.status)
+		}
+		reached := up.hits.Load() != hits
+		if c.status == 200 {
+			if !reached {
+				t.Errorf("%s: the upstream was not reached", c.name)
+			} else if got := upstreamSaw(t, body).Headers.Get("X-Session-User"); got != c.user {
+				t.Errorf("%s: upstream saw user %q, want %q", c.name, got, c.user)
+			}
+		} else if reached {
+			t.Errorf("%s: a rejected request reached the upstream", c.name)
+		}
+		if c.noCall && svc.calls.Load() != calls {
+			t.Errorf("%s: the session service was asked about a token malformed on its face", c.name)
+		}
+	}
+	// Still serving: nothing above took the server down.
+	resp, _ := rawRequest(t, rawGet("/cbqh/", "Authorization: Bearer tok-alice"))
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("after the absurd tokens: status %d for a good one", resp.StatusCode)
+	}
+}

@@ -1,0 +1,345 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
+)
+
+// callJSON sends a request with an optional body and decodes a JSON object
+// answer.
+func callJSON(t *testing.T, method, url string, header http.Header, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s %s: answer %d is not a JSON object: %v: %q", method, url, resp.StatusCode, err, raw)
+	}
+	return resp, m
+}
+
+// sameAnswer compares Caddy's answer with the service's own, field by
+// field, both ways. Fields named in approx are counters that move with the
+// clock (remaining lifetimes) and may differ by a couple of seconds.
+func sameAnswer(t *testing.T, what string, got, want map[string]any, approx ...string) {
+	t.Helper()
+	loose := map[string]bool{}
+	for _, a := range approx {
+		loose[a] = true
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("%s: field %q missing (service answered %v)", what, k, w)
+			continue
+		}
+		if loose[k] {
+			gf, gok := g.(float64)
+			wf, wok := w.(float64)
+			if !gok || !wok || math.Abs(gf-wf) > 2 {
+				t.Errorf("%s: field %q = %v, service answered %v", what, k, g, w)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(g, w) {
+			gj, _ := json.Marshal(g)
+			wj, _ := json.Marshal(w)
+			t.Errorf("%s: field %q = %s, service answered %s", what, k, gj, wj)
+		}
+	}
+	for k, g := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: extra field %q = %v the service does not answer", what, k, g)
+		}
+	}
+}
+
+// infoCase runs one dialect: Caddy's session_info in the dialect's shape
+// must answer what the emulated product answers its own clients, for a
+// live session and for an anonymous request.
+type infoCase struct {
+	dialect string
+	svc     http.Handler
+	// route is the session_info route on the test Caddy (the product's
+	// own path), method/path/body the client's request.
+	route, method, path, body string
+	auth, bad                 http.Header
+	approx                    []string
+}
+
+func runInfoCase(t *testing.T, c infoCase) {
+	t.Helper()
+	svc := httptest.NewServer(c.svc)
+	t.Cleanup(svc.Close)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth %s %s {
+		optional
+	}
+	route %s {
+		session_info %s
+	}
+	respond "not here" 404
+}`, httpPort, c.dialect, svc.URL, c.route, c.dialect))
+
+	// The product's own answers first: the emulators' clocks are fixed,
+	// so reading a session does not change what it answers next.
+	wantResp, want := callJSON(t, c.method, svc.URL+c.path, c.auth, c.body)
+	if wantResp.StatusCode != 200 {
+		t.Fatalf("the emulated service itself answered %d: %v", wantResp.StatusCode, want)
+	}
+	resp, got := callJSON(t, c.method, siteURL+c.path, c.auth, c.body)
+	if resp.StatusCode != wantResp.StatusCode {
+		t.Errorf("live session: status %d, service answered %d (%v)", resp.StatusCode, wantResp.StatusCode, got)
+	}
+	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", cc)
+	}
+	sameAnswer(t, "live session", got, want, c.approx...)
+
+	wantResp, want = callJSON(t, c.method, svc.URL+c.path, c.bad, c.body)
+	resp, got = callJSON(t, c.method, siteURL+c.path, c.bad, c.body)
+	if resp.StatusCode != wantResp.StatusCode {
+		t.Errorf("unknown token: status %d, service answered %d", resp.StatusCode, wantResp.StatusCode)
+	}
+	sameAnswer(t, "unknown token", got, want)
+}
+
+// fixedNow is the emulators' clock: close to the real time (sessions are
+// live to sessiongate) but still, so two reads answer alike.
+func fixedNow() func() time.Time {
+	now := time.Now().UTC().Truncate(time.Second)
+	return func() time.Time { return now }
+}
+
+func TestInfoVSphereMatchesService(t *testing.T) {
+	now := fixedNow()
+	for _, path := range []struct{ route, method, path string }{
+		{emulator.VSphereCurrentPath, "GET", emulator.VSphereCurrentPath},
+		{emulator.VSphereLegacyPath, "POST", emulator.VSphereLegacyPath + "?~action=get"},
+	} {
+		t.Run(path.method, func(t *testing.T) {
+			vs := emulator.NewVSphere()
+			vs.SetClock(now)
+			vs.AddSession("vs-tok", `VSPHERE.LOCAL\Administrator`, now())
+			runInfoCase(t, infoCase{
+				dialect: "vsphere", svc: vs, route: path.route, method: path.method, path: path.path,
+				auth: http.Header{"Vmware-Api-Session-Id": {"vs-tok"}},
+				bad:  http.Header{"Vmware-Api-Session-Id": {"nope"}},
+			})
+		})
+	}
+}
+
+func TestInfoAmplifyMatchesService(t *testing.T) {
+	amp := emulator.NewAmplify()
+	amp.RejectWith401(true)
+	amp.AddSession("s%3Aabc.sig", emulator.AmplifyResult("g-1", "ada", "ada@example.com", "administrator"))
+	runInfoCase(t, infoCase{
+		dialect: "amplify", svc: amp, route: emulator.AmplifyPath, method: "GET", path: emulator.AmplifyPath,
+		auth: http.Header{"Cookie": {"connect.sid=s%3Aabc.sig"}},
+		bad:  http.Header{"Cookie": {"connect.sid=s%3Anope.sig"}},
+	})
+}
+
+func TestInfoTR50MatchesService(t *testing.T) {
+	now := fixedNow()
+	for _, key := range []string{"cmd", "1"} {
+		t.Run(key, func(t *testing.T) {
+			tr := emulator.NewTR50()
+			tr.SetClock(now)
+			tr.AddSession("tr-sess", emulator.TR50UserParams("u-42", "ops@acme.io", 3600, now()))
+			runInfoCase(t, infoCase{
+				dialect: "tr50", svc: tr, route: emulator.TR50Path, method: "POST", path: emulator.TR50Path,
+				body: `{"` + key + `":{"command":"session.info"}}`,
+				auth: http.Header{"Sessionid": {"tr-sess"}, "Content-Type": {"application/json"}},
+				bad:  http.Header{"Sessionid": {"nope"}, "Content-Type": {"application/json"}},
+			})
+		})
+	}
+}
+
+func TestInfoTrifactaMatchesService(t *testing.T) {
+	tf := emulator.NewTrifacta()
+	tf.AddSession("tf-tok", emulator.TrifactaPerson(31, "wrangler@example.com", "Wren Gler", false, false, "wrangler", "dataAdmin"))
+	runInfoCase(t, infoCase{
+		dialect: "trifacta", svc: tf, route: emulator.TrifactaPath, method: "GET", path: emulator.TrifactaPath,
+		auth: bearer("tf-tok"), bad: bearer("nope"),
+	})
+}
+
+func eternusHeader(id int64, tok string) http.Header {
+	return http.Header{"Authorization": {"Bearer " + tok}, "X-Eternus-Session-Id": {fmt.Sprint(id)}}
+}
+
+func TestInfoEternusMatchesService(t *testing.T) {
+	now := fixedNow()
+	for _, fields := range []string{"", "?fields=user_name,auth_list", "?fields=lifetime,nonsense", "?fields=session_id"} {
+		t.Run(fields, func(t *testing.T) {
+			et := emulator.NewEternus()
+			et.SetClock(now)
+			id, tok := et.AddSession("monitor", []string{"Status_Display", "User_Management"}, 30*time.Minute)
+			path := fmt.Sprintf("%s/%d%s", emulator.EternusPath, id, fields)
+			runInfoCase(t, infoCase{
+				dialect: "eternus", svc: et, route: emulator.EternusPath + "/*", method: "GET", path: path,
+				auth: eternusHeader(id, tok), bad: eternusHeader(id, "nope"),
+				approx: []string{"lifetime"},
+			})
+		})
+	}
+}
+
+// TestInfoEternusFieldsFilter checks the filter on its own terms: session_id
+// always, unknown names ignored, and another session's id refused.
+func TestInfoEternusFieldsFilter(t *testing.T) {
+	et := emulator.NewEternus()
+	id, tok := et.AddSession("monitor", []string{"Status_Display"}, 30*time.Minute)
+	svc := httptest.NewServer(et)
+	t.Cleanup(svc.Close)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth eternus %s
+	route /api/v1/session/* {
+		session_info eternus
+	}
+}`, httpPort, svc.URL))
+	for _, tc := range []struct {
+		query string
+		keys  []string
+	}{
+		{"", []string{"auth_list", "days_to_password_expiration", "lifetime", "session_id", "user_name"}},
+		{"?fields=user_name", []string{"session_id", "user_name"}},
+		{"?fields=user_name,%20lifetime,bogus", []string{"lifetime", "session_id", "user_name"}},
+		{"?fields=bogus", []string{"session_id"}},
+	} {
+		resp, m := callJSON(t, "GET", fmt.Sprintf("%s/api/v1/session/%d%s", siteURL, id, tc.query), eternusHeader(id, tok), "")
+		if resp.StatusCode != 200 {
+			t.Fatalf("%q: status %d %v", tc.query, resp.StatusCode, m)
+		}
+		var keys []string
+		for k := range m {
+			keys = append(keys, k)
+		}
+		if !sameSet(keys, tc.keys) {
+			t.Errorf("%q: fields %v, want %v", tc.query, keys, tc.keys)
+		}
+		if m["session_id"] != float64(id) {
+			t.Errorf("%q: session_id %v, want %d", tc.query, m["session_id"], id)
+		}
+		if u, ok := m["user_name"]; ok && u != "monitor" {
+			t.Errorf("%q: user_name %v", tc.query, u)
+		}
+	}
+	resp, m := callJSON(t, "GET", fmt.Sprintf("%s/api/v1/session/%d", siteURL, id+1), eternusHeader(id, tok), "")
+	if resp.StatusCode != http.StatusForbidden || m["error_code"] == nil {
+		t.Errorf("another session's id: %d %v, want 403 with an ETERNUS error body", resp.StatusCode, m)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, x := range a {
+		seen[x]++
+	}
+	for _, x := range b {
+		seen[x]--
+	}
+	for _, n := range seen {
+		if n != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestInfoTranslatesAcrossDialects: a session from one dialect (http)
+// rendered in others' shapes, and only ever the requesting session.
+func TestInfoTranslatesAcrossDialects(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	svc.addSession("tok-bob", map[string]any{"user_id": "u-2", "user": "bob", "name": "Bob B"})
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		optional
+	}
+	handle /session {
+		session_info
+	}
+	handle /api/session {
+		session_info vsphere
+	}
+	handle /v2/session {
+		session_info trifacta
+	}
+	handle /findSession {
+		session_info amplify
+	}
+}`, httpPort, svc.URL))
+
+	for tok, who := range map[string]string{"tok-alice": "alice", "tok-bob": "bob"} {
+		_, m := callJSON(t, "GET", siteURL+"/session", bearer(tok), "")
+		if m["user"] != who {
+			t.Errorf("/session with %s's token shows %v", who, m["user"])
+		}
+	}
+	_, m := callJSON(t, "GET", siteURL+"/session", bearer("tok-alice"), "")
+	for k, v := range map[string]any{"user_id": "u-1", "email": "alice@example.com", "name": "Alice Ä", "org": "acme", "admin": true} {
+		if m[k] != v {
+			t.Errorf("normalized %s = %v, want %v", k, m[k], v)
+		}
+	}
+	_, m = callJSON(t, "GET", siteURL+"/api/session", bearer("tok-alice"), "")
+	if m["user"] != "alice" {
+		t.Errorf("vsphere shape: %v", m)
+	}
+	_, m = callJSON(t, "GET", siteURL+"/v2/session", bearer("tok-alice"), "")
+	if m["email"] != "alice@example.com" || m["name"] != "Alice Ä" || m["isAdmin"] != true {
+		t.Errorf("trifacta shape: %v", m)
+	}
+	_, m = callJSON(t, "GET", siteURL+"/findSession", bearer("tok-alice"), "")
+	if r, _ := m["result"].(map[string]any); m["success"] != true || r["username"] != "alice" || r["role"] != "administrator" {
+		t.Errorf("amplify shape: %v", m)
+	}
+
+	resp, m := callJSON(t, "GET", siteURL+"/session", nil, "")
+	if resp.StatusCode != 401 || m["error"] != "unauthenticated" {
+		t.Errorf("anonymous /session: %d %v", resp.StatusCode, m)
+	}
+	resp, m = callJSON(t, "GET", siteURL+"/findSession", bearer("forged"), "")
+	if resp.StatusCode != 401 || m["description"] != "Sign-in Required" {
+		t.Errorf("anonymous amplify: %d %v", resp.StatusCode, m)
+	}
+}

@@ -1,0 +1,168 @@
+package sessionctx
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+func init() {
+	RegisterDialect(&Dialect{
+		Name: "amplify",
+		// The platform's browser session first: a page that also holds an
+		// API token is still the signed-in user.
+		Tokens: []TokenSource{{From: FromCookie, Name: "connect.sid"}, {From: FromBearer}},
+		New: func(svc *Service, _ Options) (Backend, error) {
+			return &amplifyBackend{svc: svc, target: svc.Endpoint("/api/v1/auth/findSession", ""), now: time.Now}, nil
+		},
+	})
+}
+
+// amplifyBackend asks the Amplify Platform's findSession endpoint.
+type amplifyBackend struct {
+	svc    *Service
+	target string
+	now    func() time.Time
+}
+
+// Resolve implements Backend. A cookie is sent on as the connect.sid
+// cookie, byte for byte (the express signature must verify); anything
+// else is an access token and goes as a bearer.
+func (b *amplifyBackend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
+	req, err := b.svc.NewRequest(ctx, http.MethodGet, b.target, nil)
+	if err != nil {
+		return nil, err
+	}
+	if cred.Source.From == FromCookie {
+		req.Header.Set("Cookie", "connect.sid="+cred.Value)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+cred.Value)
+	}
+	status, raw, err := b.svc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, amplifyStatusError(status)
+	}
+	return decodeAmplify(raw, b.now())
+}
+
+// amplifyStatusError classifies a non-200 answer. Amplify answers a dead
+// session with any 4xx (401 Sign-in Required, 400 internalCode 232 for a
+// session that still awaits device authorization, ...), so every 4xx is a
+// verdict on the token except those that say the service is overloaded or
+// slow; 5xx and anything else are service trouble.
+func amplifyStatusError(status int) error {
+	if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout {
+		return StatusError(status, status)
+	}
+	return StatusError(status)
+}
+
+// decodeAmplify maps a findSession answer ({"success", "result"}) to a
+// session; Raw is the result object. now is unused, Amplify dates its
+// sessions itself (expiry), but every decoder takes it.
+func decodeAmplify(raw []byte, now time.Time) (*Session, error) {
+	if !gjson.ValidBytes(raw) {
+		return nil, fmt.Errorf("%w: amplify answer is not JSON", ErrUnavailable)
+	}
+	doc := gjson.ParseBytes(raw)
+	if !doc.IsObject() {
+		return nil, fmt.Errorf("%w: amplify answer is not a JSON object", ErrUnavailable)
+	}
+	success := doc.Get("success")
+	if success.Type == gjson.False {
+		code := doc.Get("code").Int()
+		if code >= 500 || code == http.StatusTooManyRequests {
+			return nil, fmt.Errorf("%w: amplify answered an error with code %d", ErrUnavailable, code)
+		}
+		if doc.Get("internalCode").Int() == 232 {
+			return nil, fmt.Errorf("%w: amplify session awaits device authorization", ErrUnauthenticated)
+		}
+		return nil, fmt.Errorf("%w: amplify reports no session (code %d)", ErrUnauthenticated, code)
+	}
+	result := doc.Get("result")
+	if result.Type == gjson.Null {
+		if success.Type == gjson.True {
+			return nil, fmt.Errorf("%w: amplify has no session for the token", ErrUnauthenticated)
+		}
+		return nil, fmt.Errorf("%w: not an amplify findSession answer", ErrUnavailable)
+	}
+	if !result.IsObject() {
+		return nil, fmt.Errorf("%w: amplify result is not an object", ErrUnavailable)
+	}
+	if result.Get("deviceAuthRequired").Type == gjson.True {
+		return nil, fmt.Errorf("%w: amplify session awaits device authorization", ErrUnauthenticated)
+	}
+
+	s := &Session{
+		ID:      firstString(result, "sessionID", "sid"),
+		UserID:  firstString(result, "guid", "user_guid", "user.guid"),
+		User:    firstString(result, "username", "email", "user.email"),
+		Email:   firstString(result, "user.email", "email"),
+		OrgID:   firstString(result, "org.guid", "org_id", "org.org_id"),
+		Org:     firstString(result, "org.name", "org_name"),
+		Kind:    KindUser,
+		Dialect: "amplify",
+		Raw:     []byte(result.Raw),
+	}
+	first := firstString(result, "user.firstname", "firstname")
+	last := firstString(result, "user.lastname", "lastname")
+	s.Name = strings.TrimSpace(first + " " + last)
+	s.Roles = appendNew(list(result, "roles"), list(result, "role")...)
+	s.Admin = containsAny(s.Roles, []string{"administrator"})
+	if s.UserID == "" && s.User == "" {
+		return nil, fmt.Errorf("%w: amplify result names no user", ErrUnavailable)
+	}
+	if s.UserID == "" {
+		s.UserID = s.User
+	}
+	if s.User == "" {
+		s.User = s.UserID
+	}
+	if t, ok := timeValue(result.Get("expiry")); ok {
+		s.ExpiresAt = t
+	}
+	attrs := map[string]any{}
+	if teams := list(result, "teams.#.name"); len(teams) > 0 {
+		attrs["teams"] = teams
+	}
+	if orgs := list(result, "orgs.#.name"); len(orgs) > 0 {
+		attrs["orgs"] = orgs
+	}
+	for _, k := range []string{"idp", "from"} {
+		if v := str(result, k); v != "" {
+			attrs[k] = v
+		}
+	}
+	if len(attrs) > 0 {
+		s.Attrs = attrs
+	}
+	return s, nil
+}
+
+// firstString reads the first of paths that holds a non-empty scalar:
+// services spell the same field differently across answers.
+func firstString(doc gjson.Result, paths ...string) string {
+	for _, p := range paths {
+		if v := str(doc, p); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// appendNew appends the values not already in have.
+func appendNew(have []string, more ...string) []string {
+	for _, m := range more {
+		if !containsAny(have, []string{m}) {
+			have = append(have, m)
+		}
+	}
+	return have
+}

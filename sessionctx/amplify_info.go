@@ -1,0 +1,61 @@
+package sessionctx
+
+// Amplify wraps every answer in {"success": ..., "result": ...}.
+func renderAmplifyInfo(s *Session, _ InfoRequest) InfoAnswer {
+	if s == nil {
+		return infoJSON(401, map[string]any{"success": false, "description": "Sign-in Required", "code": 401})
+	}
+	var result any
+	if raw, ok := infoRawObject(s, "amplify"); ok {
+		result = raw
+	} else {
+		result = amplifySession(s)
+	}
+	return infoJSON(200, map[string]any{"success": true, "result": result})
+}
+
+// amplifySession translates a session of another dialect into Amplify's
+// SessionInfo: the identity, the org as an object and as an id, and the
+// single role Amplify front ends switch on.
+func amplifySession(s *Session) map[string]any {
+	first, last := infoSplitName(s.Name)
+	user := map[string]any{"guid": s.UserID, "email": s.Email, "firstname": first, "lastname": last}
+	r := map[string]any{
+		"guid":      s.UserID,
+		"user_guid": s.UserID,
+		"username":  s.User,
+		"email":     s.Email,
+		"firstname": first,
+		"lastname":  last,
+		"user":      user,
+		"roles":     infoList(s.Roles),
+	}
+	if s.ID != "" {
+		r["sessionID"] = s.ID
+		r["sid"] = s.ID
+	}
+	if s.OrgID != "" || s.Org != "" {
+		r["org"] = map[string]any{"guid": s.OrgID, "org_id": infoNumberOrString(s.OrgID), "name": s.Org}
+		r["org_id"] = infoNumberOrString(s.OrgID)
+		r["org_name"] = s.Org
+		r["orgs"] = []map[string]any{{"guid": s.OrgID, "org_id": infoNumberOrString(s.OrgID), "name": s.Org}}
+	}
+	switch {
+	case s.Admin:
+		r["role"] = "administrator"
+	case len(s.Roles) > 0:
+		r["role"] = s.Roles[0]
+	}
+	if !s.ExpiresAt.IsZero() {
+		r["expiry"] = s.ExpiresAt.UnixMilli()
+	}
+	return r
+}
+
+// infoList keeps a list a list in JSON ([] rather than null).
+func infoList(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}

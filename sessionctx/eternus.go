@@ -1,0 +1,186 @@
+package sessionctx
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+func init() {
+	RegisterDialect(&Dialect{
+		Name:       "eternus",
+		Tokens:     []TokenSource{{From: FromBearer}},
+		NewOptions: func() Options { return NewEternusOptions() },
+		// Extract serves callers that use the dialect without options;
+		// ExtractWith honors session_id_from.
+		Extract:     eternusExtractor(NewEternusOptions()),
+		ExtractWith: eternusExtractor,
+		New: func(svc *Service, opts Options) (Backend, error) {
+			o := opts.(*EternusOptions)
+			if err := o.validate(); err != nil {
+				return nil, err
+			}
+			return &eternusBackend{svc: svc, now: time.Now}, nil
+		},
+	})
+}
+
+// DefaultEternusSessionIDHeader carries the ETERNUS session id when the
+// token does not.
+const DefaultEternusSessionIDHeader = "X-Eternus-Session-Id"
+
+// EternusOptions configure the eternus dialect.
+type EternusOptions struct {
+	// SessionIDFrom is where the session id is read when the token does
+	// not carry it as <session_id>:<token>: a header, cookie or query
+	// parameter. Default header X-Eternus-Session-Id.
+	SessionIDFrom TokenSource `json:"session_id_from,omitzero"`
+}
+
+// NewEternusOptions returns the defaults.
+func NewEternusOptions() *EternusOptions {
+	return &EternusOptions{SessionIDFrom: TokenSource{From: FromHeader, Name: DefaultEternusSessionIDHeader}}
+}
+
+// SetOption implements Options: `session_id_from header|cookie|query <name>`.
+func (o *EternusOptions) SetOption(name string, args []string) error {
+	if name != "session_id_from" {
+		return fmt.Errorf("unrecognized eternus backend option %q", name)
+	}
+	if len(args) != 2 {
+		return fmt.Errorf("session_id_from takes header|cookie|query <name>")
+	}
+	o.SessionIDFrom = TokenSource{From: args[0], Name: args[1]}
+	return o.validate()
+}
+
+func (o *EternusOptions) validate() error {
+	src := o.SessionIDFrom
+	if src.From == FromBearer {
+		return fmt.Errorf("session_id_from: want header, cookie or query, not bearer (the bearer carries the token)")
+	}
+	if err := src.Validate(); err != nil {
+		return fmt.Errorf("session_id_from: %v", err)
+	}
+	return nil
+}
+
+// eternusExtractor reads an ETERNUS credential: the token from the
+// configured sources, and the session id either from the token itself
+// (<session_id>:<token>) or from the session-id source. The credential's
+// Value is always <session_id>:<token>, so the cache key covers both.
+func eternusExtractor(opts Options) func(r *http.Request, sources []TokenSource) (Credential, error) {
+	o, _ := opts.(*EternusOptions)
+	if o == nil || o.validate() != nil {
+		o = NewEternusOptions()
+	}
+	idSrc := o.SessionIDFrom.Canonical()
+	return func(r *http.Request, sources []TokenSource) (Credential, error) {
+		cred, err := Extract(r, sources)
+		if err != nil {
+			return cred, err
+		}
+		if sid, tok, ok := strings.Cut(cred.Value, ":"); ok && validEternusSessionID(sid) && tok != "" {
+			return cred, nil
+		}
+		sid, ok := lookup(r, idSrc)
+		if !ok || sid == "" {
+			return Credential{}, fmt.Errorf("%w: no ETERNUS session id (in %s, or as <session_id>:<token>)", ErrUnauthenticated, idSrc)
+		}
+		if !validEternusSessionID(sid) {
+			return Credential{}, fmt.Errorf("%w: ETERNUS session id in %s is not a number", ErrUnauthenticated, idSrc)
+		}
+		cred.Value = sid + ":" + cred.Value
+		if len(cred.Value) > MaxTokenLen {
+			return Credential{}, fmt.Errorf("%w: credential longer than %d bytes", ErrUnauthenticated, MaxTokenLen)
+		}
+		return cred, nil
+	}
+}
+
+// validEternusSessionID accepts what ETERNUS issues: a decimal number.
+func validEternusSessionID(s string) bool {
+	if s == "" || len(s) > 19 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// eternusBackend reads the session resource that the credential names.
+type eternusBackend struct {
+	svc *Service
+	now func() time.Time
+}
+
+// Resolve implements Backend.
+func (b *eternusBackend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
+	sid, tok, ok := strings.Cut(cred.Value, ":")
+	if !ok || !validEternusSessionID(sid) || tok == "" {
+		return nil, fmt.Errorf("%w: ETERNUS credential must be <session_id>:<token>", ErrUnauthenticated)
+	}
+	req, err := b.svc.NewRequest(ctx, http.MethodGet, b.svc.Endpoint("/api/v1/session/"+sid, ""), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	status, raw, err := b.svc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		// 401: the token is dead; 404: no such session; 403: the token
+		// lives but names another session (a session can only read
+		// itself): each a verdict on the credential.
+		return nil, StatusError(status, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound)
+	}
+	s, err := decodeEternus(raw, b.now())
+	if err != nil {
+		return nil, err
+	}
+	if s.ID != "" && s.ID != sid {
+		return nil, fmt.Errorf("%w: ETERNUS answered another session than the one asked", ErrUnavailable)
+	}
+	return s, nil
+}
+
+// decodeEternus maps a session resource to a session. lifetime is what
+// the token has left and does not slide, so it dates the expiry from now.
+func decodeEternus(raw []byte, now time.Time) (*Session, error) {
+	if !gjson.ValidBytes(raw) {
+		return nil, fmt.Errorf("%w: eternus answer is not JSON", ErrUnavailable)
+	}
+	doc := gjson.ParseBytes(raw)
+	if !doc.IsObject() {
+		return nil, fmt.Errorf("%w: eternus answer is not a JSON object", ErrUnavailable)
+	}
+	user := str(doc, "user_name")
+	if user == "" {
+		return nil, fmt.Errorf("%w: eternus session names no user", ErrUnavailable)
+	}
+	s := &Session{
+		ID:      str(doc, "session_id"),
+		UserID:  user,
+		User:    user,
+		Perms:   list(doc, "auth_list"),
+		Kind:    KindUser,
+		Dialect: "eternus",
+		Raw:     []byte(doc.Raw),
+	}
+	s.Admin = containsAny(s.Perms, []string{"User_Management"})
+	if secs, ok := number(doc.Get("lifetime")); ok && secs < 1e9 {
+		s.ExpiresAt = now.Add(time.Duration(max(secs, 0) * float64(time.Second)))
+	}
+	if d := doc.Get("days_to_password_expiration"); d.Type == gjson.Number {
+		s.Attrs = map[string]any{"days_to_password_expiration": d.Int()}
+	}
+	return s, nil
+}

@@ -1,0 +1,194 @@
+package sessionctx
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// InfoRequest is what a session_info client sent, as far as the shape of
+// the answer depends on it: vSphere wraps answers under /rest/, TR50
+// mirrors the command key of the body, ETERNUS filters by ?fields=.
+type InfoRequest struct {
+	Method string
+	Path   string
+	Query  url.Values
+	Body   []byte
+	// Now is when the answer is rendered; remaining lifetimes (ETERNUS
+	// lifetime, TR50 ttl) count from it. Zero means time.Now().
+	Now time.Time
+}
+
+// InfoAnswer is a rendered session_info answer: always JSON.
+type InfoAnswer struct {
+	Status int
+	Body   []byte
+}
+
+// NormalizedShape is the shape name of sessiongate's own session JSON,
+// the default of session_info.
+const NormalizedShape = "normalized"
+
+// An infoRenderer renders s in one dialect's server shape; s nil means
+// the request has no session and gets the dialect's unauthenticated answer.
+type infoRenderer func(s *Session, req InfoRequest) InfoAnswer
+
+var infoRenderers = map[string]infoRenderer{
+	NormalizedShape: renderNormalizedInfo,
+	"http":          renderHTTPInfo,
+	"amplify":       renderAmplifyInfo,
+	"tr50":          renderTR50Info,
+	"vsphere":       renderVSphereInfo,
+	"eternus":       renderEternusInfo,
+	"trifacta":      renderTrifactaInfo,
+}
+
+// InfoShapes lists the shapes RenderInfo knows, sorted.
+func InfoShapes() []string {
+	names := make([]string, 0, len(infoRenderers))
+	for n := range infoRenderers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// RenderInfo renders s (nil: no session) the way the session service of
+// dialect shape would answer its own clients, so a front end written for
+// that product keeps working behind sessiongate. A session that came from
+// the same dialect is rendered from its raw answer, faithfully; one from
+// another dialect is translated from the normalized fields. An empty shape
+// is the normalized one.
+func RenderInfo(shape string, s *Session, req InfoRequest) (InfoAnswer, error) {
+	if shape == "" {
+		shape = NormalizedShape
+	}
+	render, ok := infoRenderers[shape]
+	if !ok {
+		return InfoAnswer{}, fmt.Errorf("unknown session_info shape %q (known: %s)", shape, strings.Join(InfoShapes(), ", "))
+	}
+	if req.Now.IsZero() {
+		req.Now = time.Now()
+	}
+	return render(s, req), nil
+}
+
+// InfoHandles reports whether a request is one that shape's clients send
+// to read their session. Other requests to the same paths (vSphere login
+// and logout, ETERNUS DELETE) belong to the product itself: session_info
+// passes them on. sessiongate's own shapes (normalized, http) read the
+// session whatever the method.
+func InfoHandles(shape string, req InfoRequest) bool {
+	read := req.Method == "GET" || req.Method == "HEAD"
+	switch shape {
+	case "vsphere":
+		if strings.HasPrefix(req.Path, "/rest/") {
+			return read || (req.Method == "POST" && req.Query.Get("~action") == "get")
+		}
+		return read
+	case "tr50":
+		return req.Method == "POST"
+	case "amplify", "eternus", "trifacta":
+		return read
+	}
+	return true
+}
+
+func renderNormalizedInfo(s *Session, _ InfoRequest) InfoAnswer {
+	if s == nil {
+		return infoJSON(401, map[string]any{"error": "unauthenticated"})
+	}
+	return infoJSON(200, s)
+}
+
+// renderHTTPInfo answers what an http-dialect service answered, or the
+// normalized JSON (which is what the http dialect reads by default).
+func renderHTTPInfo(s *Session, req InfoRequest) InfoAnswer {
+	raw, ok := infoRawObject(s, "http")
+	if !ok && s != nil && s.Dialect == "" {
+		// Mapping.Decode keeps the answer without naming a dialect:
+		// that is the http dialect's own.
+		raw, ok = infoRawObject(&Session{Dialect: "http", Raw: s.Raw}, "http")
+	}
+	if ok {
+		return InfoAnswer{Status: 200, Body: raw}
+	}
+	return renderNormalizedInfo(s, req)
+}
+
+// infoRawObject returns the service's own session object when s came from
+// dialect and kept a JSON object.
+func infoRawObject(s *Session, dialect string) (json.RawMessage, bool) {
+	if s == nil || s.Dialect != dialect {
+		return nil, false
+	}
+	raw := bytes.TrimSpace(s.Raw)
+	if len(raw) == 0 || raw[0] != '{' || !json.Valid(raw) {
+		return nil, false
+	}
+	return json.RawMessage(raw), true
+}
+
+// infoRawFields decodes the raw session object into its fields, numbers kept
+// as written.
+func infoRawFields(raw json.RawMessage) (map[string]any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, false
+	}
+	return m, true
+}
+
+func infoJSON(status int, v any) InfoAnswer {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Every value rendered here is built from strings, numbers and
+		// raw JSON that was checked valid; this cannot happen.
+		return InfoAnswer{Status: 500, Body: []byte(`{"error":"rendering failed"}`)}
+	}
+	return InfoAnswer{Status: status, Body: body}
+}
+
+// infoNumberOrString renders an identifier as a JSON number when it is a
+// decimal integer (ETERNUS session ids, Trifacta person ids), else as a
+// string, so a translated id keeps the type clients expect when it can.
+func infoNumberOrString(id string) any {
+	if id == "" {
+		return nil
+	}
+	if _, err := strconv.ParseInt(id, 10, 64); err == nil && (id == "0" || id[0] != '0') {
+		return json.Number(id)
+	}
+	return id
+}
+
+// infoMillisLayout is the timestamp format vSphere and TR50 answer with.
+const infoMillisLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func infoMillis(t time.Time) string {
+	return t.UTC().Format(infoMillisLayout)
+}
+
+// infoSecondsLeft is how long s has left at now, in whole seconds, never
+// negative; ok is false when the session says nothing of its expiry.
+func infoSecondsLeft(s *Session, now time.Time) (int64, bool) {
+	if s.ExpiresAt.IsZero() {
+		return 0, false
+	}
+	left := int64(s.ExpiresAt.Sub(now) / time.Second)
+	return max(left, 0), true
+}
+
+// infoSplitName splits a display name into first and last names at the first
+// space, for shapes that keep them apart.
+func infoSplitName(name string) (first, last string) {
+	first, last, _ = strings.Cut(strings.TrimSpace(name), " ")
+	return first, strings.TrimSpace(last)
+}

@@ -1,0 +1,157 @@
+package sessionctx
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+func init() {
+	RegisterDialect(&Dialect{
+		Name:   "tr50",
+		Tokens: []TokenSource{{From: FromHeader, Name: "sessionId"}, {From: FromCookie, Name: "sessionId"}},
+		New: func(svc *Service, _ Options) (Backend, error) {
+			return &tr50Backend{svc: svc, target: svc.Endpoint("/api", ""), now: time.Now}, nil
+		},
+	})
+}
+
+// tr50Backend runs TR50's session.info command.
+type tr50Backend struct {
+	svc    *Service
+	target string
+	now    func() time.Time
+}
+
+// Resolve implements Backend.
+func (b *tr50Backend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
+	tok, _ := json.Marshal(cred.Value)
+	body := `{"auth":{"sessionId":` + string(tok) + `},"1":{"command":"session.info"}}`
+	req, err := b.svc.NewRequest(ctx, http.MethodPost, b.target, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	status, raw, err := b.svc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		// TR50 reports a bad session inside a 200; an HTTP 401/403 can
+		// only come from a gateway in front of it that refused the same
+		// session, so it is a verdict too.
+		return nil, StatusError(status, http.StatusUnauthorized, http.StatusForbidden)
+	}
+	return decodeTR50(raw, b.now())
+}
+
+// decodeTR50 maps a session.info answer to a session. The command may be
+// keyed "1", "cmd" or anything else: the first object other than "auth"
+// is taken as its answer. Raw is its params object.
+func decodeTR50(raw []byte, now time.Time) (*Session, error) {
+	if !gjson.ValidBytes(raw) {
+		return nil, fmt.Errorf("%w: tr50 answer is not JSON", ErrUnavailable)
+	}
+	doc := gjson.ParseBytes(raw)
+	if !doc.IsObject() {
+		return nil, fmt.Errorf("%w: tr50 answer is not a JSON object", ErrUnavailable)
+	}
+	if auth := doc.Get("auth"); auth.IsObject() && auth.Get("success").Type == gjson.False {
+		return nil, fmt.Errorf("%w: tr50 rejected the session (%s)", ErrUnauthenticated, tr50Errors(auth))
+	}
+	var cmd gjson.Result
+	doc.ForEach(func(k, v gjson.Result) bool {
+		if k.Str != "auth" && v.IsObject() {
+			cmd = v
+			return false
+		}
+		return true
+	})
+	if !cmd.Exists() {
+		return nil, fmt.Errorf("%w: tr50 answer holds no command result", ErrUnavailable)
+	}
+	if cmd.Get("success").Type == gjson.False {
+		return nil, fmt.Errorf("%w: tr50 session.info failed (%s)", ErrUnauthenticated, tr50Errors(cmd))
+	}
+	p := cmd.Get("params")
+	if !p.IsObject() {
+		return nil, fmt.Errorf("%w: tr50 session.info answered no params", ErrUnavailable)
+	}
+
+	s := &Session{
+		ID:      str(p, "id"),
+		OrgID:   str(p, "orgId"),
+		Org:     str(p, "orgKey"),
+		Roles:   list(p, "roleKeys"),
+		Admin:   truthy(p.Get("hasSuperAdmin")) || truthy(p.Get("hasOrgAdmin")),
+		Kind:    KindUser,
+		Dialect: "tr50",
+		Raw:     []byte(p.Raw),
+	}
+	s.UserID, s.User = str(p, "userId"), str(p, "userName")
+	if s.UserID == "" && s.User == "" {
+		s.UserID, s.User = str(p, "appId"), str(p, "appName")
+		s.Kind = KindApp
+	}
+	if s.UserID == "" && s.User == "" {
+		return nil, fmt.Errorf("%w: tr50 session names neither user nor app", ErrUnavailable)
+	}
+	if s.UserID == "" {
+		s.UserID = s.User
+	}
+	if s.User == "" {
+		s.User = s.UserID
+	}
+	if s.Kind == KindUser && strings.Contains(s.User, "@") {
+		s.Email = s.User
+	}
+	if perms := p.Get("perms"); perms.IsObject() {
+		perms.ForEach(func(k, v gjson.Result) bool {
+			if truthy(v) && k.Str != "" {
+				s.Perms = append(s.Perms, k.Str)
+			}
+			return true
+		})
+	}
+	s.CreatedAt, _ = timeValue(p.Get("startTime"))
+	s.LastAccessedAt, _ = timeValue(p.Get("lastAccessed"))
+	if ttl, ok := number(p.Get("ttl")); ok && ttl > 0 && ttl < 1e9 {
+		s.ExpiresAt = idleExpiry(s.LastAccessedAt, time.Duration(ttl*float64(time.Second)), now)
+	}
+
+	attrs := map[string]any{}
+	for _, k := range []string{"serverId", "locale", "whoAmI", "tokenId", "tokenName", "thingKey"} {
+		if v := str(p, k); v != "" {
+			attrs[k] = v
+		}
+	}
+	if p.Get("hasSuperOps").Type == gjson.True {
+		attrs["hasSuperOps"] = true
+	}
+	if len(attrs) > 0 {
+		s.Attrs = attrs
+	}
+	return s, nil
+}
+
+// tr50Errors renders a failure's error messages for the error chain (they
+// describe the failure, never the token).
+func tr50Errors(r gjson.Result) string {
+	msgs := list(r, "errorMessages")
+	if len(msgs) == 0 {
+		msgs = list(r, "errorCodes")
+	}
+	if len(msgs) == 0 {
+		return "no reason given"
+	}
+	out := strings.Join(msgs, "; ")
+	if len(out) > 200 {
+		out = out[:200]
+	}
+	return out
+}
