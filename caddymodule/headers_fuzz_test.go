@@ -96,5 +96,24 @@ func FuzzHeaderFolder(f *testing.F) {
 		if _, kept := h[name]; kept == ref(name) {
 			t.Fatalf("strip kept=%v header %q, protected=%v", kept, name, ref(name))
 		}
+		// A protected name listed in Connection would have the proxy
+		// delete the trusted header: it must go, the rest must stay.
+		h = http.Header{"Connection": {"keep-alive, " + name, name}}
+		hf.strip(h)
+		var toks []string
+		for _, v := range h["Connection"] {
+			for _, tok := range strings.Split(v, ",") {
+				if tok = strings.TrimSpace(tok); tok != "" {
+					toks = append(toks, tok)
+					if ref(tok) {
+						t.Fatalf("Connection still names protected %q after strip: %q", tok, h["Connection"])
+					}
+				}
+			}
+		}
+		// (A prefix such as "C" owns Connection itself, which then goes.)
+		if !ref("keep-alive") && !ref("Connection") && (len(toks) == 0 || toks[0] != "keep-alive") {
+			t.Fatalf("strip lost keep-alive from Connection: %q", h["Connection"])
+		}
 	})
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddytest"
 
 	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
 )
@@ -36,7 +36,7 @@ type dialectCase struct {
 func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 	t.Helper()
 	up := newUpstream(t)
-	tester := startDialectCaddy(t, fmt.Sprintf(`
+	startCaddy(t, fmt.Sprintf(`
 :%d {
 	session_auth %s %s
 	reverse_proxy %s
@@ -46,7 +46,7 @@ func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 		forged := c.user.Clone()
 		forged.Set("X-Session-User", "mallory")
 		forged.Set("X-Session-Admin", "true")
-		resp, body := do(t, tester, "GET", "/app", forged)
+		resp, body := dialectDo(t, "GET", "/app", forged)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d, body %q", resp.StatusCode, body)
 		}
@@ -67,7 +67,7 @@ func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 			cases[k] = v
 		}
 		for name, h := range cases {
-			resp, body := do(t, tester, "GET", "/app", h)
+			resp, body := dialectDo(t, "GET", "/app", h)
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("%s: status %d, want 401 (body %q)", name, resp.StatusCode, body)
 			}
@@ -80,7 +80,7 @@ func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 		hits := up.hits.Load()
 		for _, f := range []emulator.Fault{emulator.Unavailable, emulator.InternalError, emulator.Garbage, emulator.WrongShape} {
 			c.fault(f)
-			resp, body := do(t, tester, "GET", "/app", c.fresh)
+			resp, body := dialectDo(t, "GET", "/app", c.fresh)
 			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 				t.Errorf("fault %d: status %d (Retry-After %q), want 503 with Retry-After (body %q)",
 					f, resp.StatusCode, resp.Header.Get("Retry-After"), body)
@@ -92,21 +92,48 @@ func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 		}
 		// Service errors are not cached: the same token works once the
 		// service is back.
-		if resp, body := do(t, tester, "GET", "/app", c.fresh); resp.StatusCode != http.StatusOK {
+		if resp, body := dialectDo(t, "GET", "/app", c.fresh); resp.StatusCode != http.StatusOK {
 			t.Errorf("after recovery: status %d, body %q", resp.StatusCode, body)
 		}
 	})
 }
 
-// startDialectCaddy is startCaddy, then drops the client's idle
-// keep-alive connections: do() shares http.DefaultTransport, and a
-// connection kept from the Caddy of a previous config is closed by it as
-// it shuts down, which the next request would see as EOF.
-func startDialectCaddy(t *testing.T, site string) *caddytest.Tester {
+// dialectDo is do, but a connection that fails before any answer (reset,
+// EOF) is tried again a few times: right after a config load, the Caddy of
+// the previous config can still accept a connection from the shared
+// listener and drop it as it stops. Only transport errors are retried;
+// every HTTP answer counts.
+func dialectDo(t *testing.T, method, path string, header http.Header) (*http.Response, string) {
 	t.Helper()
-	tester := startCaddy(t, site)
-	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	return tester
+	var lastErr error
+	for range 5 {
+		req, err := http.NewRequest(method, siteURL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		client := &http.Client{
+			Transport:     &http.Transport{DisableKeepAlives: true},
+			Timeout:       10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			lastErr = err
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s %s: reading the answer: %v", method, path, err)
+		}
+		return resp, string(body)
+	}
+	t.Fatalf("%s %s: %v", method, path, lastErr)
+	return nil, ""
 }
 
 func serve(t *testing.T, h http.Handler) string {
@@ -143,12 +170,12 @@ func TestDialectAmplify401Variant(t *testing.T) {
 	emu := emulator.NewAmplify()
 	emu.RejectWith401(true)
 	up := newUpstream(t)
-	tester := startDialectCaddy(t, fmt.Sprintf(`
+	startCaddy(t, fmt.Sprintf(`
 :%d {
 	session_auth amplify %s
 	reverse_proxy %s
 }`, httpPort, serve(t, emu), up.Listener.Addr()))
-	if resp, body := do(t, tester, "GET", "/", bearer("gone")); resp.StatusCode != http.StatusUnauthorized {
+	if resp, body := dialectDo(t, "GET", "/", bearer("gone")); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("status %d, want 401 (body %q)", resp.StatusCode, body)
 	}
 }
@@ -185,7 +212,7 @@ func TestDialectTR50(t *testing.T) {
 			{"sess-app", map[string]string{"X-Session-User": "Gateway Agent", "X-Session-User-Id": "app-9", "X-Session-Perms": "property.publish", "X-Session-Admin": "false"}},
 			{"sess-admin", map[string]string{"X-Session-User": "root", "X-Session-Roles": "", "X-Session-Perms": "", "X-Session-Admin": "true"}},
 		} {
-			resp, body := do(t, nil, "GET", "/", http.Header{"Sessionid": {tc.token}})
+			resp, body := dialectDo(t, "GET", "/", http.Header{"Sessionid": {tc.token}})
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s: status %d, body %q", tc.token, resp.StatusCode, body)
 			}
@@ -200,7 +227,7 @@ func TestDialectTR50(t *testing.T) {
 	t.Run("failure on the command", func(t *testing.T) {
 		emu.FailOnCommand(true)
 		defer emu.FailOnCommand(false)
-		if resp, body := do(t, nil, "GET", "/", http.Header{"Sessionid": {"nope3"}}); resp.StatusCode != http.StatusUnauthorized {
+		if resp, body := dialectDo(t, "GET", "/", http.Header{"Sessionid": {"nope3"}}); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("status %d, want 401 (body %q)", resp.StatusCode, body)
 		}
 	})
@@ -264,7 +291,7 @@ func TestDialectEternusSessionIDFrom(t *testing.T) {
 	emu := emulator.NewEternus()
 	sid, tok := emu.AddSession("root", []string{"User_Management"}, time.Hour)
 	up := newUpstream(t)
-	tester := startDialectCaddy(t, fmt.Sprintf(`
+	startCaddy(t, fmt.Sprintf(`
 :%d {
 	session_auth {
 		backend eternus %s {
@@ -275,12 +302,12 @@ func TestDialectEternusSessionIDFrom(t *testing.T) {
 }`, httpPort, serve(t, emu), up.Listener.Addr()))
 	h := bearer(tok)
 	h.Set("Cookie", "eternus_sid="+strconv.FormatInt(sid, 10))
-	if resp, body := do(t, tester, "GET", "/", h); resp.StatusCode != http.StatusOK || upstreamSaw(t, body).Headers.Get("X-Session-User") != "root" {
+	if resp, body := dialectDo(t, "GET", "/", h); resp.StatusCode != http.StatusOK || upstreamSaw(t, body).Headers.Get("X-Session-User") != "root" {
 		t.Errorf("session id from the cookie: status %d, body %q", resp.StatusCode, body)
 	}
 	h = bearer(tok)
 	h.Set("X-Eternus-Session-Id", strconv.FormatInt(sid, 10))
-	if resp, body := do(t, tester, "GET", "/", h); resp.StatusCode != http.StatusUnauthorized {
+	if resp, body := dialectDo(t, "GET", "/", h); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the default header must not count once session_id_from is set: status %d, body %q", resp.StatusCode, body)
 	}
 }
@@ -311,7 +338,7 @@ func TestDialectTrifactaCookie(t *testing.T) {
 	emu := emulator.NewTrifacta()
 	emu.AddSession("browser-1", emulator.TrifactaPerson(5, "wren@example.com", "Wren", false, false, "wrangler"))
 	up := newUpstream(t)
-	tester := startDialectCaddy(t, fmt.Sprintf(`
+	startCaddy(t, fmt.Sprintf(`
 :%d {
 	session_auth {
 		backend trifacta %s
@@ -319,10 +346,17 @@ func TestDialectTrifactaCookie(t *testing.T) {
 	}
 	reverse_proxy %s
 }`, httpPort, serve(t, emu), emulator.TrifactaCookie, up.Listener.Addr()))
-	resp, body := do(t, tester, "GET", "/", http.Header{"Cookie": {emulator.TrifactaCookie + "=browser-1"}})
+	resp, body := dialectDo(t, "GET", "/", http.Header{"Cookie": {emulator.TrifactaCookie + "=browser-1"}})
 	if resp.StatusCode != http.StatusOK || upstreamSaw(t, body).Headers.Get("X-Session-User-Id") != "5" {
 		t.Errorf("status %d, body %q", resp.StatusCode, body)
 	}
+}
+
+// snippetOptions is what the README's option blocks must adapt to.
+var snippetOptions = map[string]string{
+	"vsphere": `"options":{"api":"auto","idle_timeout":"30m"}`,
+	"eternus": `"options":{"session_id_from":{"from":"header","name":"X-Eternus-Session-Id"}}`,
+	"http":    `"token_to":{"name":"ory_session","to":"cookie"}`,
 }
 
 // TestReadmeDialectSnippetsAdapt keeps every Caddyfile snippet of the
@@ -353,6 +387,9 @@ func TestReadmeDialectSnippetsAdapt(t *testing.T) {
 		}
 		if !strings.Contains(string(out), `"dialect":"`+dialect+`"`) {
 			t.Errorf("README snippet for %s configures another dialect:\n%s", dialect, out)
+		}
+		if want := snippetOptions[dialect]; !strings.Contains(string(out), want) {
+			t.Errorf("README snippet for %s: adapted JSON lacks %s:\n%s", dialect, want, out)
 		}
 		seen[dialect] = true
 	}

@@ -180,9 +180,19 @@ func do(t *testing.T, tester *caddytest.Tester, method, path string, header http
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	_ = tester
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+	// Just after a config load, the previous config's server can accept a
+	// connection and drop it unanswered (EOF, reset). No answer at all is
+	// retried; any HTTP answer is the result.
+	var resp *http.Response
+	for attempt := 1; ; attempt++ {
+		resp, err = client.Do(req)
+		if err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	defer resp.Body.Close()
 	var b strings.Builder

@@ -1,0 +1,42 @@
+package integration
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestHostileReadmeNamesRealTests keeps the README's security table
+// honest: every test and fuzz target it cites as the proof of a row must
+// exist.
+func TestHostileReadmeNamesRealTests(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "<!-- section: security")
+	if !ok {
+		t.Fatal("README.md has no security section")
+	}
+	sec, _, _ = strings.Cut(sec, "<!-- section:")
+	cited := regexp.MustCompile("`((?:Test|Fuzz)[A-Z][A-Za-z0-9_]*)`").FindAllStringSubmatch(sec, -1)
+	if len(cited) < 8 {
+		t.Fatalf("the security section cites %d tests; the table names one per row", len(cited))
+	}
+	var src strings.Builder
+	filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, "_test.go") {
+			b, _ := os.ReadFile(path)
+			src.Write(b)
+		}
+		return nil
+	})
+	for _, c := range cited {
+		if !strings.Contains(src.String(), "func "+c[1]+"(") {
+			t.Errorf("README's security section cites %s, which no test file defines", c[1])
+		}
+	}
+}
