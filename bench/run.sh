@@ -6,9 +6,11 @@
 #   a  respond alone                  b  session_auth (cached) + respond
 #   c  forward_auth + respond         d  reverse_proxy alone
 #   e  session_auth + reverse_proxy   f  session_auth, a new valid token per request
+#   g  reverse_proxy, the client itself sending the nine headers that
+#      session_auth injects (what e's upstream request carries)
 # For each: requests/s, p50/p99 latency, and the Caddy process's CPU per
 # request (utime+stime from /proc); then the medians over rounds and the
-# ratios b/a, b/c, e/d (each the median of the per-round ratios).
+# ratios b/a, b/c, e/d, e/g (each the median of the per-round ratios).
 #
 # usage: bench/run.sh            (env: ROUNDS=6 DURATION=5 THREADS=2 CONNS=32)
 # Loopback only; everything it starts is stopped on exit.
@@ -21,8 +23,8 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
 OUT=bench/out
 TOKEN=bench-0123456789abcdef0123456789abcdef
-CASES="a b c d e f"
-declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086)
+CASES="a b c d e f g"
+declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086 [g]=18084)
 declare -A NAME=(
 	[a]="respond"
 	[b]="session_auth + respond"
@@ -30,6 +32,14 @@ declare -A NAME=(
 	[d]="reverse_proxy"
 	[e]="session_auth + reverse_proxy"
 	[f]="session_auth, cold tokens"
+	[g]="reverse_proxy + 9 client headers"
+)
+# The headers session_auth injects for the benchmark session, sent by the
+# client in case g.
+IDENTITY=(
+	"X-Session-User: alice" "X-Session-User-Id: u1" "X-Session-Email: alice@example.com"
+	"X-Session-Name: Alice Doe" "X-Session-Org: Acme" "X-Session-Org-Id: o1"
+	"X-Session-Roles: admin,dev" "X-Session-Perms: read,write" "X-Session-Admin: false"
 )
 
 mkdir -p "$OUT"
@@ -105,6 +115,9 @@ run() {
 	local args=(-t"$THREADS" -c"$CONNS" -d"${secs}s" --latency --timeout 5s)
 	if [ "$c" = f ]; then
 		args+=(-s bench/cold.lua "http://127.0.0.1:${PORT[$c]}/" -- "r$round-$$-$(date +%s%N)")
+	elif [ "$c" = g ]; then
+		for hd in "${IDENTITY[@]}"; do args+=(-H "$hd"); done
+		args+=(-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${PORT[$c]}/")
 	else
 		args+=(-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${PORT[$c]}/")
 	fi
@@ -125,15 +138,15 @@ run() {
 		"$round" "${NAME[$c]}" "$rps" "$p50" "$p99" "$cpu" "$bad"
 }
 
-echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x 6 cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
+echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x 7 cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
 echo "== warmup"
 for c in $CASES; do run "$c" warmup 1; done
-# The cases compared run back to back (a with b, d with e), so a swing in
+# The cases compared run back to back (a with b, e with d and g), so a swing in
 # the machine's load hits both sides of a ratio alike; which of the two
 # goes first alternates from round to round.
 for r in $(seq "$ROUNDS"); do
 	echo "== round $r"
-	if [ $((r % 2)) = 1 ]; then order="a b c d e f"; else order="b a c e d f"; fi
+	if [ $((r % 2)) = 1 ]; then order="a b c d e g f"; else order="b a c g e d f"; fi
 	for c in $order; do run "$c" "$r" "$DURATION"; done
 done
 
@@ -159,7 +172,8 @@ echo
 echo "requests/s ratios (median of the per-round ratios; per round in brackets):"
 printf '  b/a = %.3f  [ %s]  session_auth + respond vs respond; goal >= 0.90\n' "$(ratio b a)" "$(rounds b a)"
 printf '  e/d = %.3f  [ %s]  session_auth + reverse_proxy vs reverse_proxy; goal >= 0.95\n' "$(ratio e d)" "$(rounds e d)"
+printf '  e/g = %.3f  [ %s]  session_auth + reverse_proxy vs reverse_proxy carrying the same headers\n' "$(ratio e g)" "$(rounds e g)"
 printf '  b/c = %.2f   [ %s]  session_auth vs forward_auth; goal >= 3\n' "$(ratio b c)" "$(rounds b c)"
 printf '  f/c = %.2f   [ %s]  cold tokens (one service call each) vs forward_auth\n' "$(ratio f c)" "$(rounds f c)"
 echo "Caddy CPU per request ratios (capacity when CPU-bound; steadier than requests/s on a busy machine):"
-printf '  a/b = %.3f   d/e = %.3f   c/b = %.2f\n' "$(ratio a b 6)" "$(ratio d e 6)" "$(ratio c b 6)"
+printf '  a/b = %.3f   d/e = %.3f   g/e = %.3f   c/b = %.2f\n' "$(ratio a b 6)" "$(ratio d e 6)" "$(ratio g e 6)" "$(ratio c b 6)"

@@ -75,12 +75,12 @@ var presets = map[string][]presetHeader{
 // without allocating a closure or boxing the user id.
 type identity struct {
 	vals         [numFields]string
-	userID       any // s.UserID, boxed for caddy.Replacer.Set
+	userID       any // s.UserID less control characters, boxed for caddy.Replacer.Set
 	placeholders caddy.ReplacerFunc
 }
 
 func prepareIdentity(s *sessionctx.Session) any {
-	id := &identity{userID: s.UserID, placeholders: placeholders(s)}
+	id := &identity{userID: dropControl(s.UserID), placeholders: placeholders(s)}
 	id.vals[fieldUser] = sanitize(s.User)
 	id.vals[fieldUserID] = sanitize(s.UserID)
 	id.vals[fieldEmail] = sanitize(s.Email)

@@ -12,15 +12,40 @@ import (
 )
 
 // placeholders answers {session.*} lazily: nothing is formatted unless a
-// template asks for it.
+// template asks for it. Control characters are dropped: the documented
+// use is `request_header X-User {session.user}`, and a CR or LF from the
+// session service there made the proxied request invalid (a 502).
 func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
 	return func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, "session.")
 		if !ok {
 			return nil, false
 		}
-		return sessionValue(s, name)
+		v, ok := sessionValue(s, name)
+		if str, isStr := v.(string); isStr {
+			v = dropControl(str)
+		}
+		return v, ok
 	}
+}
+
+// dropControl removes C0 control characters and DEL, allocating only when
+// there is one.
+func dropControl(v string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			// Byte-wise, so that other bytes (invalid UTF-8 included)
+			// stay exactly as the service sent them.
+			b := make([]byte, 0, len(v))
+			for j := 0; j < len(v); j++ {
+				if c := v[j]; c >= 0x20 && c != 0x7f {
+					b = append(b, c)
+				}
+			}
+			return string(b)
+		}
+	}
+	return v
 }
 
 func sessionValue(s *sessionctx.Session, name string) (any, bool) {

@@ -267,9 +267,12 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 
 // Cleanup releases this handler's hold on the shared cache.
 func (h *SessionAuth) Cleanup() error {
-	if h.metricsOn {
+	// Caddy may clean up an old config while its last requests still
+	// run (past grace_period): leave alone the fields ServeHTTP reads
+	// (metricsOn, resolver); h.pooled, which it does not read, makes this
+	// idempotent.
+	if h.metricsOn && h.pooled != nil {
 		h.pooled.metricsUsers.Add(-1)
-		h.metricsOn = false
 	}
 	h.pooled = nil
 	if h.poolKey != "" {
@@ -301,6 +304,10 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 
 	cred, err := h.extract(r, h.tokens)
 	if err != nil {
+		if h.StripToken && cred.Source.From != "" {
+			// A malformed token is still a token: it goes no further.
+			sessionctx.Strip(r, cred.Source)
+		}
 		if h.Optional {
 			h.logRequest(sessionctx.Key{}, nil, "anonymous", false)
 			return next.ServeHTTP(w, r)

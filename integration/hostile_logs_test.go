@@ -23,7 +23,8 @@ import (
 // from a query parameter or another header (tr50's sessionId, vSphere's
 // vmware-api-session-id) is logged in clear unless the log's filter
 // encoder hashes it, as this config does and the README's security
-// section shows.
+// section shows: in the access log, and in the default log, where Caddy
+// writes every 4xx at DEBUG with the request (http.log.error).
 func TestHostileLogSecrecy(t *testing.T) {
 	dir := t.TempDir()
 	debugLog, accessLog := filepath.Join(dir, "debug.log"), filepath.Join(dir, "access.log")
@@ -39,6 +40,8 @@ func TestHostileLogSecrecy(t *testing.T) {
 		"query":     "tok-query-secret-c3d9",
 		"header":    "tok-header-secret-a7e5",
 		"rejected":  "tok-rejected-secret-19f0",
+		"rejquery":  "tok-rejquery-secret-2b2b",
+		"rejheader": "tok-rejheader-secret-3c3c",
 		"anonrej":   "tok-anonrej-secret-55aa",
 		"malformed": "tok-malformed-secret-" + strings.Repeat("m", sessionctx.MaxTokenLen),
 		"error":     "tok-error-secret-e0e0",
@@ -58,11 +61,10 @@ func TestHostileLogSecrecy(t *testing.T) {
 			token header X-Api-Token
 			strip_token
 			logout POST /auth/logout`
-	startCaddyWith(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", debugLog), fmt.Sprintf(`
-:%d {
-	log {
-		output file %s
-		format filter {
+	// The filter that keeps query and header tokens out of the logs: on
+	// the access log, and on the default log, where Caddy writes each
+	// 4xx at DEBUG with the request.
+	filter := `format filter {
 			wrap json
 			fields {
 				request>uri query {
@@ -70,31 +72,36 @@ func TestHostileLogSecrecy(t *testing.T) {
 				}
 				request>headers>X-Api-Token hash
 			}
-		}
+		}`
+	startCaddyWith(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\t%s\n\t\tlevel DEBUG\n\t}", debugLog, filter), fmt.Sprintf(`
+:%d {
+	log {
+		output file %s
+		%s
 	}
 	handle /auth/* {
-		session_auth http %[3]s {%[4]s
+		session_auth http %[4]s {%[5]s
 		}
-		reverse_proxy %[5]s
+		reverse_proxy %[6]s
 	}
 	handle /opt/* {
-		session_auth http %[3]s {%[4]s
+		session_auth http %[4]s {%[5]s
 			optional
 		}
-		reverse_proxy %[5]s
+		reverse_proxy %[6]s
 	}
 	handle /down/* {
-		session_auth http %[6]s
-		reverse_proxy %[5]s
+		session_auth http %[7]s
+		reverse_proxy %[6]s
 	}
 	handle /stale/* {
-		session_auth http %[7]s {
+		session_auth http %[8]s {
 			cache_ttl 1s
 			stale_if_error 1h
 		}
-		reverse_proxy %[5]s
+		reverse_proxy %[6]s
 	}
-}`, httpPort, accessLog, svc.URL, auth, up.Listener.Addr(), down.URL, staleSvc.URL))
+}`, httpPort, accessLog, filter, svc.URL, auth, up.Listener.Addr(), down.URL, staleSvc.URL))
 
 	steps := []struct {
 		name, method, path string
@@ -108,6 +115,8 @@ func TestHostileLogSecrecy(t *testing.T) {
 		{"anonymous", "GET", "/opt/x", http.Header{"Cookie": {"theme=" + otherCookie}}, 200},
 		{"anonymous, rejected token", "GET", "/opt/x", bearer(tokens["anonrej"]), 200},
 		{"rejected", "GET", "/auth/x", bearer(tokens["rejected"]), 401},
+		{"rejected, query", "GET", "/auth/x?tok=" + tokens["rejquery"], nil, 401},
+		{"rejected, header", "GET", "/auth/x", http.Header{"X-Api-Token": {tokens["rejheader"]}}, 401},
 		{"malformed", "GET", "/auth/x", bearer(tokens["malformed"]), 401},
 		{"service error", "GET", "/down/x", bearer(tokens["error"]), 503},
 		{"stale, first", "GET", "/stale/x", bearer(tokens["stale"]), 200},
@@ -155,6 +164,11 @@ func TestHostileLogSecrecy(t *testing.T) {
 		}
 		if strings.Contains(text, needle) {
 			t.Errorf("the %s token appears in the logs", what)
+			for _, l := range strings.Split(text, "\n") {
+				if strings.Contains(l, needle) {
+					t.Logf("%.400s", l)
+				}
+			}
 		}
 	}
 	if strings.Contains(text, otherCookie) {

@@ -100,24 +100,41 @@ func chunked(r *http.Request) bool {
 // rawRequest sends text over a fresh TCP connection to the test Caddy, so
 // that header names and repeated lines go out exactly as written: Go's
 // client would canonicalize them. It returns the response and its body.
+// A connection closed before any answer is tried again, a few times: the
+// config a test just loaded replaces the previous test's, whose shutdown
+// can drop a connection it had accepted.
 func rawRequest(t *testing.T, text string) (*http.Response, string) {
 	t.Helper()
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		resp, body, err := rawRoundTrip(text)
+		if err == nil {
+			return resp, body
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%q: no answer: %v", firstLine(text), lastErr)
+	return nil, ""
+}
+
+func rawRoundTrip(text string) (*http.Response, string, error) {
 	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", httpPort), 5*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(15 * time.Second))
 	if _, err := io.WriteString(c, text); err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
-		t.Fatalf("reading the answer to %q: %v", firstLine(text), err)
+		return nil, "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	body, err := io.ReadAll(resp.Body)
+	return resp, string(body), err
 }
 
 // rawGet builds a GET with the given header lines, written as is.
@@ -169,6 +186,9 @@ func startCaddyWith(t *testing.T, extraGlobal, site string) *caddytest.Tester {
 		t.FailNow()
 	}
 	started = true
+	// One answered request (retried if the previous config drops it)
+	// before the test's own, which use Go's client and do not retry.
+	rawRequest(t, rawGet("/.settle"))
 	return tester
 }
 

@@ -322,3 +322,62 @@ func TestHostileHopByHopAndTrailers(t *testing.T) {
 		checkRawHeaders(t, "trailers on "+path, seen, protected, trustedAlice)
 	}
 }
+
+// TestHostileSessionDataInjection: a session service answering CR, LF
+// and NUL inside the user name, a role and an attribute cannot add a
+// header line for the upstream, neither through the injected headers nor
+// through placeholders in request_header (the use DESIGN.md shows),
+// {http.auth.user.id} included. The
+// request goes through with those characters dropped; before placeholders
+// dropped them, the proxied request was invalid and the user got a 502.
+func TestHostileSessionDataInjection(t *testing.T) {
+	svc := newSessionService(t)
+	s := aliceSession()
+	s["user"] = "ali\r\nX-Evil: 1\x00ce"
+	s["roles"] = []string{"dev\r\nX-Evil-Role: 2", "ops"}
+	s["name"] = "Al\nX-Evil-Name: 3"
+	s["user_id"] = "u-1\r\nX-Evil-Id: 4"
+	svc.addSession("tok-alice", s)
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		header X-Custom-Ident "{session.user}"
+	}
+	request_header X-Placeholder-User {session.user}
+	request_header X-Placeholder-Roles {session.roles}
+	request_header X-Placeholder-Name {session.name}
+	request_header X-Placeholder-Auth-Id {http.auth.user.id}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()))
+
+	resp, body := rawRequest(t, rawGet("/", "Authorization: Bearer tok-alice"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200: %s", resp.StatusCode, body)
+	}
+	seen := decodeRawSeen(t, body)
+	want := map[string]string{
+		"X-Session-User":        "aliX-Evil: 1ce",
+		"X-Custom-Ident":        "aliX-Evil: 1ce",
+		"X-Session-Roles":       "devX-Evil-Role: 2,ops",
+		"X-Session-Name":        "AlX-Evil-Name: 3",
+		"X-Placeholder-User":    "aliX-Evil: 1ce",
+		"X-Placeholder-Roles":   "devX-Evil-Role: 2,ops",
+		"X-Placeholder-Name":    "AlX-Evil-Name: 3",
+		"X-Placeholder-Auth-Id": "u-1X-Evil-Id: 4",
+		"X-Session-User-Id":     "u-1X-Evil-Id: 4",
+	}
+	got := map[string]string{}
+	for _, l := range seen.Lines {
+		name, val, _ := strings.Cut(l, ":")
+		if strings.HasPrefix(fold(name), "x-evil") {
+			t.Errorf("the session data added a header line: %q", l)
+		}
+		got[name] = strings.TrimSpace(val)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}

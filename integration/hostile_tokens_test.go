@@ -2,8 +2,10 @@ package integration
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
@@ -129,5 +131,125 @@ func TestHostileAbsurdTokens(t *testing.T) {
 	resp, _ := rawRequest(t, rawGet("/cbqh/", "Authorization: Bearer tok-alice"))
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("after the absurd tokens: status %d for a good one", resp.StatusCode)
+	}
+}
+
+// TestHostileTokenFlood sends a flood of distinct random tokens through a
+// small cache (cache_max 50) from a few concurrent clients. Every one is
+// a 401 and costs one session-service call, none reaches the upstream,
+// and a session cached before the flood is still served from the cache
+// afterwards: rejections are kept apart, so random tokens can push out
+// only other rejections.
+func TestHostileTokenFlood(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		cache_max 50
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	if resp, _ := rawRequest(t, rawGet("/", "Authorization: Bearer tok-alice")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("before the flood: status %d", resp.StatusCode)
+	}
+	calls, hits := svc.calls.Load(), up.hits.Load()
+	const workers, each = 4, 150
+	statuses := make(chan int, workers*each)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				resp, _, err := rawRoundTrip(rawGet("/", fmt.Sprintf("Authorization: Bearer flood-%d-%d-%x", w, i, rand.Uint64())))
+				if err != nil {
+					statuses <- 0
+					continue
+				}
+				statuses <- resp.StatusCode
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for st := range statuses {
+		count[st]++
+	}
+	if count[http.StatusUnauthorized] != workers*each {
+		t.Errorf("flood of %d random tokens: statuses %v, want all 401", workers*each, count)
+	}
+	if n := up.hits.Load() - hits; n != 0 {
+		t.Errorf("the flood reached the upstream %d times", n)
+	}
+	if n := svc.calls.Load() - calls; n != workers*each {
+		t.Errorf("the flood made %d session-service calls for %d distinct tokens", n, workers*each)
+	}
+	calls = svc.calls.Load()
+	if resp, body := rawRequest(t, rawGet("/", "Authorization: Bearer tok-alice")); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the flood: status %d: %s", resp.StatusCode, body)
+	}
+	if svc.calls.Load() != calls {
+		t.Errorf("after the flood the cached session had to be fetched again: the flood pushed it out")
+	}
+}
+
+// TestHostileStripTokenMalformed: with optional and strip_token, the
+// upstream of an anonymous request sees no token of any kind, be it
+// rejected by the service or malformed on its face (too long, control
+// characters). A malformed one once went through untouched, because
+// Extract did not say where it had found it.
+func TestHostileStripTokenMalformed(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		optional
+		strip_token
+		token cookie sid
+		token bearer
+		token query tok
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()))
+
+	long := strings.Repeat("x", sessionctx.MaxTokenLen+1)
+	for _, c := range []struct {
+		name, path string
+		lines      []string
+	}{
+		{"oversized bearer", "/", []string{"Authorization: Bearer " + long}},
+		{"bearer with a tab", "/", []string{"Authorization: Bearer tok\tsecret"}},
+		{"rejected bearer", "/", []string{"Authorization: Bearer tok-unknown"}},
+		{"oversized cookie", "/", []string{"Cookie: a=1; sid=" + long + "; b=2"}},
+		{"cookie with a tab", "/", []string{"Cookie: a=1; sid=tok\tsecret; b=2"}},
+		{"query with %00", "/?a=1&tok=tok%00secret&b=2", nil},
+		{"oversized query", "/?a=1&tok=" + long + "&b=2", nil},
+	} {
+		resp, body := rawRequest(t, rawGet(c.path, c.lines...))
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: status %d, want 200 (optional)", c.name, resp.StatusCode)
+			continue
+		}
+		seen := decodeRawSeen(t, body)
+		if strings.Contains(seen.RequestLine, "tok=") {
+			t.Errorf("%s: the upstream got the query token: %.80s", c.name, seen.RequestLine)
+		}
+		if !strings.Contains(c.path, "?") != !strings.Contains(seen.RequestLine, "a=1&b=2") {
+			t.Errorf("%s: the other query parameters were not kept: %.80s", c.name, seen.RequestLine)
+		}
+		for _, l := range seen.Lines {
+			if strings.HasPrefix(l, "Authorization:") || strings.Contains(l, "sid=") {
+				t.Errorf("%s: the upstream got the token: %.80s", c.name, l)
+			}
+			if strings.HasPrefix(l, "Cookie:") && l != "Cookie: a=1; b=2" {
+				t.Errorf("%s: the other cookies were not kept: %.80s", c.name, l)
+			}
+		}
 	}
 }

@@ -82,7 +82,9 @@ type Credential struct {
 // which of two tokens wins by sending both: the configured order decides.
 // A token that is too long or holds control characters is reported as
 // found but malformed: the caller must reject it, not fall through to
-// another source.
+// another source. The Credential returned with that error names the
+// Source (never the Value), so that strip_token can still keep the
+// malformed token from the upstream.
 func Extract(r *http.Request, sources []TokenSource) (Credential, error) {
 	for _, src := range sources {
 		v, ok := lookup(r, src)
@@ -90,7 +92,7 @@ func Extract(r *http.Request, sources []TokenSource) (Credential, error) {
 			continue
 		}
 		if err := checkToken(v); err != nil {
-			return Credential{}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, src, err)
+			return Credential{Source: src}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, src, err)
 		}
 		return Credential{Value: v, Source: src}, nil
 	}

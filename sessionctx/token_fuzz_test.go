@@ -54,6 +54,15 @@ func FuzzExtract(f *testing.F) {
 				if cred.Value != "" {
 					t.Fatalf("Extract(%v) returned token %q with error %v", srcs, cred.Value, err)
 				}
+				// A malformed token names its source, and Strip must be
+				// able to take it out all the same.
+				if cred.Source.From != "" {
+					stripped := r.Clone(r.Context())
+					Strip(stripped, cred.Source)
+					if v, ok := lookup(stripped, cred.Source); ok && v != "" {
+						t.Fatalf("after Strip(%v) the malformed token is still there: %q", cred.Source, v)
+					}
+				}
 				continue
 			}
 			v := cred.Value
