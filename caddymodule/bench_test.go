@@ -10,7 +10,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"go.uber.org/zap"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -32,22 +31,6 @@ func benchService(b *testing.B) (*httptest.Server, *atomic.Int64) {
 	}))
 	b.Cleanup(srv.Close)
 	return srv, &calls
-}
-
-// provisioned returns a handler provisioned for real against srv, with a
-// no-op logger (a test caddy.Context logs at debug level; production's
-// default is info, where the per-request line costs a level check).
-func provisioned(b *testing.B, h *SessionAuth, url string) *SessionAuth {
-	b.Helper()
-	h.Backend = BackendConfig{Dialect: "http", URL: url}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	b.Cleanup(cancel)
-	if err := h.Provision(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { h.Cleanup() })
-	h.logger = zap.NewNop()
-	return h
 }
 
 // caddyRequest is a request as Caddy's server hands it to a handler: its
@@ -133,7 +116,7 @@ func serveBatches(b *testing.B, h *SessionAuth, hdr http.Header) {
 // the session put in the context.
 func BenchmarkCachedRequest(b *testing.B) {
 	srv, calls := benchService(b)
-	h := provisioned(b, &SessionAuth{}, srv.URL)
+	h := provisionAuth(b, &SessionAuth{}, srv.URL)
 	serveBatches(b, h, clientHeaders())
 	if calls.Load() != 1 {
 		b.Errorf("session-service calls = %d, want 1", calls.Load())
@@ -144,7 +127,7 @@ func BenchmarkCachedRequest(b *testing.B) {
 // header template, the per-request replacer work.
 func BenchmarkCachedRequestPresetAndCustom(b *testing.B) {
 	srv, _ := benchService(b)
-	h := provisioned(b, &SessionAuth{
+	h := provisionAuth(b, &SessionAuth{
 		HeaderPresets: []string{"oauth2-proxy"},
 		Headers:       map[string]string{"X-Remote-User": "{session.user}@{session.org}"},
 	}, srv.URL)
@@ -154,7 +137,7 @@ func BenchmarkCachedRequestPresetAndCustom(b *testing.B) {
 // BenchmarkCachedRequestStripToken adds strip_token (bearer).
 func BenchmarkCachedRequestStripToken(b *testing.B) {
 	srv, _ := benchService(b)
-	h := provisioned(b, &SessionAuth{StripToken: true}, srv.URL)
+	h := provisionAuth(b, &SessionAuth{StripToken: true}, srv.URL)
 	serveBatches(b, h, clientHeaders())
 }
 
@@ -170,7 +153,7 @@ func BenchmarkRequestSetup(b *testing.B) {
 
 func BenchmarkTokenExtract(b *testing.B) {
 	srv, _ := benchService(b)
-	h := provisioned(b, &SessionAuth{}, srv.URL)
+	h := provisionAuth(b, &SessionAuth{}, srv.URL)
 	r := caddyRequest(clientHeaders())
 	b.ReportAllocs()
 	for b.Loop() {
@@ -183,7 +166,7 @@ func BenchmarkTokenExtract(b *testing.B) {
 // BenchmarkCacheHit is Resolver.Resolve on a hit, as the handler calls it.
 func BenchmarkCacheHit(b *testing.B) {
 	srv, _ := benchService(b)
-	h := provisioned(b, &SessionAuth{}, srv.URL)
+	h := provisionAuth(b, &SessionAuth{}, srv.URL)
 	cred := sessionctx.Credential{Value: benchToken, Source: sessionctx.TokenSource{From: sessionctx.FromBearer}}
 	ctx := context.Background()
 	if _, err := h.resolver.Resolve(ctx, cred); err != nil {
@@ -209,7 +192,7 @@ func BenchmarkStripHeaders(b *testing.B) {
 
 func BenchmarkInjectHeaders(b *testing.B) {
 	srv, _ := benchService(b)
-	h := provisioned(b, &SessionAuth{HeaderPresets: []string{"authelia"}}, srv.URL)
+	h := provisionAuth(b, &SessionAuth{HeaderPresets: []string{"authelia"}}, srv.URL)
 	s := &sessionctx.Session{User: "alice", UserID: "u1", Email: "alice@example.com", Name: "Alice Doe",
 		Org: "Acme", OrgID: "o1", Roles: []string{"admin", "dev"}, Perms: []string{"read"}}
 	id := prepareIdentity(s).(*identity)

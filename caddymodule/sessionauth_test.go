@@ -31,7 +31,11 @@ func whoami(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	return srv, &calls
 }
 
-func provisionAuth(t *testing.T, h *SessionAuth, url string) *SessionAuth {
+// provisionAuth provisions h for real against the session service at url,
+// with a no-op logger (a test caddy.Context logs at debug level;
+// production's default is info, where the per-request line costs a level
+// check).
+func provisionAuth(t testing.TB, h *SessionAuth, url string) *SessionAuth {
 	t.Helper()
 	h.Backend = BackendConfig{Dialect: "http", URL: url}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -46,7 +45,7 @@ func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 		forged := c.user.Clone()
 		forged.Set("X-Session-User", "mallory")
 		forged.Set("X-Session-Admin", "true")
-		resp, body := dialectDo(t, "GET", "/app", forged)
+		resp, body := do(t, nil, "GET", "/app", forged)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d, body %q", resp.StatusCode, body)
 		}
@@ -67,7 +66,7 @@ func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 			cases[k] = v
 		}
 		for name, h := range cases {
-			resp, body := dialectDo(t, "GET", "/app", h)
+			resp, body := do(t, nil, "GET", "/app", h)
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("%s: status %d, want 401 (body %q)", name, resp.StatusCode, body)
 			}
@@ -80,7 +79,7 @@ func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 		hits := up.hits.Load()
 		for _, f := range []emulator.Fault{emulator.Unavailable, emulator.InternalError, emulator.Garbage, emulator.WrongShape} {
 			c.fault(f)
-			resp, body := dialectDo(t, "GET", "/app", c.fresh)
+			resp, body := do(t, nil, "GET", "/app", c.fresh)
 			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 				t.Errorf("fault %d: status %d (Retry-After %q), want 503 with Retry-After (body %q)",
 					f, resp.StatusCode, resp.Header.Get("Retry-After"), body)
@@ -92,48 +91,10 @@ func runDialectCase(t *testing.T, svcURL string, c dialectCase) {
 		}
 		// Service errors are not cached: the same token works once the
 		// service is back.
-		if resp, body := dialectDo(t, "GET", "/app", c.fresh); resp.StatusCode != http.StatusOK {
+		if resp, body := do(t, nil, "GET", "/app", c.fresh); resp.StatusCode != http.StatusOK {
 			t.Errorf("after recovery: status %d, body %q", resp.StatusCode, body)
 		}
 	})
-}
-
-// dialectDo is do, but a connection that fails before any answer (reset,
-// EOF) is tried again a few times: right after a config load, the Caddy of
-// the previous config can still accept a connection from the shared
-// listener and drop it as it stops. Only transport errors are retried;
-// every HTTP answer counts.
-func dialectDo(t *testing.T, method, path string, header http.Header) (*http.Response, string) {
-	t.Helper()
-	var lastErr error
-	for range 5 {
-		req, err := http.NewRequest(method, siteURL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		client := &http.Client{
-			Transport:     &http.Transport{DisableKeepAlives: true},
-			Timeout:       10 * time.Second,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			lastErr = err
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatalf("%s %s: reading the answer: %v", method, path, err)
-		}
-		return resp, string(body)
-	}
-	t.Fatalf("%s %s: %v", method, path, lastErr)
-	return nil, ""
 }
 
 func serve(t *testing.T, h http.Handler) string {
@@ -175,7 +136,7 @@ func TestDialectAmplify401Variant(t *testing.T) {
 	session_auth amplify %s
 	reverse_proxy %s
 }`, httpPort, serve(t, emu), up.Listener.Addr()))
-	if resp, body := dialectDo(t, "GET", "/", bearer("gone")); resp.StatusCode != http.StatusUnauthorized {
+	if resp, body := do(t, nil, "GET", "/", bearer("gone")); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("status %d, want 401 (body %q)", resp.StatusCode, body)
 	}
 }
@@ -212,7 +173,7 @@ func TestDialectTR50(t *testing.T) {
 			{"sess-app", map[string]string{"X-Session-User": "Gateway Agent", "X-Session-User-Id": "app-9", "X-Session-Perms": "property.publish", "X-Session-Admin": "false"}},
 			{"sess-admin", map[string]string{"X-Session-User": "root", "X-Session-Roles": "", "X-Session-Perms": "", "X-Session-Admin": "true"}},
 		} {
-			resp, body := dialectDo(t, "GET", "/", http.Header{"Sessionid": {tc.token}})
+			resp, body := do(t, nil, "GET", "/", http.Header{"Sessionid": {tc.token}})
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s: status %d, body %q", tc.token, resp.StatusCode, body)
 			}
@@ -227,7 +188,7 @@ func TestDialectTR50(t *testing.T) {
 	t.Run("failure on the command", func(t *testing.T) {
 		emu.FailOnCommand(true)
 		defer emu.FailOnCommand(false)
-		if resp, body := dialectDo(t, "GET", "/", http.Header{"Sessionid": {"nope3"}}); resp.StatusCode != http.StatusUnauthorized {
+		if resp, body := do(t, nil, "GET", "/", http.Header{"Sessionid": {"nope3"}}); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("status %d, want 401 (body %q)", resp.StatusCode, body)
 		}
 	})
@@ -302,12 +263,12 @@ func TestDialectEternusSessionIDFrom(t *testing.T) {
 }`, httpPort, serve(t, emu), up.Listener.Addr()))
 	h := bearer(tok)
 	h.Set("Cookie", "eternus_sid="+strconv.FormatInt(sid, 10))
-	if resp, body := dialectDo(t, "GET", "/", h); resp.StatusCode != http.StatusOK || upstreamSaw(t, body).Headers.Get("X-Session-User") != "root" {
+	if resp, body := do(t, nil, "GET", "/", h); resp.StatusCode != http.StatusOK || upstreamSaw(t, body).Headers.Get("X-Session-User") != "root" {
 		t.Errorf("session id from the cookie: status %d, body %q", resp.StatusCode, body)
 	}
 	h = bearer(tok)
 	h.Set("X-Eternus-Session-Id", strconv.FormatInt(sid, 10))
-	if resp, body := dialectDo(t, "GET", "/", h); resp.StatusCode != http.StatusUnauthorized {
+	if resp, body := do(t, nil, "GET", "/", h); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the default header must not count once session_id_from is set: status %d, body %q", resp.StatusCode, body)
 	}
 }
@@ -346,7 +307,7 @@ func TestDialectTrifactaCookie(t *testing.T) {
 	}
 	reverse_proxy %s
 }`, httpPort, serve(t, emu), emulator.TrifactaCookie, up.Listener.Addr()))
-	resp, body := dialectDo(t, "GET", "/", http.Header{"Cookie": {emulator.TrifactaCookie + "=browser-1"}})
+	resp, body := do(t, nil, "GET", "/", http.Header{"Cookie": {emulator.TrifactaCookie + "=browser-1"}})
 	if resp.StatusCode != http.StatusOK || upstreamSaw(t, body).Headers.Get("X-Session-User-Id") != "5" {
 		t.Errorf("status %d, body %q", resp.StatusCode, body)
 	}

@@ -7,6 +7,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -78,9 +79,9 @@ func startCaddy(t *testing.T, site string) *caddytest.Tester {
 		t.FailNow()
 	}
 	started = true
-	// do() shares http.DefaultTransport: a keep-alive connection to the
-	// Caddy of the previous config is closed as that Caddy stops, and
-	// reusing it fails the next request with EOF.
+	// Clients on http.DefaultTransport (real clients such as govmomi's)
+	// would reuse a keep-alive connection to the Caddy of the previous
+	// config, which closes it as it stops: EOF on the next request.
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	return tester
 }
@@ -162,49 +163,49 @@ type seen struct {
 	URI     string      `json:"uri"`
 }
 
+// testClient sends the tests' requests. No keep-alive: a pooled
+// connection to the server of a previous config load would be closed
+// under the request. Redirects are answers to check, not to follow.
+var testClient = &http.Client{
+	Transport:     &http.Transport{DisableKeepAlives: true},
+	Timeout:       10 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
 // do sends a request to the test Caddy and returns the response and body.
+// Just after a config load, the previous config's server can accept a
+// connection and drop it unanswered (EOF, reset): that is Caddy's reload,
+// not what the tests examine, so a request that got no whole answer is
+// sent again, a few times. Any HTTP answer is the result.
 func do(t *testing.T, tester *caddytest.Tester, method, path string, header http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, siteURL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	client := &http.Client{
-		// No keep-alive: a pooled connection to the server of a previous
-		// config load would be closed under the request (EOF, reset).
-		Transport:     &http.Transport{DisableKeepAlives: true},
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	_ = tester
-	// Just after a config load, the previous config's server can accept a
-	// connection and drop it unanswered (EOF, reset). No answer at all is
-	// retried; any HTTP answer is the result.
-	var resp *http.Response
-	for attempt := 1; ; attempt++ {
-		resp, err = client.Do(req)
-		if err == nil {
-			break
-		}
-		if attempt == 3 {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
+	_ = tester // the caller shows the request needs a running Caddy
+	var lastErr error
+	for range 5 {
+		req, err := http.NewRequest(method, siteURL+path, nil)
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := testClient.Do(req)
+		if err != nil {
+			lastErr = err
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			lastErr = err
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		return resp, string(body)
 	}
-	return resp, b.String()
+	t.Fatalf("%s %s: no answer: %v", method, path, lastErr)
+	return nil, ""
 }
 
 // upstreamSaw decodes what the upstream received from a proxied answer.

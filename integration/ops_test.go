@@ -43,11 +43,7 @@ func admin(t *testing.T, method, path, contentType, body string, header ...strin
 // `caddy reload` does.
 func reload(t *testing.T, site string, header ...string) (int, string) {
 	t.Helper()
-	status, body := admin(t, "POST", "/load", "text/caddyfile", globalOptions+site, header...)
-	// The old server closes its idle connections as it goes; a request
-	// sent on one would fail for a reason that is not under test.
-	opsTransport.CloseIdleConnections()
-	return status, body
+	return admin(t, "POST", "/load", "text/caddyfile", globalOptions+site, header...)
 }
 
 // backendStat is one line of GET /sessiongate/stats.
@@ -94,51 +90,11 @@ func expectCalls(t *testing.T, svc *sessionService, want int64, when string) {
 	}
 }
 
-// send is do with a retry: right after a config load, a connection may
-// still reach the old server as it shuts down and come back empty (EOF,
-// reset). That is Caddy's reload, not what these tests examine.
-func send(t *testing.T, method, path string, header http.Header) (*http.Response, string) {
-	t.Helper()
-	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequest(method, siteURL+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		client := &http.Client{
-			Timeout:       10 * time.Second,
-			Transport:     opsTransport,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			if attempt < 3 {
-				opsTransport.CloseIdleConnections()
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil && attempt < 3 {
-			continue
-		}
-		return resp, string(b)
-	}
-}
-
-// opsTransport is these tests' own, so that closing its connections
-// after a reload touches no other test's.
-var opsTransport = &http.Transport{DisableCompression: true}
-
 // expectStatus sends a request and checks the status. tester is there to
 // show the request needs a running Caddy.
 func expectStatus(t *testing.T, tester *caddytest.Tester, method, path string, h http.Header, want int, when string) string {
 	t.Helper()
-	resp, body := send(t, method, path, h)
+	resp, body := do(t, nil, method, path, h)
 	if resp.StatusCode != want {
 		t.Errorf("%s: %s %s answered %d, want %d (%q)", when, method, path, resp.StatusCode, want, body)
 	}
@@ -282,7 +238,7 @@ func TestOpsStaleIfError(t *testing.T) {
 	// is over.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, _ := send(t, "GET", "/nostale/x", bearer("tok-alice"))
+		resp, _ := do(t, nil, "GET", "/nostale/x", bearer("tok-alice"))
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			if resp.Header.Get("Retry-After") == "" {
 				t.Errorf("503 without Retry-After")
@@ -302,7 +258,7 @@ func TestOpsStaleIfError(t *testing.T) {
 	// the service keeps failing; each such request still asks the
 	// service first.
 	calls := svc.calls.Load()
-	resp, body := send(t, "GET", "/", bearer("tok-alice"))
+	resp, body := do(t, nil, "GET", "/", bearer("tok-alice"))
 	if resp.StatusCode != 200 {
 		t.Fatalf("stale_if_error: status %d during the outage, want 200 (%q)", resp.StatusCode, body)
 	}
@@ -319,7 +275,7 @@ func TestOpsStaleIfError(t *testing.T) {
 	// After the window, it is refused too.
 	var refusedAt time.Time
 	for deadline := time.Now().Add(15 * time.Second); ; {
-		resp, body := send(t, "GET", "/", bearer("tok-alice"))
+		resp, body := do(t, nil, "GET", "/", bearer("tok-alice"))
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			refusedAt = time.Now()
 			break

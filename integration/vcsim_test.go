@@ -154,7 +154,7 @@ func TestVcsimSession(t *testing.T) {
 	session := func(tok string) http.Header { return http.Header{"Vmware-Api-Session-Id": {tok}} }
 	expectUser := func(tok, user, org string) {
 		t.Helper()
-		resp, body := dialectDo(t, "GET", "/vm", session(tok))
+		resp, body := do(t, nil, "GET", "/vm", session(tok))
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("status %d, body %q\nvcsim log:\n%s", resp.StatusCode, body, sim.out)
 		}
@@ -169,14 +169,14 @@ func TestVcsimSession(t *testing.T) {
 		startCaddy(t, site("tls_insecure_skip_verify"))
 		expectUser(token, "sguser", "")
 		expectUser(other, `VSPHERE.LOCAL\ops`, "VSPHERE.LOCAL")
-		if resp, body := dialectDo(t, "GET", "/vm", session("not-a-session")); resp.StatusCode != http.StatusUnauthorized {
+		if resp, body := do(t, nil, "GET", "/vm", session("not-a-session")); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("unknown token: status %d, want 401 (body %q)", resp.StatusCode, body)
 		}
 	})
 
 	t.Run("untrusted certificate is a 503", func(t *testing.T) {
 		startCaddy(t, site(""))
-		resp, body := dialectDo(t, "GET", "/vm", session(token))
+		resp, body := do(t, nil, "GET", "/vm", session(token))
 		if resp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("status %d, want 503: vcsim's self-signed certificate must not be trusted by default (body %q)", resp.StatusCode, body)
 		}
@@ -196,7 +196,7 @@ func TestVcsimSession(t *testing.T) {
 		// then vcsim's answer must turn it away.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			resp, body := dialectDo(t, "GET", "/vm", session(token))
+			resp, body := do(t, nil, "GET", "/vm", session(token))
 			if resp.StatusCode == http.StatusUnauthorized {
 				break
 			}
