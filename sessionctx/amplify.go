@@ -37,11 +37,7 @@ func (b *amplifyBackend) Resolve(ctx context.Context, cred Credential) (*Session
 	if err != nil {
 		return nil, err
 	}
-	if cred.Source.From == FromCookie {
-		req.Header.Set("Cookie", "connect.sid="+cred.Value)
-	} else {
-		req.Header.Set("Authorization", "Bearer "+cred.Value)
-	}
+	forwardToken(req, cred, "connect.sid")
 	status, raw, err := b.svc.Do(req)
 	if err != nil {
 		return nil, err
@@ -68,12 +64,9 @@ func amplifyStatusError(status int) error {
 // session; Raw is the result object. now is unused, Amplify dates its
 // sessions itself (expiry), but every decoder takes it.
 func decodeAmplify(raw []byte, now time.Time) (*Session, error) {
-	if !gjson.ValidBytes(raw) {
-		return nil, fmt.Errorf("%w: amplify answer is not JSON", ErrUnavailable)
-	}
-	doc := gjson.ParseBytes(raw)
-	if !doc.IsObject() {
-		return nil, fmt.Errorf("%w: amplify answer is not a JSON object", ErrUnavailable)
+	doc, err := parseObject(raw, "amplify answer")
+	if err != nil {
+		return nil, err
 	}
 	success := doc.Get("success")
 	if success.Type == gjson.False {

@@ -294,6 +294,20 @@ func (s *Service) Do(req *http.Request) (int, []byte, error) {
 	return resp.StatusCode, body, nil
 }
 
+// forwardToken puts the credential on req the way it came: a cookie as a
+// cookie (named cookieName, or the source's own name when that is empty),
+// byte for byte; anything else as a bearer token.
+func forwardToken(req *http.Request, cred Credential, cookieName string) {
+	if cred.Source.From != FromCookie {
+		req.Header.Set("Authorization", "Bearer "+cred.Value)
+		return
+	}
+	if cookieName == "" {
+		cookieName = cred.Source.Name
+	}
+	req.Header.Set("Cookie", cookieName+"="+cred.Value)
+}
+
 // StatusError classifies a status that is not a success: one of unauth
 // wraps ErrUnauthenticated, anything else ErrUnavailable.
 func StatusError(status int, unauth ...int) error {

@@ -155,12 +155,9 @@ func (b *eternusBackend) Resolve(ctx context.Context, cred Credential) (*Session
 // decodeEternus maps a session resource to a session. lifetime is what
 // the token has left and does not slide, so it dates the expiry from now.
 func decodeEternus(raw []byte, now time.Time) (*Session, error) {
-	if !gjson.ValidBytes(raw) {
-		return nil, fmt.Errorf("%w: eternus answer is not JSON", ErrUnavailable)
-	}
-	doc := gjson.ParseBytes(raw)
-	if !doc.IsObject() {
-		return nil, fmt.Errorf("%w: eternus answer is not a JSON object", ErrUnavailable)
+	doc, err := parseObject(raw, "eternus answer")
+	if err != nil {
+		return nil, err
 	}
 	user := str(doc, "user_name")
 	if user == "" {

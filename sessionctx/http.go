@@ -271,12 +271,9 @@ func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, e
 // mapping) is broken, which says nothing about the token. A valid_from
 // field that is not true wraps ErrUnauthenticated.
 func (m *Mapping) Decode(raw []byte, now time.Time) (*Session, error) {
-	if !gjson.ValidBytes(raw) {
-		return nil, fmt.Errorf("%w: answer is not JSON", ErrUnavailable)
-	}
-	doc := gjson.ParseBytes(raw)
-	if !doc.IsObject() {
-		return nil, fmt.Errorf("%w: answer is not a JSON object", ErrUnavailable)
+	doc, err := parseObject(raw, "answer")
+	if err != nil {
+		return nil, err
 	}
 	if m.ValidFrom != "" {
 		if v := doc.Get(m.ValidFrom); v.Type != gjson.True {
@@ -324,6 +321,20 @@ func (m *Mapping) Decode(raw []byte, now time.Time) (*Session, error) {
 		}
 	}
 	return s, nil
+}
+
+// parseObject checks that a session-service answer is a JSON object. An
+// answer that is not says nothing about the token: the service (or what
+// stands in front of it) is broken, so it wraps ErrUnavailable.
+func parseObject(raw []byte, what string) (gjson.Result, error) {
+	if !gjson.ValidBytes(raw) {
+		return gjson.Result{}, fmt.Errorf("%w: %s is not JSON", ErrUnavailable, what)
+	}
+	doc := gjson.ParseBytes(raw)
+	if !doc.IsObject() {
+		return gjson.Result{}, fmt.Errorf("%w: %s is not a JSON object", ErrUnavailable, what)
+	}
+	return doc, nil
 }
 
 func orMissing(v gjson.Result) string {

@@ -54,12 +54,9 @@ func (b *tr50Backend) Resolve(ctx context.Context, cred Credential) (*Session, e
 // keyed "1", "cmd" or anything else: the first object other than "auth"
 // is taken as its answer. Raw is its params object.
 func decodeTR50(raw []byte, now time.Time) (*Session, error) {
-	if !gjson.ValidBytes(raw) {
-		return nil, fmt.Errorf("%w: tr50 answer is not JSON", ErrUnavailable)
-	}
-	doc := gjson.ParseBytes(raw)
-	if !doc.IsObject() {
-		return nil, fmt.Errorf("%w: tr50 answer is not a JSON object", ErrUnavailable)
+	doc, err := parseObject(raw, "tr50 answer")
+	if err != nil {
+		return nil, err
 	}
 	if auth := doc.Get("auth"); auth.IsObject() && auth.Get("success").Type == gjson.False {
 		return nil, fmt.Errorf("%w: tr50 rejected the session (%s)", ErrUnauthenticated, tr50Errors(auth))

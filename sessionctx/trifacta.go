@@ -48,11 +48,7 @@ func (b *trifactaBackend) Resolve(ctx context.Context, cred Credential) (*Sessio
 	if err != nil {
 		return nil, err
 	}
-	if cred.Source.From == FromCookie {
-		req.Header.Set("Cookie", cred.Source.Name+"="+cred.Value)
-	} else {
-		req.Header.Set("Authorization", "Bearer "+cred.Value)
-	}
+	forwardToken(req, cred, "")
 	status, raw, err := b.svc.Do(req)
 	if err != nil {
 		return nil, err

@@ -159,12 +159,9 @@ func (b *vsphereBackend) classify(status int, raw []byte) (*Session, error) {
 // wrapper (legacy API) to a session; Raw is the unwrapped object. The
 // session is cached no longer than vCenter would keep it idle.
 func decodeVSphere(raw []byte, now time.Time, idle time.Duration) (*Session, error) {
-	if !gjson.ValidBytes(raw) {
-		return nil, fmt.Errorf("%w: vsphere answer is not JSON", ErrUnavailable)
-	}
-	doc := gjson.ParseBytes(raw)
-	if !doc.IsObject() {
-		return nil, fmt.Errorf("%w: vsphere answer is not a JSON object", ErrUnavailable)
+	doc, err := parseObject(raw, "vsphere answer")
+	if err != nil {
+		return nil, err
 	}
 	if v := doc.Get("value"); v.IsObject() && !doc.Get("user").Exists() {
 		doc = v
