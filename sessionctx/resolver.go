@@ -99,6 +99,11 @@ type Resolver struct {
 	now func() time.Time
 
 	hits, misses, staleServes, calls, errs, evictions, callNanos atomic.Uint64
+
+	// forgets counts Forget and Purge calls. A call in flight when one
+	// happens does not cache its answer: the session it fetched may be
+	// the one just logged out or revoked.
+	forgets atomic.Uint64
 }
 
 // NewResolver makes a resolver for backend.
@@ -169,6 +174,7 @@ func (r *Resolver) cached(key Key, now int64) (Result, error, bool) {
 
 func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result, error) {
 	r.calls.Add(1)
+	forgets := r.forgets.Load()
 	start := r.now()
 	s, err := r.backend.Resolve(ctx, cred)
 	took := r.now().Sub(start)
@@ -197,8 +203,10 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 		if r.Prepare != nil {
 			e.prepared = r.Prepare(s)
 		}
-		r.neg.delete(key)
-		r.evicted(r.pos.put(key, e, now.UnixNano()))
+		if r.forgets.Load() == forgets {
+			r.neg.delete(key)
+			r.evicted(r.pos.put(key, e, now.UnixNano()))
+		}
 		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
 	case errors.Is(err, ErrUnauthenticated):
 		r.pos.delete(key)
@@ -234,13 +242,17 @@ func (r *Resolver) Forget(cred Credential) bool { return r.ForgetKey(KeyOf(cred)
 
 // ForgetKey is Forget by key.
 func (r *Resolver) ForgetKey(key Key) bool {
+	r.forgets.Add(1)
 	p := r.pos.delete(key)
 	n := r.neg.delete(key)
 	return p || n
 }
 
 // Purge evicts every entry and returns how many there were.
-func (r *Resolver) Purge() int { return r.pos.clear() + r.neg.clear() }
+func (r *Resolver) Purge() int {
+	r.forgets.Add(1)
+	return r.pos.clear() + r.neg.clear()
+}
 
 // Stats returns the counters.
 func (r *Resolver) Stats() Stats {

@@ -332,3 +332,49 @@ func TestKeyOf(t *testing.T) {
 		t.Fatalf("Short() = %q", a.Short())
 	}
 }
+
+// blockingBackend holds each call until released, so a test can act while
+// the call is in flight.
+type blockingBackend struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingBackend) Resolve(context.Context, Credential) (*Session, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return &Session{User: "ann"}, nil
+}
+
+// TestResolverForgetDuringFlight: a logout that lands while the session is
+// being fetched must not be undone by the fetch caching the old session.
+func TestResolverForgetDuringFlight(t *testing.T) {
+	b := &blockingBackend{entered: make(chan struct{}), release: make(chan struct{})}
+	r := NewResolver(b, CacheConfig{})
+	done := make(chan error)
+	go func() {
+		res, err := r.Resolve(context.Background(), cred("a"))
+		if err == nil && res.Session.User != "ann" {
+			err = fmt.Errorf("user %q", res.Session.User)
+		}
+		done <- err
+	}()
+	<-b.entered
+	r.Forget(cred("a"))
+	close(b.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Entries != 0 {
+		t.Fatalf("%d entries: the fetch in flight during Forget was cached", st.Entries)
+	}
+	// Without a Forget in between, the answer is cached as usual.
+	go func() { _, err := r.Resolve(context.Background(), cred("a")); done <- err }()
+	<-b.entered
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Entries != 1 {
+		t.Fatalf("%d entries after an undisturbed fetch, want 1", st.Entries)
+	}
+}
