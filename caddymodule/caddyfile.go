@@ -72,6 +72,15 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 
+	durations := map[string]*caddy.Duration{
+		"timeout": &h.Timeout, "cache_ttl": &h.CacheTTL,
+		"negative_ttl": &h.NegativeTTL, "stale_if_error": &h.StaleIfError,
+	}
+	flags := map[string]*bool{
+		"tls_insecure_skip_verify": &h.TLSInsecureSkipVerify,
+		"strip_token":              &h.StripToken,
+		"optional":                 &h.Optional,
+	}
 	seen := map[string]bool{}
 	once := func(name string) error {
 		if seen[name] {
@@ -114,19 +123,13 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if dur < 0 {
 				return d.Errf("%s must not be negative", sub)
 			}
-			*map[string]*caddy.Duration{
-				"timeout": &h.Timeout, "cache_ttl": &h.CacheTTL,
-				"negative_ttl": &h.NegativeTTL, "stale_if_error": &h.StaleIfError,
-			}[sub] = caddy.Duration(dur)
+			*durations[sub] = caddy.Duration(dur)
 
 		case "tls_insecure_skip_verify", "strip_token", "optional":
 			if d.NextArg() {
 				return d.Errf("%s takes no arguments", sub)
 			}
-			*map[string]*bool{
-				"tls_insecure_skip_verify": &h.TLSInsecureSkipVerify,
-				"strip_token":              &h.StripToken, "optional": &h.Optional,
-			}[sub] = true
+			*flags[sub] = true
 
 		case "tls_trusted_ca_certs":
 			files := d.RemainingArgs()
