@@ -174,7 +174,7 @@ func decodeEternus(raw []byte, now time.Time) (*Session, error) {
 	}
 	s.Admin = containsAny(s.Perms, []string{"User_Management"})
 	if secs, ok := number(doc.Get("lifetime")); ok && secs < 1e9 {
-		s.ExpiresAt = now.Add(time.Duration(max(secs, 0) * float64(time.Second)))
+		s.ExpiresAt = now.Add(secondsOf(secs))
 	}
 	if d := doc.Get("days_to_password_expiration"); d.Type == gjson.Number {
 		s.Attrs = map[string]any{"days_to_password_expiration": d.Int()}

@@ -313,7 +313,7 @@ func (m *Mapping) Decode(raw []byte, now time.Time) (*Session, error) {
 	if m.TTLFrom != "" {
 		if v := doc.Get(m.TTLFrom); v.Exists() {
 			if secs, ok := number(v); ok {
-				exp := now.Add(time.Duration(secs * float64(time.Second)))
+				exp := now.Add(secondsOf(secs))
 				if s.ExpiresAt.IsZero() || exp.Before(s.ExpiresAt) {
 					s.ExpiresAt = exp
 				}
@@ -427,10 +427,32 @@ func timeValue(v gjson.Result) (time.Time, bool) {
 		}
 	}
 	n, ok := number(v)
-	if !ok || n <= 0 {
+	if !ok || n <= 0 || n > 1e15 {
 		return time.Time{}, false
 	}
-	return EpochTime(n), true
+	t := EpochTime(n)
+	if t.Year() > 9999 {
+		// Not a date a session could mean, and not one that JSON (or
+		// session_info) can write back: no expiry rather than garbage.
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// maxLifetime bounds a lifetime a session service states in seconds, so
+// an absurd number cannot overflow a time.Duration into the past.
+const maxLifetime = 100 * 365 * 24 * time.Hour
+
+// secondsOf turns a stated number of seconds left into a duration,
+// clamped to [0, maxLifetime].
+func secondsOf(secs float64) time.Duration {
+	if secs <= 0 {
+		return 0
+	}
+	if secs >= maxLifetime.Seconds() {
+		return maxLifetime
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 // EpochTime reads epoch seconds, or epoch milliseconds when the number is

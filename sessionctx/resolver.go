@@ -186,6 +186,9 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 	if err == nil && s == nil {
 		err = fmt.Errorf("%w: backend returned no session", ErrUnavailable)
 	}
+	if err == nil {
+		s.dropUnwritableTimes()
+	}
 	if err == nil && !s.ExpiresAt.IsZero() && !now.Before(s.ExpiresAt) {
 		err = fmt.Errorf("%w: session has expired", ErrUnauthenticated)
 	}

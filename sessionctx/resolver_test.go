@@ -2,6 +2,7 @@ package sessionctx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -376,5 +377,20 @@ func TestResolverForgetDuringFlight(t *testing.T) {
 	}
 	if st := r.Stats(); st.Entries != 1 {
 		t.Fatalf("%d entries after an undisturbed fetch, want 1", st.Entries)
+	}
+}
+
+func TestResolverDropsUnwritableTimes(t *testing.T) {
+	far := time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)
+	r, _, _ := newTestResolver(CacheConfig{}, map[string]*Session{"a": {User: "ann", ExpiresAt: far, CreatedAt: far}})
+	res, err := r.Resolve(context.Background(), cred("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Session.ExpiresAt.IsZero() || !res.Session.CreatedAt.IsZero() {
+		t.Fatalf("times past the year 9999 kept: %v %v", res.Session.ExpiresAt, res.Session.CreatedAt)
+	}
+	if _, err := json.Marshal(res.Session); err != nil {
+		t.Fatalf("the session does not marshal: %v", err)
 	}
 }

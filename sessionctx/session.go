@@ -77,6 +77,18 @@ type Session struct {
 	Raw     []byte `json:"-"`
 }
 
+// dropUnwritableTimes forgets dates outside the years JSON (RFC 3339) can
+// write, whatever a dialect computed from a service's numbers, so that a
+// session can always be rendered; a dropped expiry leaves cache_ttl to
+// bound the session.
+func (s *Session) dropUnwritableTimes() {
+	for _, t := range []*time.Time{&s.CreatedAt, &s.LastAccessedAt, &s.ExpiresAt} {
+		if y := t.Year(); !t.IsZero() && (y < 1 || y > 9999) {
+			*t = time.Time{}
+		}
+	}
+}
+
 // HasRole reports whether the session has any of the roles.
 func (s *Session) HasRole(roles ...string) bool { return containsAny(s.Roles, roles) }
 

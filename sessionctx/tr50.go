@@ -118,7 +118,7 @@ func decodeTR50(raw []byte, now time.Time) (*Session, error) {
 	s.CreatedAt, _ = timeValue(p.Get("startTime"))
 	s.LastAccessedAt, _ = timeValue(p.Get("lastAccessed"))
 	if ttl, ok := number(p.Get("ttl")); ok && ttl > 0 && ttl < 1e9 {
-		s.ExpiresAt = idleExpiry(s.LastAccessedAt, time.Duration(ttl*float64(time.Second)), now)
+		s.ExpiresAt = idleExpiry(s.LastAccessedAt, secondsOf(ttl), now)
 	}
 
 	attrs := map[string]any{}
