@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,7 +60,7 @@ var metrics = struct {
 	serviceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
 		Name: "service_errors_total",
-		Help: "Session-service calls that gave no usable answer, by dialect and kind (refused, timeout, status, garbage, too_large, other).",
+		Help: "Session-service calls that gave no usable answer, by dialect and kind (refused, timeout, tls, status, garbage, too_large, other).",
 	}, []string{"dialect", "kind"}),
 	entries: entriesCollector{prometheus.NewDesc(
 		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "cache_entries"),
@@ -123,39 +122,9 @@ func observeServiceCall(dialect string, d time.Duration, err error) {
 	}
 }
 
-// errorKind sorts a session-service failure into a few kinds an operator
-// acts on differently: the service is down (refused), slow (timeout),
-// failing (status), or answering something unusable (garbage, too_large).
-// The transport's error types do not survive sessionctx's wrapping, so
-// this reads the message; the kinds are tested against real failures.
-func errorKind(err error) string {
-	msg := err.Error()
-	has := func(subs ...string) bool {
-		for _, s := range subs {
-			if strings.Contains(msg, s) {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case has("answer larger than"):
-		return "too_large"
-	case has("session service answered"):
-		return "status"
-	case has("timeout", "deadline exceeded", "Timeout"):
-		return "timeout"
-	case has("connection refused", "no such host", "connection reset", "network is unreachable",
-		"no route to host", "server closed idle connection", "EOF"):
-		if has("reading answer") {
-			return "garbage"
-		}
-		return "refused"
-	case has("not JSON", "not a JSON", "names no user", "reading answer", "no session", "malformed", "decod", "invalid"):
-		return "garbage"
-	}
-	return "other"
-}
+// errorKind is the metric label of a session-service failure: one of
+// sessionctx's Fail* kinds, a small fixed set.
+func errorKind(err error) string { return sessionctx.FailureKind(err) }
 
 // entriesCollector reports the pool's cache sizes when scraped, so the
 // gauge is exact without hooks on every insert and delete.

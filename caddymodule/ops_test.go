@@ -133,6 +133,8 @@ func TestOpsErrorKinds(t *testing.T) {
 		conn.Close()
 	}))
 	defer cut.Close()
+	untrusted := httptest.NewTLSServer(http.NotFoundHandler())
+	defer untrusted.Close()
 
 	for _, c := range []struct {
 		url, want string
@@ -145,6 +147,7 @@ func TestOpsErrorKinds(t *testing.T) {
 		{answer(200, `{"email":"x@y"}`), "garbage"},
 		{cut.URL, "garbage"},
 		{answer(200, `{"user":"`+strings.Repeat("a", 2<<20)+`"}`), "too_large"},
+		{untrusted.URL, "tls"},
 	} {
 		b, _, err := sessionctx.NewBackend(sessionctx.BackendConfig{Dialect: "http", URL: c.url, Timeout: 200 * time.Millisecond})
 		if err != nil {

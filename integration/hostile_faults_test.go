@@ -100,7 +100,7 @@ func TestHostileFaults(t *testing.T) {
 		}).URL, "", "garbage", "not JSON"},
 		{"huge answer", "/huge", svc(huge.serve).URL, "", "too_large", "larger than"},
 		{"closed mid-answer", "/closed", svc(hijackClose).URL, "", "garbage", "EOF"},
-		{"bad TLS certificate", "/tls", tlsSvc.URL, "", "", "certificate"},
+		{"bad TLS certificate", "/tls", tlsSvc.URL, "", "tls", "certificate"},
 	}
 
 	var site strings.Builder

@@ -281,15 +281,19 @@ func (s *Service) Do(req *http.Request) (int, []byte, error) {
 			// carry the token: report only the operation and the cause.
 			err = uerr.Err
 		}
-		return 0, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return 0, nil, unavailable(transportKind(err), "%v", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, s.MaxBody+1))
 	if err != nil {
-		return resp.StatusCode, nil, fmt.Errorf("%w: reading answer: %v", ErrUnavailable, err)
+		kind := FailGarbage // an answer begun and cut off
+		if transportKind(err) == FailTimeout {
+			kind = FailTimeout
+		}
+		return resp.StatusCode, nil, unavailable(kind, "reading answer: %v", err)
 	}
 	if int64(len(body)) > s.MaxBody {
-		return resp.StatusCode, nil, fmt.Errorf("%w: answer larger than %d bytes", ErrUnavailable, s.MaxBody)
+		return resp.StatusCode, nil, unavailable(FailTooLarge, "answer larger than %d bytes", s.MaxBody)
 	}
 	return resp.StatusCode, body, nil
 }
@@ -316,5 +320,5 @@ func StatusError(status int, unauth ...int) error {
 			return fmt.Errorf("%w: session service answered %d", ErrUnauthenticated, status)
 		}
 	}
-	return fmt.Errorf("%w: session service answered %d", ErrUnavailable, status)
+	return unavailable(FailStatus, "session service answered %d", status)
 }

@@ -219,7 +219,7 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 	default:
 		r.errs.Add(1)
 		if !errors.Is(err, ErrUnavailable) {
-			err = fmt.Errorf("%w: %v", ErrUnavailable, err)
+			err = unavailable(FailOther, "%v", err)
 		}
 		if e := r.pos.get(key); e != nil && now.UnixNano() < e.stale {
 			r.staleServes.Add(1)
