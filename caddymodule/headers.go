@@ -71,16 +71,20 @@ var presets = map[string][]presetHeader{
 
 // identity holds a session's header values, sanitized once when the
 // session enters the cache rather than on every request, and what the
-// replacer needs of it, made once too: a cache hit then maps placeholders
-// without allocating a closure or boxing the user id.
+// replacer and the request's vars need of it, made once too: a cache hit
+// then maps placeholders and carries the session without allocating.
 type identity struct {
 	vals         [numFields]string
-	userID       any // s.UserID less control characters, boxed for caddy.Replacer.Set
+	session      *sessionctx.Session
 	placeholders caddy.ReplacerFunc
 }
 
+// String is what {http.vars.sessiongate.session} shows: the user, never
+// the session service's raw answer.
+func (id *identity) String() string { return id.vals[fieldUser] }
+
 func prepareIdentity(s *sessionctx.Session) any {
-	id := &identity{userID: dropControl(s.UserID), placeholders: placeholders(s)}
+	id := &identity{session: s, placeholders: placeholders(s)}
 	id.vals[fieldUser] = sanitize(s.User)
 	id.vals[fieldUserID] = sanitize(s.UserID)
 	id.vals[fieldEmail] = sanitize(s.Email)

@@ -1,12 +1,15 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -15,10 +18,19 @@ import (
 // template asks for it. Control characters are dropped: the documented
 // use is `request_header X-User {session.user}`, and a CR or LF from the
 // session service there made the proxied request invalid (a 502).
+//
+// It answers Caddy's {http.auth.user.id} too, so access logs carry the
+// user. That comes after the replacer's static values: a vars handler or
+// an earlier authentication handler that set it keeps its value, and no
+// request pays for the static map's first insert.
 func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
+	userID := dropControl(s.UserID)
 	return func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, "session.")
 		if !ok {
+			if key == "http.auth.user.id" {
+				return userID, true
+			}
 			return nil, false
 		}
 		v, ok := sessionValue(s, name)
@@ -91,6 +103,34 @@ func sessionValue(s *sessionctx.Session, name string) (any, bool) {
 		default:
 			return fmt.Sprint(v), true
 		}
+	}
+	return nil, false
+}
+
+// sessionVar is the key of the session in the request's Caddy vars.
+const sessionVar = "sessiongate.session"
+
+func init() {
+	sessionctx.RegisterLookup(sessionFromVars)
+}
+
+// carrySession makes the session reachable by sessionctx.FromContext for
+// the handlers after this one. Caddy gives each request a vars map in its
+// context; the session goes there, so a cache hit copies neither the
+// request nor the context. Outside a Caddy server (no vars map) the
+// request is copied with the session in its context.
+func carrySession(r *http.Request, id *identity) *http.Request {
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		vars[sessionVar] = id
+		return r
+	}
+	return r.WithContext(sessionctx.NewContext(r.Context(), id.session))
+}
+
+func sessionFromVars(ctx context.Context) (*sessionctx.Session, bool) {
+	vars, _ := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if id, ok := vars[sessionVar].(*identity); ok {
+		return id.session, true
 	}
 	return nil, false
 }

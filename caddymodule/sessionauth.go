@@ -96,6 +96,7 @@ type SessionAuth struct {
 	poolKey   string
 	pooled    *pooledResolver
 	metricsOn bool // this handler counts in pooled.metricsUsers
+	hot       hotCounters
 	logger    *zap.Logger
 	lastWarn  *atomic.Int64
 	dialect   string
@@ -194,6 +195,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		}
 		pooled.metricsUsers.Add(1)
 		h.metricsOn = true
+		h.hot = newHotCounters(d.Name)
 	}
 
 	h.tokens = h.Tokens
@@ -347,14 +349,13 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl != nil {
-		repl.Set("http.auth.user.id", id.userID)
 		repl.Map(id.placeholders)
 	}
 	h.injectHeaders(r.Header, id, repl)
 	if h.StripToken {
 		sessionctx.Strip(r, cred.Source)
 	}
-	r = r.WithContext(sessionctx.NewContext(r.Context(), s))
+	r = carrySession(r, id)
 
 	if h.isLogout(r) {
 		rec := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}

@@ -105,6 +105,37 @@ func TestServeHTTPAuthenticated(t *testing.T) {
 	}
 }
 
+// In a Caddy server the session travels in the request's vars map: the
+// request reaches the next handler uncopied, FromContext finds it there,
+// and the vars placeholder shows the user, never the service's answer.
+func TestServeHTTPSessionInVars(t *testing.T) {
+	srv, _ := whoami(t)
+	h := provisionAuth(t, &SessionAuth{}, srv.URL)
+	r, _ := requestWithReplacer("GET", "/", http.Header{"Authorization": {"Bearer tok-a"}})
+	vars := map[string]any{}
+	r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, vars))
+	next := &nextRecorder{}
+	if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+		t.Fatal(err)
+	}
+	if next.got != r {
+		t.Error("the request was copied on its way to the next handler")
+	}
+	s, ok := sessionctx.FromContext(next.got.Context())
+	if !ok || s.User != "ann" {
+		t.Fatalf("FromContext = %+v, %v", s, ok)
+	}
+	if got := caddy.ToString(vars[sessionVar]); got != "ann" {
+		t.Errorf("vars value prints %q, want the user", got)
+	}
+
+	// Something else in the vars under that name is no session.
+	vars[sessionVar] = "forged"
+	if s, ok := sessionctx.FromContext(r.Context()); ok {
+		t.Errorf("FromContext found %+v in a string var", s)
+	}
+}
+
 func TestServeHTTPRejections(t *testing.T) {
 	srv, _ := whoami(t)
 	tests := []struct {
