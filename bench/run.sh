@@ -1,30 +1,33 @@
 #!/usr/bin/env bash
 # Load benchmark of session_auth against Caddy without it and against
 # Caddy's own forward_auth. Builds Caddy with the plugin and the emulated
-# session service, starts both on loopback, and runs wrk against six cases
+# session service, starts both on loopback, and runs wrk against eight cases
 # interleaved, ROUNDS times:
 #   a  respond alone                  b  session_auth (cached) + respond
 #   c  forward_auth + respond         d  reverse_proxy alone
 #   e  session_auth + reverse_proxy   f  session_auth, a new valid token per request
 #   g  reverse_proxy, the client itself sending the nine headers that
 #      session_auth injects (what e's upstream request carries)
+#   h  e with `header_fields user roles`: two injected headers, not nine
 # For each: requests/s, p50/p99 latency, and the Caddy process's CPU per
 # request (utime+stime from /proc); then the medians over rounds and the
-# ratios b/a, b/c, e/d, e/g (each the median of the per-round ratios).
+# ratios b/a, b/c, e/d, e/g, h/d (each the median of the per-round ratios).
+# Then PAIR_ROUNDS paired runs of b/a, e/d and h/d: both cases of a ratio
+# loaded at once, so that the machine's noise hits both alike.
 #
-# usage: bench/run.sh            (env: ROUNDS=6 DURATION=5 THREADS=2 CONNS=32)
+# usage: bench/run.sh   (env: ROUNDS=10 DURATION=3 THREADS=2 CONNS=32 PAIR_ROUNDS=5)
 # Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${ROUNDS:-6}
-DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-10}
+DURATION=${DURATION:-3}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
 OUT=bench/out
 TOKEN=bench-0123456789abcdef0123456789abcdef
-CASES="a b c d e f g"
-declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086 [g]=18084)
+CASES="a b c d e f g h"
+declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086 [g]=18084 [h]=18087)
 declare -A NAME=(
 	[a]="respond"
 	[b]="session_auth + respond"
@@ -33,6 +36,7 @@ declare -A NAME=(
 	[e]="session_auth + reverse_proxy"
 	[f]="session_auth, cold tokens"
 	[g]="reverse_proxy + 9 client headers"
+	[h]="session_auth (2 headers) + r_p"
 )
 # The headers session_auth injects for the benchmark session, sent by the
 # client in case g.
@@ -53,7 +57,7 @@ echo "== building"
 go build -o "$OUT/caddy" ./cmd/caddy
 go build -o "$OUT/sessionsvc" ./bench/sessionsvc
 
-for p in 18081 18082 18083 18084 18085 18086 18090 18091; do
+for p in 18081 18082 18083 18084 18085 18086 18087 18090 18091; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "port $p is in use: is another benchmark running?" >&2
 		exit 1
@@ -86,7 +90,7 @@ for c in $CASES; do
 	got=$(status "${PORT[$c]}" "$TOKEN")
 	[ "$got" = 200 ] || { echo "case $c (${NAME[$c]}) answers $got, want 200; see $OUT/caddy.log" >&2; exit 1; }
 done
-for c in b c e f; do
+for c in b c e f h; do
 	got=$(status "${PORT[$c]}" nope)
 	[ "$got" = 401 ] || { echo "case $c (${NAME[$c]}) answers $got to a bad token, want 401" >&2; exit 1; }
 done
@@ -138,15 +142,16 @@ run() {
 		"$round" "${NAME[$c]}" "$rps" "$p50" "$p99" "$cpu" "$bad"
 }
 
-echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x 7 cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
+echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x 8 cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
 echo "== warmup"
 for c in $CASES; do run "$c" warmup 1; done
-# The cases compared run back to back (a with b, e with d and g), so a swing in
+# The cases compared run back to back (a with b, e with d), or one apart
+# (e with g, h with d), so a swing in
 # the machine's load hits both sides of a ratio alike; which of the two
 # goes first alternates from round to round.
 for r in $(seq "$ROUNDS"); do
 	echo "== round $r"
-	if [ $((r % 2)) = 1 ]; then order="a b c d e g f"; else order="b a c g e d f"; fi
+	if [ $((r % 2)) = 1 ]; then order="a b c d e h g f"; else order="b a c g h e d f"; fi
 	for c in $order; do run "$c" "$r" "$DURATION"; done
 done
 
@@ -173,7 +178,44 @@ echo "requests/s ratios (median of the per-round ratios; per round in brackets):
 printf '  b/a = %.3f  [ %s]  session_auth + respond vs respond; goal >= 0.90\n' "$(ratio b a)" "$(rounds b a)"
 printf '  e/d = %.3f  [ %s]  session_auth + reverse_proxy vs reverse_proxy; goal >= 0.95\n' "$(ratio e d)" "$(rounds e d)"
 printf '  e/g = %.3f  [ %s]  session_auth + reverse_proxy vs reverse_proxy carrying the same headers\n' "$(ratio e g)" "$(rounds e g)"
+printf '  h/d = %.3f  [ %s]  the same with header_fields user roles (2 headers injected, not 9)\n' "$(ratio h d)" "$(rounds h d)"
 printf '  b/c = %.2f   [ %s]  session_auth vs forward_auth; goal >= 3\n' "$(ratio b c)" "$(rounds b c)"
 printf '  f/c = %.2f   [ %s]  cold tokens (one service call each) vs forward_auth\n' "$(ratio f c)" "$(rounds f c)"
 echo "Caddy CPU per request ratios (capacity when CPU-bound; steadier than requests/s on a busy machine):"
-printf '  a/b = %.3f   d/e = %.3f   g/e = %.3f   c/b = %.2f\n' "$(ratio a b 6)" "$(ratio d e 6)" "$(ratio g e 6)" "$(ratio c b 6)"
+printf '  a/b = %.3f   d/e = %.3f   g/e = %.3f   d/h = %.3f   c/b = %.2f\n' "$(ratio a b 6)" "$(ratio d e 6)" "$(ratio g e 6)" "$(ratio d h 6)" "$(ratio c b 6)"
+
+# Paired runs: the two cases of a ratio loaded at the same time, each by
+# its own wrk (one thread, half the connections). Whatever else the machine
+# does during a run then slows both sides alike, so the ratio of their
+# requests/s (the Caddy process sharing its CPU between them) is steadier
+# than that of back-to-back runs on a noisy machine.
+PAIR_ROUNDS=${PAIR_ROUNDS:-5}
+PAIRED="$OUT/paired.txt"
+: >"$PAIRED"
+wrk_half() { # wrk_half CASE LOG
+	timeout $((DURATION + 30)) wrk -t1 -c"$((CONNS / 2))" -d"${DURATION}s" --timeout 5s \
+		-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${PORT[$1]}/" >"$2"
+}
+errors_in() { awk '/Non-2xx or 3xx responses:/ {n += $5} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
+echo
+echo "== paired runs ($PAIR_ROUNDS rounds x ${DURATION}s; both cases at once, each from wrk -t1 -c$((CONNS / 2)))"
+for r in $(seq "$PAIR_ROUNDS"); do
+	for p in b/a e/d h/d; do
+		x=${p%/*} y=${p#*/}
+		wrk_half "$x" "$OUT/pair-$x-$r.txt" &
+		wx=$!
+		wrk_half "$y" "$OUT/pair-$y-$r.txt"
+		wait "$wx"
+		rx=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/pair-$x-$r.txt")
+		ry=$(awk '/^Requests\/sec:/ {print $2}' "$OUT/pair-$y-$r.txt")
+		bad=$(($(errors_in "$OUT/pair-$x-$r.txt") + $(errors_in "$OUT/pair-$y-$r.txt")))
+		echo "$p $r $rx $ry $bad" >>"$PAIRED"
+		printf '  round %s  %s  %8.0f vs %8.0f req/s  ratio %.3f  errors %s\n' "$r" "$p" "$rx" "$ry" "$(awk -v a="$rx" -v b="$ry" 'BEGIN {print a / b}')" "$bad"
+	done
+done
+paired() { awk -v p="$1" '$1 == p && $4 > 0 {print $3 / $4}' "$PAIRED" | median; }
+paired_rounds() { awk -v p="$1" '$1 == p && $4 > 0 {printf "%.2f ", $3 / $4}' "$PAIRED"; }
+echo "paired requests/s ratios (median; per round in brackets):"
+printf '  b/a = %.3f  [ %s]  goal >= 0.90\n' "$(paired b/a)" "$(paired_rounds b/a)"
+printf '  e/d = %.3f  [ %s]  goal >= 0.95\n' "$(paired e/d)" "$(paired_rounds e/d)"
+printf '  h/d = %.3f  [ %s]  header_fields user roles\n' "$(paired h/d)" "$(paired_rounds h/d)"

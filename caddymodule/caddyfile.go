@@ -93,7 +93,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		sub := d.Val()
 		switch sub {
 		case "backend", "timeout", "tls_insecure_skip_verify", "cache_ttl", "negative_ttl",
-			"stale_if_error", "cache_max", "header_prefix", "strip_token", "optional", "on_unauthenticated":
+			"stale_if_error", "cache_max", "header_prefix", "header_fields", "strip_token", "optional", "on_unauthenticated":
 			if err := once(sub); err != nil {
 				return err
 			}
@@ -186,6 +186,16 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("header %s given twice", name)
 			}
 			h.Headers[name] = tmpl
+
+		case "header_fields":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				return d.Errf("want header_fields <field...> (%s) or header_fields none", strings.Join(fieldNames[:], " "))
+			}
+			if _, err := headerFields(names); err != nil {
+				return d.Err(err.Error())
+			}
+			h.HeaderFields = names
 
 		case "headers":
 			names := d.RemainingArgs()

@@ -195,6 +195,13 @@ func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
 			want: `{"handler":"session_auth",` + be + `,"cache_ttl":86400000000000}`,
 		},
 		{
+			name: "header_fields",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				header_fields user roles
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"header_fields":["user","roles"]}`,
+		},
+		{
 			name: "header_prefix",
 			caddyfile: `session_auth http https://auth.example/whoami {
 				header_prefix X-Auth-
@@ -358,6 +365,11 @@ func TestCaddyfileSessionAuthErrors(t *testing.T) {
 		{"disable_metrics given a value", []string{"session_auth http https://a.example {", "disable_metrics yes", "}"}, 3, "disable_metrics takes no arguments"},
 		{"backend given twice", []string{"session_auth http https://a.example {", "backend http https://b.example", "}"}, 3, "backend given twice"},
 		{"backend line given twice", []string{"session_auth {", "backend http https://a.example", "backend http https://b.example", "}"}, 4, "backend given twice"},
+		{"header_fields unknown", []string{"session_auth http https://a.example {", "header_fields user groups", "}"}, 3, `header_fields: unknown field "groups"`},
+		{"header_fields empty", []string{"session_auth http https://a.example {", "header_fields", "}"}, 3, "want header_fields <field...>"},
+		{"header_fields none with others", []string{"session_auth http https://a.example {", "header_fields none user", "}"}, 3, `header_fields: unknown field "none"`},
+		{"header_fields field twice", []string{"session_auth http https://a.example {", "header_fields user user", "}"}, 3, "header_fields: user given twice"},
+		{"header_fields given twice", []string{"session_auth http https://a.example {", "header_fields user", "header_fields roles", "}"}, 4, "header_fields given twice"},
 		{"bad duration", []string{"session_auth http https://a.example {", "timeout soon", "}"}, 3, "timeout"},
 		{"negative duration", []string{"session_auth http https://a.example {", "stale_if_error -5s", "}"}, 3, "stale_if_error must not be negative"},
 		{"duration missing", []string{"session_auth http https://a.example {", "negative_ttl", "}"}, 3, "negative_ttl"},

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -40,6 +41,52 @@ var defaultSuffixes = [numFields]string{
 	fieldRoles:  "Roles",
 	fieldPerms:  "Perms",
 	fieldAdmin:  "Admin",
+}
+
+// fieldNames are the names header_fields takes, in the order of the
+// fields.
+var fieldNames = [numFields]string{
+	fieldUser:   "user",
+	fieldUserID: "user_id",
+	fieldEmail:  "email",
+	fieldName:   "name",
+	fieldOrg:    "org",
+	fieldOrgID:  "org_id",
+	fieldRoles:  "roles",
+	fieldPerms:  "perms",
+	fieldAdmin:  "admin",
+}
+
+// headerFields turns header_fields into the fields injected: every one
+// when names is empty, none for ["none"].
+func headerFields(names []string) ([]field, error) {
+	if len(names) == 0 {
+		all := make([]field, numFields)
+		for f := range all {
+			all[f] = field(f)
+		}
+		return all, nil
+	}
+	if len(names) == 1 && names[0] == "none" {
+		return nil, nil
+	}
+	var fields []field
+	seen := [numFields]bool{}
+next:
+	for _, n := range names {
+		for f, fn := range fieldNames {
+			if n == fn {
+				if seen[f] {
+					return nil, fmt.Errorf("header_fields: %s given twice", n)
+				}
+				seen[f] = true
+				fields = append(fields, field(f))
+				continue next
+			}
+		}
+		return nil, fmt.Errorf("header_fields: unknown field %q (want %s, or none alone)", n, strings.Join(fieldNames[:], ", "))
+	}
+	return fields, nil
 }
 
 type presetHeader struct {

@@ -65,6 +65,11 @@ type SessionAuth struct {
 	// Headers are extra injected headers: name to a value template with
 	// placeholders. Default none.
 	Headers map[string]string `json:"headers,omitempty"`
+	// HeaderFields chooses which of the default identity headers are
+	// injected: user, user_id, email, name, org, org_id, roles, perms,
+	// admin; ["none"] for none. Client-sent headers with the prefix are
+	// stripped whatever this says. Default all nine.
+	HeaderFields []string `json:"header_fields,omitempty"`
 	// HeaderPresets also emit a known convention: oauth2-proxy, authelia.
 	// Default none.
 	HeaderPresets []string `json:"header_presets,omitempty"`
@@ -221,7 +226,12 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	if strings.ContainsAny(h.HeaderPrefix, " \t\r\n:") {
 		return fmt.Errorf("header_prefix %q is not a header name prefix", h.HeaderPrefix)
 	}
-	for f := field(0); f < numFields; f++ {
+	fields, err := headerFields(h.HeaderFields)
+	if err != nil {
+		return err
+	}
+	h.inject = [numFields]string{}
+	for _, f := range fields {
 		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
 	}
 	protected := []string{}
@@ -373,7 +383,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.Replacer) {
 	vals := make([]string, int(numFields)+len(h.extra))
 	for f := field(0); f < numFields; f++ {
-		if v := id.vals[f]; v != "" {
+		if v := id.vals[f]; v != "" && h.inject[f] != "" {
 			vals[f] = v
 			hdr[h.inject[f]] = vals[f : f+1 : f+1]
 		}

@@ -3,8 +3,10 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -184,6 +186,42 @@ func TestServeHTTPRejections(t *testing.T) {
 	}
 }
 
+// header_fields picks the default headers injected; the forged ones are
+// stripped all the same, and presets still follow their fields.
+func TestServeHTTPHeaderFields(t *testing.T) {
+	srv, _ := whoami(t)
+	forged := http.Header{
+		"Authorization":     {"Bearer tok-a"},
+		"X-Session-User":    {"mallory"},
+		"X-Session-Email":   {"mallory@example.com"},
+		"X-Session-User-Id": {"u666"},
+	}
+	for _, tc := range []struct {
+		fields []string
+		want   map[string]string // every X-Session-* and Remote-* header the upstream gets
+	}{
+		{nil, map[string]string{"X-Session-User": "ann", "X-Session-User-Id": "u1", "X-Session-Roles": "dev", "X-Session-Admin": "false", "Remote-User": "ann", "Remote-Groups": "dev"}},
+		{[]string{"user", "roles"}, map[string]string{"X-Session-User": "ann", "X-Session-Roles": "dev", "Remote-User": "ann", "Remote-Groups": "dev"}},
+		{[]string{"none"}, map[string]string{"Remote-User": "ann", "Remote-Groups": "dev"}},
+	} {
+		h := provisionAuth(t, &SessionAuth{HeaderFields: tc.fields, HeaderPresets: []string{"authelia"}}, srv.URL)
+		r, _ := requestWithReplacer("GET", "/", forged.Clone())
+		next := &nextRecorder{}
+		if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for k, v := range next.got.Header {
+			if strings.HasPrefix(k, "X-Session-") || strings.HasPrefix(k, "Remote-") {
+				got[k] = strings.Join(v, "|")
+			}
+		}
+		if !maps.Equal(got, tc.want) {
+			t.Errorf("header_fields %v: upstream got %v, want %v", tc.fields, got, tc.want)
+		}
+	}
+}
+
 func TestServeHTTPLogoutEvicts(t *testing.T) {
 	srv, calls := whoami(t)
 	h := provisionAuth(t, &SessionAuth{Logout: []LogoutRoute{{Method: "post", Path: "/logout"}}}, srv.URL)
@@ -210,14 +248,15 @@ func TestServeHTTPLogoutEvicts(t *testing.T) {
 
 func TestProvisionRejectsBadConfig(t *testing.T) {
 	for name, h := range map[string]*SessionAuth{
-		"no dialect":      {},
-		"unknown dialect": {Backend: BackendConfig{Dialect: "nope", URL: "http://x"}},
-		"bad url":         {Backend: BackendConfig{Dialect: "http", URL: "not a url"}},
-		"negative ttl":    {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, CacheTTL: -1},
-		"bad token":       {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Tokens: []sessionctx.TokenSource{{From: "body"}}},
-		"unknown preset":  {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderPresets: []string{"nginx"}},
-		"bad status":      {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, OnUnauthenticated: &Unauthenticated{Status: 500}},
-		"bad header name": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Headers: map[string]string{"X Bad": "v"}},
+		"no dialect":       {},
+		"unknown dialect":  {Backend: BackendConfig{Dialect: "nope", URL: "http://x"}},
+		"bad url":          {Backend: BackendConfig{Dialect: "http", URL: "not a url"}},
+		"negative ttl":     {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, CacheTTL: -1},
+		"bad token":        {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Tokens: []sessionctx.TokenSource{{From: "body"}}},
+		"unknown preset":   {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderPresets: []string{"nginx"}},
+		"bad status":       {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, OnUnauthenticated: &Unauthenticated{Status: 500}},
+		"bad header name":  {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Headers: map[string]string{"X Bad": "v"}},
+		"bad header field": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderFields: []string{"user", "groups"}},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		err := h.Provision(ctx)

@@ -76,6 +76,38 @@ func TestInjectAndStrip(t *testing.T) {
 	}
 }
 
+// header_fields keeps the injected headers to those named; forged ones of
+// the others are still stripped, not passed through.
+func TestHeaderFieldsNarrowInjection(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		header_fields user roles
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	forged := bearer("tok-alice")
+	forged.Set("X-Session-Email", "mallory@example.com")
+	forged.Set("X-Session-Admin", "true")
+	resp, body := do(t, tester, "GET", "/", forged)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, body %q", resp.StatusCode, body)
+	}
+	got := map[string][]string{}
+	for k, v := range upstreamSaw(t, body).Headers {
+		if strings.HasPrefix(k, "X-Session-") {
+			got[k] = v
+		}
+	}
+	if len(got) != 2 || strings.Join(got["X-Session-User"], "|") != "alice" || strings.Join(got["X-Session-Roles"], "|") != "admin,dev" {
+		t.Errorf("upstream got identity headers %v, want only X-Session-User alice and X-Session-Roles admin,dev", got)
+	}
+}
+
 func TestAnonymousAndRejectedAreStripped(t *testing.T) {
 	svc := newSessionService(t)
 	svc.addSession("tok-alice", aliceSession())
