@@ -95,6 +95,7 @@ type SessionAuth struct {
 	folder    *headerFolder
 	inject    [numFields]string // header names, "" when not injected
 	extra     []presetHeader    // preset headers
+	nvals     int               // most header values injectHeaders sets
 	custom    []customHeader
 	realm     string
 	resolver  *sessionctx.Resolver
@@ -257,6 +258,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		protected = append(protected, name)
 	}
 	h.folder = newHeaderFolder(h.HeaderPrefix, protected)
+	h.nvals = len(fields) + len(h.extra)
 
 	h.unauthSts = http.StatusUnauthorized
 	if u := h.OnUnauthenticated; u != nil {
@@ -381,18 +383,20 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 // injectHeaders sets the identity headers. One backing array holds every
 // value so the hot path allocates once, not once per header.
 func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.Replacer) {
-	vals := make([]string, int(numFields)+len(h.extra))
+	vals := make([]string, h.nvals)
+	j := 0
 	for f := field(0); f < numFields; f++ {
 		if v := id.vals[f]; v != "" && h.inject[f] != "" {
-			vals[f] = v
-			hdr[h.inject[f]] = vals[f : f+1 : f+1]
+			vals[j] = v
+			hdr[h.inject[f]] = vals[j : j+1 : j+1]
+			j++
 		}
 	}
-	for i, ph := range h.extra {
-		j := int(numFields) + i
+	for _, ph := range h.extra {
 		if v := id.vals[ph.field]; v != "" {
 			vals[j] = v
 			hdr[ph.name] = vals[j : j+1 : j+1]
+			j++
 		}
 	}
 	for _, c := range h.custom {
