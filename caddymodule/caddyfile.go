@@ -272,6 +272,7 @@ func (h *SessionAuth) setBackend(d *caddyfile.Dispenser, dialect, url string, bl
 		return nil
 	}
 	var opts sessionctx.Options
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		if dl.NewOptions == nil {
 			return d.Errf("dialect %s takes no options", dl.Name)
@@ -282,6 +283,12 @@ func (h *SessionAuth) setBackend(d *caddyfile.Dispenser, dialect, url string, bl
 			opts = reflect.New(reflect.TypeOf(dl.NewOptions()).Elem()).Interface().(sessionctx.Options)
 		}
 		name := d.Val()
+		if seen[name] {
+			// Every option holds one value: a second line would
+			// silently win over the first.
+			return d.Errf("backend %s: option %s given twice", dl.Name, name)
+		}
+		seen[name] = true
 		if err := opts.SetOption(name, d.RemainingArgs()); err != nil {
 			return d.Errf("backend %s: %v", dl.Name, err)
 		}

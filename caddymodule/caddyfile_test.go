@@ -370,6 +370,7 @@ func TestCaddyfileSessionAuthErrors(t *testing.T) {
 		{"header_fields none with others", []string{"session_auth http https://a.example {", "header_fields none user", "}"}, 3, `header_fields: unknown field "none"`},
 		{"header_fields field twice", []string{"session_auth http https://a.example {", "header_fields user user", "}"}, 3, "header_fields: user given twice"},
 		{"header_fields given twice", []string{"session_auth http https://a.example {", "header_fields user", "header_fields roles", "}"}, 4, "header_fields given twice"},
+		{"dialect option given twice", []string{"session_auth {", "backend http https://a.example {", "user_from login", "user_from name", "}", "}"}, 5, "backend http: option user_from given twice"},
 		{"bad duration", []string{"session_auth http https://a.example {", "timeout soon", "}"}, 3, "timeout"},
 		{"negative duration", []string{"session_auth http https://a.example {", "stale_if_error -5s", "}"}, 3, "stale_if_error must not be negative"},
 		{"duration missing", []string{"session_auth http https://a.example {", "negative_ttl", "}"}, 3, "negative_ttl"},
