@@ -205,7 +205,7 @@ func Strip(r *http.Request, src TokenSource) {
 	case FromCookie:
 		stripCookie(r.Header, src.Name)
 	case FromHeader:
-		r.Header.Del(src.Name)
+		stripHeaderSpellings(r.Header, src.Name)
 	case FromBearer:
 		r.Header.Del("Authorization")
 	case FromQuery:
@@ -214,6 +214,44 @@ func Strip(r *http.Request, src TokenSource) {
 			r.RequestURI = r.URL.RequestURI()
 		}
 	}
+}
+
+// stripHeaderSpellings removes the header name and every other spelling
+// that CGI, PHP, WSGI or nginx with underscores_in_headers read as the same
+// variable (any case, '_' for '-'): a stripped token must not reach the
+// upstream as Vmware_api_session_id either.
+func stripHeaderSpellings(h http.Header, name string) {
+	h.Del(name)
+	for k := range h {
+		if sameSpelling(k, name) {
+			delete(h, k)
+		}
+	}
+}
+
+func sameSpelling(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // stripQuery removes every pair that queryValue would read as name, working

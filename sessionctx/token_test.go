@@ -113,6 +113,18 @@ func TestStrip(t *testing.T) {
 		t.Errorf("headers after strip: %v", r.Header)
 	}
 
+	// The spellings an upstream reads as the same variable go too; other
+	// headers stay.
+	spelled := httptest.NewRequest("GET", "/", nil)
+	spelled.Header["Vmware-Api-Session-Id"] = []string{"secret"}
+	spelled.Header["Vmware_api_session_id"] = []string{"secret2"}
+	spelled.Header["vmware_API-session_ID"] = []string{"secret3"}
+	spelled.Header["Vmware-Api-Session"] = []string{"kept"}
+	Strip(spelled, TokenSource{From: FromHeader, Name: "vmware-api-session-id"})
+	if len(spelled.Header) != 1 || spelled.Header.Get("Vmware-Api-Session") != "kept" {
+		t.Errorf("headers after strip: %v", spelled.Header)
+	}
+
 	only := httptest.NewRequest("GET", "/", nil)
 	only.Header.Set("Cookie", "sid=secret")
 	Strip(only, TokenSource{From: FromCookie, Name: "sid"})
