@@ -112,6 +112,9 @@ to_us() {
 RESULTS="$OUT/results.txt"
 : >"$RESULTS"
 
+# errors_in LOG: the non-2xx/3xx answers and socket errors wrk reported.
+errors_in() { awk '/Non-2xx or 3xx responses:/ {n += $5} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
+
 # run CASE ROUND SECONDS: one wrk run; appends a line to RESULTS unless
 # ROUND is "warmup".
 run() {
@@ -135,7 +138,7 @@ run() {
 	reqs=$(awk '/requests in/ {print $1}' "$log")
 	p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$log")")
 	p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$log")")
-	bad=$(awk '/Non-2xx or 3xx responses:/ {n += $5} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$log")
+	bad=$(errors_in "$log")
 	cpu=$(awk -v d="$((t1 - t0))" -v tick="$TICK" -v n="$reqs" 'BEGIN {printf "%.1f", d / tick * 1e6 / n}')
 	echo "$c $round $rps $p50 $p99 $cpu $bad" >>"$RESULTS"
 	printf '  round %s  %-30s %10.0f req/s  p50 %7.0f us  p99 %7.0f us  cpu %6.1f us/req  errors %s\n' \
@@ -196,7 +199,6 @@ wrk_half() { # wrk_half CASE LOG
 	timeout $((DURATION + 30)) wrk -t1 -c"$((CONNS / 2))" -d"${DURATION}s" --timeout 5s \
 		-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${PORT[$1]}/" >"$2"
 }
-errors_in() { awk '/Non-2xx or 3xx responses:/ {n += $5} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
 echo
 echo "== paired runs ($PAIR_ROUNDS rounds x ${DURATION}s; both cases at once, each from wrk -t1 -c$((CONNS / 2)))"
 for r in $(seq "$PAIR_ROUNDS"); do

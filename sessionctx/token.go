@@ -234,24 +234,22 @@ func sameSpelling(a, b string) bool {
 		return false
 	}
 	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x == '_' {
-			x = '-'
-		}
-		if y == '_' {
-			y = '-'
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// foldHeaderByte is caddymodule's foldByte: lower case, '_' as '-'.
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c + ('a' - 'A')
+	case c == '_':
+		return '-'
+	}
+	return c
 }
 
 // stripQuery removes every pair that queryValue would read as name, working
