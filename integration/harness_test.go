@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,12 +25,22 @@ import (
 	_ "github.com/sessiongate/caddy-sessiongate/caddymodule"
 )
 
-// Ports the test Caddy listens on.
-const (
-	httpPort  = 9080
-	httpsPort = 9443
-	adminPort = 2999
+// Ports the test Caddy listens on. SESSIONGATE_TEST_PORT_OFFSET moves all
+// three, so two checkouts can run their integration tests side by side.
+var (
+	portOffset = envInt("SESSIONGATE_TEST_PORT_OFFSET")
+	httpPort   = 9080 + portOffset
+	httpsPort  = 9443 + portOffset
+	adminPort  = 2999 + portOffset
 )
+
+func envInt(name string) int {
+	n, err := strconv.Atoi(os.Getenv(name))
+	if err != nil {
+		return 0
+	}
+	return n
+}
 
 // siteURL is the address of the test Caddy's HTTP site.
 var siteURL = fmt.Sprintf("http://localhost:%d", httpPort)
@@ -73,7 +84,7 @@ func startCaddy(t *testing.T, site string) *caddytest.Tester {
 			t.Errorf("the test Caddy did not start (caddytest skipped): see the log above")
 		}
 	})
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(globalOptions+site, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
@@ -84,6 +95,11 @@ func startCaddy(t *testing.T, site string) *caddytest.Tester {
 	// config, which closes it as it stops: EOF on the next request.
 	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	return tester
+}
+
+// newTester is caddytest.NewTester on this package's admin port.
+func newTester(t *testing.T) *caddytest.Tester {
+	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
 }
 
 // sessionService is an http-dialect session service: it answers the

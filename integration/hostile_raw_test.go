@@ -180,7 +180,7 @@ func startCaddyWith(t *testing.T, extraGlobal, site string) *caddytest.Tester {
 		}
 	})
 	global := strings.TrimSuffix(strings.TrimSpace(globalOptions), "}") + extraGlobal + "\n}\n"
-	tester := caddytest.NewTester(t)
+	tester := newTester(t)
 	tester.InitServer(global+site, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
