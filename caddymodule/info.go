@@ -1,7 +1,7 @@
 package caddymodule
 
 import (
-	"errors"
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,21 +59,26 @@ func (h *SessionInfo) Validate() error {
 // front of the product.
 func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	req := sessionctx.InfoRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
-	if !sessionctx.InfoHandles(h.Dialect, req) {
-		return next.ServeHTTP(w, r)
-	}
-	s, _ := sessionctx.FromContext(r.Context())
-	if h.Dialect == "tr50" && r.Body != nil {
-		// Only TR50 reads the body: its answer mirrors the command keys.
+	if h.Dialect == "tr50" && r.Method == http.MethodPost && r.Body != nil {
+		// Only TR50 reads the body: which command it is decides whether
+		// the request is ours, and the answer mirrors its keys. The body
+		// goes on whole to next when the request is not ours.
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxInfoBody+1))
 		if err != nil {
 			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("session_info: reading request: %w", err))
 		}
+		r.Body = restoredBody{Reader: io.MultiReader(bytes.NewReader(body), r.Body), Closer: r.Body}
 		if len(body) > maxInfoBody {
-			return caddyhttp.Error(http.StatusRequestEntityTooLarge, errors.New("session_info: request body too large"))
+			// No session.info envelope is this large: a command of the
+			// service's own (an upload).
+			return next.ServeHTTP(w, r)
 		}
 		req.Body = body
 	}
+	if !sessionctx.InfoHandles(h.Dialect, req) {
+		return next.ServeHTTP(w, r)
+	}
+	s, _ := sessionctx.FromContext(r.Context())
 	answer, err := sessionctx.RenderInfo(h.Dialect, s, req)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
@@ -91,6 +96,12 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	_, err = w.Write(answer.Body)
 	return err
+}
+
+// restoredBody puts back the bytes read ahead of the rest of a body.
+type restoredBody struct {
+	io.Reader
+	io.Closer
 }
 
 // Interface guards

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
@@ -77,7 +79,7 @@ func TestSessionInfoAnonymousPerDialect(t *testing.T) {
 	}{
 		{"normalized", "GET", "/session", "", 401, "error"},
 		{"http", "GET", "/session", "", 401, "error"},
-		{"amplify", "GET", "/api/v1/auth/findSession", "", 401, "description"},
+		{"amplify", "GET", "/api/v1/auth/findSession", "", 200, "result"},
 		{"vsphere", "GET", "/api/session", "", 401, "error_type"},
 		{"vsphere", "POST", "/rest/com/vmware/cis/session?~action=get", "", 401, "type"},
 		{"eternus", "GET", "/api/v1/session/1", "", 401, "error_code"},
@@ -135,14 +137,53 @@ func TestSessionInfoDialectRequests(t *testing.T) {
 	}
 }
 
+// A TR50 body too large for a session.info envelope is a command of the
+// service's: it goes on to next whole.
 func TestSessionInfoTR50BodyTooLarge(t *testing.T) {
 	h := &SessionInfo{Dialect: "tr50"}
 	r, _ := requestWithReplacer("POST", "/api", nil)
-	r.Body = httptestBody(`{"cmd":{"command":"session.info","pad":"` + strings.Repeat("x", maxInfoBody) + `"}}`)
+	body := `{"cmd":{"command":"session.info","pad":"` + strings.Repeat("x", maxInfoBody) + `"}}`
+	r.Body = httptestBody(body)
 	r = r.WithContext(sessionctx.NewContext(r.Context(), infoTestSession()))
-	err := h.ServeHTTP(httptest.NewRecorder(), r, &nextRecorder{})
-	if statusOf(err) != http.StatusRequestEntityTooLarge {
-		t.Fatalf("want 413, got %v", err)
+	var got []byte
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		got, _ = io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	})
+	w := httptest.NewRecorder()
+	if err := h.ServeHTTP(w, r, next); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != http.StatusNoContent || string(got) != body {
+		t.Fatalf("next got %d of %d bytes, answer %d", len(got), len(body), w.Code)
+	}
+}
+
+// TR50 commands other than session.info reach next with their body whole.
+func TestSessionInfoTR50PassesOtherCommands(t *testing.T) {
+	for _, body := range []string{
+		`{"auth":{"command":"api.authenticate","params":{"username":"u","password":"p"}}}`,
+		`{"1":{"command":"thing.list"}}`,
+		`{"1":{"command":"session.info"},"2":{"command":"thing.list"}}`,
+	} {
+		h := &SessionInfo{Dialect: "tr50"}
+		r, _ := requestWithReplacer("POST", "/api", nil)
+		r.Body = httptestBody(body)
+		r = r.WithContext(sessionctx.NewContext(r.Context(), infoTestSession()))
+		var got []byte
+		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			got, _ = io.ReadAll(r.Body)
+			w.WriteHeader(http.StatusTeapot)
+			return nil
+		})
+		w := httptest.NewRecorder()
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != http.StatusTeapot || string(got) != body {
+			t.Errorf("%s: next got %q, answer %d", body, got, w.Code)
+		}
 	}
 }
 
@@ -167,6 +208,8 @@ func TestSessionInfoPassesOtherRequests(t *testing.T) {
 		{"vsphere", "DELETE", "/rest/com/vmware/cis/session"},
 		{"eternus", "DELETE", "/api/v1/session/1000001"},
 		{"tr50", "GET", "/api"},
+		{"amplify", "GET", "/api/v1/team"},
+		{"amplify", "GET", "/api/v1/org/42"},
 	} {
 		h := &SessionInfo{Dialect: tc.dialect}
 		r, _ := requestWithReplacer(tc.method, tc.target, nil)

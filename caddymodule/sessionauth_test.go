@@ -25,6 +25,7 @@ func whoami(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		calls.Add(1)
 		if r.Header.Get("Authorization") != "Bearer tok-a" {
 			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":"unauthenticated"}`))
 			return
 		}
 		w.Write([]byte(`{"user_id":"u1","user":"ann","roles":["dev"],"kind":"user"}`))

@@ -43,21 +43,33 @@ func (b *amplifyBackend) Resolve(ctx context.Context, cred Credential) (*Session
 		return nil, err
 	}
 	if status != http.StatusOK {
-		return nil, amplifyStatusError(status)
+		return nil, amplifyStatusError(status, raw)
 	}
 	return decodeAmplify(raw, b.now())
 }
 
-// amplifyStatusError classifies a non-200 answer. Amplify answers a dead
-// session with any 4xx (401 Sign-in Required, 400 internalCode 232 for a
-// session that still awaits device authorization, ...), so every 4xx is a
-// verdict on the token except those that say the service is overloaded or
-// slow; 5xx and anything else are service trouble.
-func amplifyStatusError(status int) error {
-	if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout {
+// amplifyStatusError classifies a non-200 answer. Amplify rejects a
+// session with a 4xx (401, 400 internalCode 232 for a session that still
+// awaits device authorization, ...) whose body is its own error object,
+// {"success": false, ...}. The same status with any other body (a WAF's
+// HTML page, a proxy's empty 403) comes from something in front of the
+// platform and says nothing about the token: service trouble, as are 408,
+// 429 and 5xx.
+func amplifyStatusError(status int, raw []byte) error {
+	if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout &&
+		amplifyErrorBody(raw) {
 		return StatusError(status, status)
 	}
 	return StatusError(status)
+}
+
+// amplifyErrorBody reports whether raw is the platform's error object.
+func amplifyErrorBody(raw []byte) bool {
+	if !gjson.ValidBytes(raw) {
+		return false
+	}
+	doc := gjson.ParseBytes(raw)
+	return doc.IsObject() && doc.Get("success").Type == gjson.False
 }
 
 // decodeAmplify maps a findSession answer ({"success", "result"}) to a

@@ -3,7 +3,10 @@ package sessionctx
 // Amplify wraps every answer in {"success": ..., "result": ...}.
 func renderAmplifyInfo(s *Session, _ InfoRequest) InfoAnswer {
 	if s == nil {
-		return infoJSON(401, map[string]any{"success": false, "description": "Sign-in Required", "code": 401})
+		// The platform's answer for a dead session on findSession: the
+		// SDK then retries with its bearer token, or takes the account
+		// for a service account, where a 401 makes it throw.
+		return infoJSON(200, map[string]any{"success": true, "result": nil})
 	}
 	var result any
 	if raw, ok := infoRawObject(s, "amplify"); ok {
@@ -34,6 +37,10 @@ func amplifySession(s *Session) map[string]any {
 		r["sessionID"] = s.ID
 		r["sid"] = s.ID
 	}
+	// The SDK dereferences org and orgs whatever the session: always an
+	// object and an array, empty when the session names no org.
+	r["org"] = map[string]any{}
+	r["orgs"] = []map[string]any{}
 	if s.OrgID != "" || s.Org != "" {
 		r["org"] = map[string]any{"guid": s.OrgID, "org_id": infoNumberOrString(s.OrgID), "name": s.Org}
 		r["org_id"] = infoNumberOrString(s.OrgID)

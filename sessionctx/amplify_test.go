@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"testing"
@@ -184,5 +186,33 @@ func TestDecodeAmplify(t *testing.T) {
 				t.Errorf("login-schema fields: %+v", s)
 			}
 		})
+	}
+}
+
+// A 4xx without Amplify's own error object comes from in front of the
+// platform (a WAF, a proxy that blocked the caller's IP): it says nothing
+// about the token.
+func TestAmplifyRejectionNeedsPlatformBody(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		body   string
+		want   error
+	}{
+		{401, `{"success":false,"description":"Sign-in Required","code":401}`, ErrUnauthenticated},
+		{400, `{"success":false,"description":"Device authorization required","code":400,"internalCode":232}`, ErrUnauthenticated},
+		{403, `<html><body>Request blocked</body></html>`, ErrUnavailable},
+		{403, ``, ErrUnavailable},
+		{401, `{"message":"Unauthorized"}`, ErrUnavailable},
+		{429, `{"success":false,"code":429}`, ErrUnavailable},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(tt.status)
+			io.WriteString(w, tt.body)
+		}))
+		_, err := dialectBackend(t, "amplify", srv.URL, "").Resolve(context.Background(), Credential{Value: "tok", Source: TokenSource{From: FromBearer}})
+		srv.Close()
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%d %q: err %v, want %v", tt.status, tt.body, err, tt.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package sessionctx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -239,6 +240,12 @@ func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, e
 		tok, _ := json.Marshal(cred.Value)
 		body = strings.NewReader(strings.ReplaceAll(b.opts.TokenTo.Body, "{token}", string(tok)))
 	}
+	if b.opts.TokenTo.To == "cookie" && !cookieOctets(cred.Value) {
+		// Sent as it is, a ';' would add cookies of the client's choosing
+		// to the service request; any other encoding would be a different
+		// token to the service.
+		return nil, fmt.Errorf("%w: token cannot be sent as a cookie value", ErrUnauthenticated)
+	}
 	req, err := b.svc.NewRequest(ctx, b.opts.Method, target, body)
 	if err != nil {
 		return nil, err
@@ -256,6 +263,12 @@ func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, e
 		return nil, err
 	}
 	if status < 200 || status > 299 {
+		if !json.Valid(bytes.TrimSpace(raw)) {
+			// The service answers in JSON; a rejection page in anything
+			// else (a WAF's HTML 403, a proxy's empty 401) is from what
+			// stands in front of it, not a verdict on the token.
+			return nil, StatusError(status)
+		}
 		return nil, StatusError(status, b.opts.UnauthenticatedStatus...)
 	}
 	s, err := b.opts.Mapping.Decode(raw, b.now())
@@ -264,6 +277,19 @@ func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, e
 	}
 	s.Dialect = "http"
 	return s, nil
+}
+
+// cookieOctets reports whether v can be a cookie value as it is: RFC 6265
+// cookie-octets only (no space, '"', ',', ';', '\\', control or non-ASCII
+// bytes).
+func cookieOctets(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c <= 0x20 || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // Decode maps a JSON answer to a session. An answer that is not a JSON

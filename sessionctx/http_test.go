@@ -256,3 +256,54 @@ func TestHTTPOptionsSetOption(t *testing.T) {
 		}
 	}
 }
+
+// A rejection status counts only with the service's own (JSON) answer:
+// a WAF's HTML 403 or a proxy's empty 401 is a service failure.
+func TestHTTPBackendRejectionNeedsJSON(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		body   string
+		want   error
+	}{
+		{403, `{"error":"forbidden"}`, ErrUnauthenticated},
+		{401, `null`, ErrUnauthenticated},
+		{403, `<html><body>Request blocked</body></html>`, ErrUnavailable},
+		{401, ``, ErrUnavailable},
+		{403, `Forbidden`, ErrUnavailable},
+	} {
+		srv, _, _ := recordingService(t, tt.status, tt.body)
+		b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Resolve(context.Background(), Credential{Value: "tok"}); !errors.Is(err, tt.want) {
+			t.Errorf("%d %q: err %v, want %v", tt.status, tt.body, err, tt.want)
+		}
+	}
+}
+
+// token_to cookie refuses a token a cookie cannot carry as it is, before
+// any service call: a ';' would add cookies of the client's choosing.
+func TestHTTPBackendCookieRefusesNonOctets(t *testing.T) {
+	var calls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		io.WriteString(w, `{"user":"ann"}`)
+	}))
+	t.Cleanup(srv.Close)
+	b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL, Options: []byte(`{"token_to":{"to":"cookie","name":"sid"}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"zz; impersonate=alice", "zz;x", "a b", `a"b`, "a,b", `a\b`, "a\tb", "a\x7fb", "é"} {
+		if _, err := b.Resolve(context.Background(), Credential{Value: tok}); !errors.Is(err, ErrUnauthenticated) {
+			t.Errorf("%q: err %v, want unauthenticated", tok, err)
+		}
+	}
+	if calls != 0 {
+		t.Errorf("%d service calls for refused tokens", calls)
+	}
+	if s, err := b.Resolve(context.Background(), Credential{Value: "s%3Aab.c-d_e~f!#$&'()*+/:<=>?@[]^`{|}"}); err != nil || s.User != "ann" || calls != 1 {
+		t.Errorf("cookie-octet token: %v %v (%d calls)", s, err, calls)
+	}
+}

@@ -78,6 +78,9 @@ func RenderInfo(shape string, s *Session, req InfoRequest) (InfoAnswer, error) {
 	return render(s, req), nil
 }
 
+// AmplifyFindSessionPath is the one Amplify request session_info answers.
+const AmplifyFindSessionPath = "/api/v1/auth/findSession"
+
 // InfoHandles reports whether a request is one that shape's clients send
 // to read their session. Other requests to the same paths (vSphere login
 // and logout, ETERNUS DELETE) belong to the product itself: session_info
@@ -92,8 +95,12 @@ func InfoHandles(shape string, req InfoRequest) bool {
 		}
 		return read
 	case "tr50":
-		return req.Method == "POST"
-	case "amplify", "eternus", "trifacta":
+		return req.Method == "POST" && tr50OnlySessionInfo(req.Body)
+	case "amplify":
+		// The SDK's next calls (/api/v1/team, /api/v1/org/<id>) are the
+		// platform's: answering them with the session crashes it.
+		return read && strings.HasSuffix(req.Path, AmplifyFindSessionPath)
+	case "eternus", "trifacta":
 		return read
 	}
 	return true

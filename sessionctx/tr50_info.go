@@ -49,6 +49,31 @@ func tr50Failure(code int, msg string) map[string]any {
 	return map[string]any{"success": false, "errorCodes": []int{code}, "errorMessages": []string{msg}}
 }
 
+// tr50OnlySessionInfo reports whether body is a TR50 envelope whose every
+// command is session.info: the only request session_info answers. Any
+// other command (a login, thing.list) is the service's, and so is an
+// envelope that mixes them.
+func tr50OnlySessionInfo(body []byte) bool {
+	var env map[string]json.RawMessage
+	if json.Unmarshal(body, &env) != nil {
+		return false
+	}
+	n := 0
+	for key, raw := range env {
+		if key == "auth" {
+			continue
+		}
+		var c struct {
+			Command string `json:"command"`
+		}
+		if json.Unmarshal(raw, &c) != nil || c.Command != "session.info" {
+			return false
+		}
+		n++
+	}
+	return n > 0
+}
+
 // tr50Commands maps each command key of a request body to its command
 // name. The "auth" key holds credentials, not a command. A body that is
 // not a TR50 request still gets one answer, under tr50CommandKey.
