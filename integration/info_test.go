@@ -161,8 +161,9 @@ func TestInfoVSphereMatchesService(t *testing.T) {
 }
 
 func TestInfoAmplifyMatchesService(t *testing.T) {
+	// The platform answers a dead session on findSession with 200 and a
+	// null result; session_info must answer the same.
 	amp := emulator.NewAmplify()
-	amp.RejectWith401(true)
 	amp.AddSession("s%3Aabc.sig", emulator.AmplifyResult("g-1", "ada", "ada@example.com", "administrator"))
 	runInfoCase(t, infoCase{
 		dialect: "amplify", svc: amp, route: emulator.AmplifyPath, method: "GET", path: emulator.AmplifyPath,
@@ -304,8 +305,9 @@ func TestInfoTranslatesAcrossDialects(t *testing.T) {
 	handle /v2/session {
 		session_info trifacta
 	}
-	handle /findSession {
+	handle /api/v1/* {
 		session_info amplify
+		respond "platform" 200
 	}
 }`, httpPort, svc.URL))
 
@@ -329,17 +331,38 @@ func TestInfoTranslatesAcrossDialects(t *testing.T) {
 	if m["email"] != "alice@example.com" || m["name"] != "Alice Ä" || m["isAdmin"] != true {
 		t.Errorf("trifacta shape: %v", m)
 	}
-	_, m = callJSON(t, "GET", siteURL+"/findSession", bearer("tok-alice"), "")
+	_, m = callJSON(t, "GET", siteURL+"/api/v1/auth/findSession", bearer("tok-alice"), "")
 	if r, _ := m["result"].(map[string]any); m["success"] != true || r["username"] != "alice" || r["role"] != "administrator" {
 		t.Errorf("amplify shape: %v", m)
+	}
+	// A session naming no org still has org as an object and orgs as an
+	// array: Axway's SDK dereferences both.
+	_, m = callJSON(t, "GET", siteURL+"/api/v1/auth/findSession", bearer("tok-bob"), "")
+	r, _ := m["result"].(map[string]any)
+	if _, ok := r["org"].(map[string]any); !ok {
+		t.Errorf("amplify shape without org: org = %#v", r["org"])
+	}
+	if _, ok := r["orgs"].([]any); !ok {
+		t.Errorf("amplify shape without org: orgs = %#v", r["orgs"])
+	}
+	// The SDK's next calls are the platform's.
+	for _, p := range []string{"/api/v1/team", "/api/v1/org/42"} {
+		resp, body := do(t, nil, "GET", p, bearer("tok-alice"))
+		if resp.StatusCode != 200 || body != "platform" {
+			t.Errorf("GET %s: %d %.100s, want it passed on", p, resp.StatusCode, body)
+		}
+	}
+	_, m = callJSON(t, "GET", siteURL+"/api/v1/auth/findSession", nil, "")
+	if len(m) != 2 || m["success"] != true || m["result"] != nil {
+		t.Errorf("amplify shape, no session: %v", m)
 	}
 
 	resp, m := callJSON(t, "GET", siteURL+"/session", nil, "")
 	if resp.StatusCode != 401 || m["error"] != "unauthenticated" {
 		t.Errorf("anonymous /session: %d %v", resp.StatusCode, m)
 	}
-	resp, m = callJSON(t, "GET", siteURL+"/findSession", bearer("forged"), "")
-	if resp.StatusCode != 401 || m["description"] != "Sign-in Required" {
-		t.Errorf("anonymous amplify: %d %v", resp.StatusCode, m)
+	resp, m = callJSON(t, "GET", siteURL+"/api/v1/auth/findSession", bearer("forged"), "")
+	if resp.StatusCode != 200 || len(m) != 2 || m["success"] != true || m["result"] != nil {
+		t.Errorf("rejected token, amplify: %d %v", resp.StatusCode, m)
 	}
 }
