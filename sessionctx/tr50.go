@@ -1,9 +1,11 @@
 package sessionctx
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -13,12 +15,53 @@ import (
 
 func init() {
 	RegisterDialect(&Dialect{
-		Name:   "tr50",
-		Tokens: []TokenSource{{From: FromHeader, Name: "sessionId"}, {From: FromCookie, Name: "sessionId"}},
+		Name:    "tr50",
+		Tokens:  []TokenSource{{From: FromHeader, Name: "sessionId"}, {From: FromCookie, Name: "sessionId"}},
+		Extract: extractTR50,
 		New: func(svc *Service, _ Options) (Backend, error) {
 			return &tr50Backend{svc: svc, target: svc.Endpoint("/api", ""), now: time.Now}, nil
 		},
 	})
+}
+
+// TR50BodySource names a session id read from a TR50 request envelope's
+// auth.sessionId, where TR50 clients send it.
+var TR50BodySource = TokenSource{From: "body", Name: "auth.sessionId"}
+
+// maxTR50Envelope bounds the body read for auth.sessionId: a command
+// envelope is a few hundred bytes, and a larger body is some other upload.
+const maxTR50Envelope = 64 << 10
+
+// extractTR50 reads the configured sources, then, when none carries a
+// token, the auth.sessionId of a POSTed JSON envelope. The body is put
+// back whole for the handlers that follow.
+func extractTR50(r *http.Request, sources []TokenSource) (Credential, error) {
+	cred, err := Extract(r, sources)
+	if err == nil || cred.Source.From != "" || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+		return cred, err
+	}
+	if r.ContentLength > maxTR50Envelope {
+		return cred, err
+	}
+	body, rerr := io.ReadAll(io.LimitReader(r.Body, maxTR50Envelope+1))
+	r.Body = readBackBody{Reader: io.MultiReader(bytes.NewReader(body), r.Body), Closer: r.Body}
+	if rerr != nil || len(body) > maxTR50Envelope || !gjson.ValidBytes(body) {
+		return cred, err
+	}
+	v := gjson.GetBytes(body, "auth.sessionId")
+	if v.Type != gjson.String || v.Str == "" {
+		return cred, err
+	}
+	if cerr := checkToken(v.Str); cerr != nil {
+		return Credential{Source: TR50BodySource}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, TR50BodySource, cerr)
+	}
+	return Credential{Value: v.Str, Source: TR50BodySource}, nil
+}
+
+// readBackBody is a request body with the bytes already read put back.
+type readBackBody struct {
+	io.Reader
+	io.Closer
 }
 
 // tr50Backend runs TR50's session.info command.
