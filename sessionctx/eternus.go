@@ -140,6 +140,11 @@ func (b *eternusBackend) Resolve(ctx context.Context, cred Credential) (*Session
 		// 401: the token is dead; 404: no such session; 403: the token
 		// lives but names another session (a session can only read
 		// itself): each a verdict on the credential.
+		if !serviceAnswer(raw, "error_code") {
+			// ETERNUS answers errors with {"error_code", "message"}:
+			// another body is from what stands in front of the array.
+			return nil, StatusError(status)
+		}
 		return nil, StatusError(status, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound)
 	}
 	s, err := decodeEternus(raw, b.now())

@@ -279,6 +279,17 @@ func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, e
 	return s, nil
 }
 
+// serviceAnswer reports whether raw is a JSON object and, when path is
+// set, holds path: the session service's own error body rather than a page
+// of whatever stands in front of it.
+func serviceAnswer(raw []byte, path string) bool {
+	if !gjson.ValidBytes(raw) {
+		return false
+	}
+	doc := gjson.ParseBytes(raw)
+	return doc.IsObject() && (path == "" || doc.Get(path).Exists())
+}
+
 // cookieOctets reports whether v can be a cookie value as it is: RFC 6265
 // cookie-octets only (no space, '"', ',', ';', '\\', control or non-ASCII
 // bytes).

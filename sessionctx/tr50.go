@@ -88,6 +88,9 @@ func (b *tr50Backend) Resolve(ctx context.Context, cred Credential) (*Session, e
 		// TR50 reports a bad session inside a 200; an HTTP 401/403 can
 		// only come from a gateway in front of it that refused the same
 		// session, so it is a verdict too.
+		if !serviceAnswer(raw, "") {
+			return nil, StatusError(status)
+		}
 		return nil, StatusError(status, http.StatusUnauthorized, http.StatusForbidden)
 	}
 	return decodeTR50(raw, b.now())

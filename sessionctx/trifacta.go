@@ -54,6 +54,11 @@ func (b *trifactaBackend) Resolve(ctx context.Context, cred Credential) (*Sessio
 		return nil, err
 	}
 	if status != http.StatusOK {
+		if !serviceAnswer(raw, "") {
+			// Trifacta answers in JSON ({"exception": ...}); an HTML
+			// page is from what stands in front of it.
+			return nil, StatusError(status)
+		}
 		return nil, StatusError(status, http.StatusUnauthorized, http.StatusForbidden)
 	}
 	return decodeTrifacta(raw, b.now())

@@ -1,6 +1,7 @@
 package sessionctx
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -150,6 +151,9 @@ func (b *vsphereBackend) call(ctx context.Context, method, target string, cred C
 
 func (b *vsphereBackend) classify(status int, raw []byte) (*Session, error) {
 	if status != http.StatusOK {
+		if status == http.StatusUnauthorized && !vsphereUnauthenticated(raw) {
+			return nil, StatusError(status)
+		}
 		return nil, StatusError(status, http.StatusUnauthorized)
 	}
 	return decodeVSphere(raw, b.now(), b.idle)
@@ -213,4 +217,19 @@ func idleExpiry(last time.Time, idle time.Duration, now time.Time) time.Time {
 		elapsed = 0
 	}
 	return now.Add(idle - elapsed)
+}
+
+// vsphereUnauthenticated reports whether a 401 body is vSphere's own:
+// UNAUTHENTICATED (current API), the legacy unauthenticated error type, or
+// vcsim's empty body. An HTML page is from something in front of vCenter.
+func vsphereUnauthenticated(raw []byte) bool {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return true
+	}
+	if !serviceAnswer(raw, "") {
+		return false
+	}
+	doc := gjson.ParseBytes(raw)
+	return doc.Get("error_type").String() == "UNAUTHENTICATED" ||
+		strings.Contains(doc.Get("type").String(), "unauthenticated")
 }
