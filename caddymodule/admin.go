@@ -96,7 +96,7 @@ func (a *AdminAPI) handlePurge(w http.ResponseWriter, r *http.Request) error {
 		if req.All {
 			n = p.Purge()
 		} else {
-			n = forgetToken(p.Resolver, req.Token)
+			n = p.Resolver.ForgetToken(req.Token)
 		}
 		purged += n
 		if p.metricsUsers.Load() > 0 {
@@ -140,19 +140,6 @@ func decodePurge(body io.Reader) (purgeRequest, error) {
 		return req, errors.New(`want a non-empty "token", or "all": true`)
 	}
 	return req, nil
-}
-
-// forgetToken evicts a token from one cache whatever source it came in
-// by: cache keys hash the kind of source with the token, and the admin
-// cannot be expected to know which one a client used.
-func forgetToken(r *sessionctx.Resolver, token string) int {
-	n := 0
-	for _, from := range []string{sessionctx.FromCookie, sessionctx.FromHeader, sessionctx.FromBearer, sessionctx.FromQuery} {
-		if r.ForgetKey(sessionctx.KeyOf(sessionctx.Credential{Value: token, Source: sessionctx.TokenSource{From: from}})) {
-			n++
-		}
-	}
-	return n
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) error {

@@ -2,9 +2,11 @@ package sessionctx
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -117,8 +119,71 @@ func validEternusSessionID(s string) bool {
 
 // eternusBackend reads the session resource that the credential names.
 type eternusBackend struct {
-	svc *Service
-	now func() time.Time
+	svc     *Service
+	now     func() time.Time
+	byToken tokenIndex
+}
+
+// KeysOfToken implements TokenKeyer: the cache keys of every
+// <session_id>:<token> credential resolved with token, so that a purge can
+// name the token alone.
+func (b *eternusBackend) KeysOfToken(token string) []Key { return b.byToken.keys(token) }
+
+// TokenKeyer is a backend whose credentials hold more than the token (an
+// ETERNUS session id and its token): it reports the cache keys of the
+// credentials it resolved with a token, so a purge needs only the token.
+type TokenKeyer interface {
+	KeysOfToken(token string) []Key
+}
+
+// maxIndexedTokens bounds tokenIndex; past it, an arbitrary token's keys
+// are dropped (a purge of that token then finds nothing to evict beyond
+// the token's own credential forms).
+const maxIndexedTokens = 1 << 16
+
+// maxKeysPerToken bounds the session ids remembered for one token.
+const maxKeysPerToken = 64
+
+// tokenIndex maps the SHA-256 of a token to the cache keys it was seen
+// under. It never holds a token in clear.
+type tokenIndex struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]map[Key]struct{}
+}
+
+func (x *tokenIndex) add(token string, key Key) {
+	h := sha256.Sum256([]byte(token))
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.m == nil {
+		x.m = map[[sha256.Size]byte]map[Key]struct{}{}
+	}
+	set, ok := x.m[h]
+	if !ok {
+		if len(x.m) >= maxIndexedTokens {
+			for k := range x.m {
+				delete(x.m, k)
+				break
+			}
+		}
+		set = map[Key]struct{}{}
+		x.m[h] = set
+	}
+	if len(set) < maxKeysPerToken {
+		set[key] = struct{}{}
+	}
+}
+
+func (x *tokenIndex) keys(token string) []Key {
+	h := sha256.Sum256([]byte(token))
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	set := x.m[h]
+	out := make([]Key, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	return out
 }
 
 // Resolve implements Backend.
@@ -136,6 +201,9 @@ func (b *eternusBackend) Resolve(ctx context.Context, cred Credential) (*Session
 	if err != nil {
 		return nil, err
 	}
+	// The resolver caches this answer under KeyOf(cred): remember it
+	// under the token, for a purge that names the token alone.
+	b.byToken.add(tok, KeyOf(cred))
 	if status != http.StatusOK {
 		// 401: the token is dead; 404: no such session; 403: the token
 		// lives but names another session (a session can only read

@@ -251,6 +251,26 @@ func (r *Resolver) ForgetKey(key Key) bool {
 	return p || n
 }
 
+// ForgetToken evicts every entry resolved with token, whatever source it
+// came in by, and for a backend whose credentials hold more than the
+// token (ETERNUS), every credential it resolved with it.
+func (r *Resolver) ForgetToken(token string) int {
+	n := 0
+	for _, from := range []string{FromCookie, FromHeader, FromBearer, FromQuery} {
+		if r.ForgetKey(KeyOf(Credential{Value: token, Source: TokenSource{From: from}})) {
+			n++
+		}
+	}
+	if tk, ok := r.backend.(TokenKeyer); ok {
+		for _, key := range tk.KeysOfToken(token) {
+			if r.ForgetKey(key) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Purge evicts every entry and returns how many there were.
 func (r *Resolver) Purge() int {
 	r.forgets.Add(1)
