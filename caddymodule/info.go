@@ -58,22 +58,12 @@ func (h *SessionInfo) Validate() error {
 // (a login, a logout) to next, so it can sit on the product's own paths in
 // front of the product.
 func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	req := sessionctx.InfoRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
-	if h.Dialect == "tr50" && r.Method == http.MethodPost && r.Body != nil {
-		// Only TR50 reads the body: which command it is decides whether
-		// the request is ours, and the answer mirrors its keys. The body
-		// goes on whole to next when the request is not ours.
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxInfoBody+1))
-		if err != nil {
-			return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("session_info: reading request: %w", err))
-		}
-		r.Body = restoredBody{Reader: io.MultiReader(bytes.NewReader(body), r.Body), Closer: r.Body}
-		if len(body) > maxInfoBody {
-			// No session.info envelope is this large: a command of the
-			// service's own (an upload).
-			return next.ServeHTTP(w, r)
-		}
-		req.Body = body
+	req, pass, err := infoRequest(r, h.Dialect)
+	if err != nil {
+		return err
+	}
+	if pass {
+		return next.ServeHTTP(w, r)
 	}
 	if !sessionctx.InfoHandles(h.Dialect, req) {
 		return next.ServeHTTP(w, r)
@@ -83,6 +73,31 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
+	return writeInfo(w, r, answer)
+}
+
+// infoRequest reads what the shape of dialect depends on. TR50's is in
+// the body, which is put back whole for whatever handles the request; pass
+// is true for a body too large to be a session read.
+func infoRequest(r *http.Request, dialect string) (req sessionctx.InfoRequest, pass bool, err error) {
+	req = sessionctx.InfoRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
+	if dialect == "tr50" && r.Method == http.MethodPost && r.Body != nil {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxInfoBody+1))
+		if err != nil {
+			return req, false, caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("session_info: reading request: %w", err))
+		}
+		r.Body = restoredBody{Reader: io.MultiReader(bytes.NewReader(body), r.Body), Closer: r.Body}
+		if len(body) > maxInfoBody {
+			// No session.info envelope is this large: a command of the
+			// service's own (an upload).
+			return req, true, nil
+		}
+		req.Body = body
+	}
+	return req, false, nil
+}
+
+func writeInfo(w http.ResponseWriter, r *http.Request, answer sessionctx.InfoAnswer) error {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
@@ -94,8 +109,31 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	_, err = w.Write(answer.Body)
+	_, err := w.Write(answer.Body)
 	return err
+}
+
+// answerInDialect answers an unauthenticated request that is one of the
+// product's own session reads (vSphere GET /api/session, Amplify
+// findSession, a TR50 session.info, ...) the way the product answers it
+// when there is no session, so that its clients behind a non-optional
+// session_auth see what they know (vSphere UNAUTHENTICATED, Amplify's null
+// result) rather than an empty 401. It reports whether it answered. The
+// http dialect has no shape of its own to keep: its requests get the
+// plain 401.
+func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string) (bool, error) {
+	if dialect == "" || dialect == "http" {
+		return false, nil
+	}
+	req, pass, err := infoRequest(r, dialect)
+	if err != nil || pass || !sessionctx.IsProductSessionRead(dialect, req) {
+		return false, nil
+	}
+	answer, err := sessionctx.RenderInfo(dialect, nil, req)
+	if err != nil {
+		return false, nil
+	}
+	return true, writeInfo(w, r, answer)
 }
 
 // restoredBody puts back the bytes read ahead of the rest of a body.

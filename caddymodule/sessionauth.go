@@ -452,6 +452,9 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 			return nil
 		}
 	}
+	if answered, werr := answerInDialect(w, r, h.dialect); answered {
+		return werr
+	}
 	if h.unauthSts == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", h.realm)
 	}

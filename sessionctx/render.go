@@ -106,6 +106,29 @@ func InfoHandles(shape string, req InfoRequest) bool {
 	return true
 }
 
+// IsProductSessionRead reports whether req is the product's own request
+// for the session, on the product's own path (vSphere /api/session and
+// the legacy /rest/com/vmware/cis/session, ETERNUS /api/v1/session/<id>,
+// Trifacta /v2/session, Amplify findSession, a TR50 session.info). A
+// session_auth with no session for it answers in the product's shape.
+func IsProductSessionRead(shape string, req InfoRequest) bool {
+	if !InfoHandles(shape, req) {
+		return false
+	}
+	switch shape {
+	case "vsphere":
+		return strings.HasSuffix(req.Path, "/api/session") || strings.HasSuffix(req.Path, "/rest/com/vmware/cis/session")
+	case "eternus":
+		_, id, ok := strings.Cut(req.Path, "/api/v1/session/")
+		return ok && id != "" && !strings.Contains(id, "/")
+	case "trifacta":
+		return strings.HasSuffix(req.Path, "/v2/session")
+	case "amplify", "tr50":
+		return true
+	}
+	return false
+}
+
 func renderNormalizedInfo(s *Session, _ InfoRequest) InfoAnswer {
 	if s == nil {
 		return infoJSON(401, map[string]any{"error": "unauthenticated"})
