@@ -117,7 +117,7 @@ type BackendConfig struct {
 	// URL is the service's base URL (for http: the whole endpoint).
 	// May use {env.*}.
 	URL string `json:"url"`
-	// Options are the dialect's own settings (see PROTOCOLS.md).
+	// Options are the dialect's own settings (see docs/dialects.md).
 	Options json.RawMessage `json:"options,omitempty"`
 }
 
