@@ -89,6 +89,8 @@ func canonicalJSON(t *testing.T, s string) string {
 // TestCaddyfileSessionAuthSubdirectives covers every session_auth
 // subdirective: Caddyfile in, the handler's JSON out.
 func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
+	// An unset {env.X} in a backend URL is refused at adapt time.
+	t.Setenv("SESSION_URL", "https://auth.example/whoami")
 	const be = `"backend":{"dialect":"http","url":"https://auth.example/whoami"}`
 	for _, tc := range []struct {
 		name, caddyfile, want string
