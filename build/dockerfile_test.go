@@ -98,7 +98,7 @@ func TestBuildScriptCommand(t *testing.T) {
 			t.Fatalf("build/xcaddy-build.sh %s: %v\n%s", tc.arg, err, out)
 		}
 		want := "xcaddy build " + goModCaddyVersion(t) +
-			" --with github.com/sessiongate/caddy-sessiongate@v0.0.0-00010101000000-000000000000=." +
+			" --with github.com/sessiongate/caddy-sessiongate@" + projectVersion(t) + "=." +
 			" --output " + tc.output
 		if got := strings.TrimSpace(string(out)); got != want {
 			t.Errorf("build/xcaddy-build.sh %s runs\n  %s\nwant\n  %s", tc.arg, got, want)
@@ -106,13 +106,59 @@ func TestBuildScriptCommand(t *testing.T) {
 	}
 }
 
-// TestXcaddyIsAModuleTool keeps `go tool xcaddy` working from a checkout.
-func TestXcaddyIsAModuleTool(t *testing.T) {
-	mod := read(t, "../go.mod")
-	if !regexp.MustCompile(`(?m)^\s*(tool\s+)?github\.com/caddyserver/xcaddy/cmd/xcaddy\s*$`).MatchString(mod) {
-		t.Error("go.mod has no tool directive for github.com/caddyserver/xcaddy/cmd/xcaddy")
+// projectVersion is sessiongate's version, held by the VERSION file
+// alone.
+func projectVersion(t *testing.T) string {
+	t.Helper()
+	v := strings.TrimSpace(read(t, "../VERSION"))
+	if !regexp.MustCompile(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`).MatchString(v) {
+		t.Fatalf("VERSION holds %q, not a semantic version such as v1.2.3", v)
 	}
-	if !regexp.MustCompile(`(?m)^\s*github\.com/caddyserver/xcaddy v0\.4\.7\b`).MatchString(mod) {
-		t.Error("go.mod does not pin github.com/caddyserver/xcaddy v0.4.7")
+	return v
+}
+
+// TestToolsLiveInTheirOwnModule keeps the tools (xcaddy, vcsim, the
+// linter) out of the plugin's go.mod: every tool and its dependencies in
+// there would enter the version selection of every user's xcaddy build.
+func TestToolsLiveInTheirOwnModule(t *testing.T) {
+	tools := read(t, "../tools/go.mod")
+	for _, tool := range []string{
+		"github.com/caddyserver/xcaddy/cmd/xcaddy",
+		"github.com/vmware/govmomi/vcsim",
+		"honnef.co/go/tools/cmd/staticcheck",
+	} {
+		if !regexp.MustCompile(`(?m)^\s*(tool\s+)?` + regexp.QuoteMeta(tool) + `\s*$`).MatchString(tools) {
+			t.Errorf("tools/go.mod has no tool directive for %s", tool)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^\s*github\.com/caddyserver/xcaddy v0\.4\.7\b`).MatchString(tools) {
+		t.Error("tools/go.mod does not pin github.com/caddyserver/xcaddy v0.4.7")
+	}
+	mod := read(t, "../go.mod")
+	if regexp.MustCompile(`(?m)^tool\b`).MatchString(mod) {
+		t.Error("go.mod has tool directives: tools belong in tools/go.mod")
+	}
+	for _, dep := range []string{"github.com/caddyserver/xcaddy", "honnef.co/go/tools"} {
+		if strings.Contains(mod, dep+" ") {
+			t.Errorf("go.mod requires %s, a tool's module", dep)
+		}
+	}
+}
+
+// TestChangelogNamesTheVersion keeps VERSION and CHANGELOG.md together: a
+// released VERSION has its own section, a pre-release one is the
+// Unreleased work towards it.
+func TestChangelogNamesTheVersion(t *testing.T) {
+	v := projectVersion(t)
+	cl := read(t, "../CHANGELOG.md")
+	release, pre, _ := strings.Cut(v, "-")
+	if pre != "" {
+		if !strings.Contains(cl, "## [Unreleased]") {
+			t.Errorf("VERSION %s is a pre-release, but CHANGELOG.md has no [Unreleased] section", v)
+		}
+		return
+	}
+	if !strings.Contains(cl, "## ["+strings.TrimPrefix(release, "v")+"]") {
+		t.Errorf("CHANGELOG.md has no section for VERSION %s", v)
 	}
 }

@@ -267,6 +267,9 @@ func (h *SessionAuth) setBackend(d *caddyfile.Dispenser, dialect, url string, bl
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "{") {
 		return d.Errf("backend url %q: want an http:// or https:// URL", url)
 	}
+	if err := checkEnvSet("backend url", url); err != nil {
+		return d.Err(err.Error())
+	}
 	h.Backend = BackendConfig{Dialect: dl.Name, URL: url}
 	if !block {
 		return nil

@@ -89,6 +89,8 @@ func canonicalJSON(t *testing.T, s string) string {
 // TestCaddyfileSessionAuthSubdirectives covers every session_auth
 // subdirective: Caddyfile in, the handler's JSON out.
 func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
+	// An unset {env.X} in a backend URL is refused at adapt time.
+	t.Setenv("SESSION_URL", "https://auth.example/whoami")
 	const be = `"backend":{"dialect":"http","url":"https://auth.example/whoami"}`
 	for _, tc := range []struct {
 		name, caddyfile, want string
@@ -426,45 +428,5 @@ func TestCaddyfileExampleAdapts(t *testing.T) {
 	}
 }
 
-// fencedAfter returns the first ```lang block after marker in text.
-func fencedAfter(t *testing.T, text, marker, lang string) string {
-	t.Helper()
-	_, rest, ok := strings.Cut(text, marker)
-	if !ok {
-		t.Fatalf("README has no %q", marker)
-	}
-	_, rest, ok = strings.Cut(rest, "```"+lang+"\n")
-	if !ok {
-		t.Fatalf("README has no ```%s block after %q", lang, marker)
-	}
-	block, _, ok := strings.Cut(rest, "```")
-	if !ok {
-		t.Fatalf("README's ```%s block after %q is not closed", lang, marker)
-	}
-	return block
-}
-
-// TestReadmeJSONConfigIsRealOutput keeps the README's JSON config section
-// what the adapter really gives for its typical session_auth block.
-func TestReadmeJSONConfigIsRealOutput(t *testing.T) {
-	readme := string(mustRead(t, "../README.md"))
-	site := fencedAfter(t, readme, "A typical block", "caddy")
-	want := fencedAfter(t, readme, "## JSON config", "json")
-
-	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(site), nil)
-	if err != nil {
-		t.Fatalf("README's typical block: %v", err)
-	}
-	var cfg any
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	h := findHandler(cfg, "session_auth")
-	if h == nil {
-		t.Fatalf("README's typical block adapts without session_auth:\n%s", out)
-	}
-	got, _ := json.Marshal(h)
-	if w := canonicalJSON(t, want); string(got) != w {
-		t.Errorf("README's JSON config section is not what its block adapts to\n got: %s\nwant: %s", got, w)
-	}
-}
+// The JSON documentation is kept in step with the adapter by
+// docs/docs_test.go (TestJSONMatchesAdapt).

@@ -117,7 +117,7 @@ type BackendConfig struct {
 	// URL is the service's base URL (for http: the whole endpoint).
 	// May use {env.*}.
 	URL string `json:"url"`
-	// Options are the dialect's own settings (see PROTOCOLS.md).
+	// Options are the dialect's own settings (see docs/dialects.md).
 	Options json.RawMessage `json:"options,omitempty"`
 }
 
@@ -167,6 +167,9 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("timeout, cache_ttl, negative_ttl, stale_if_error and cache_max must not be negative")
 	}
 
+	if err := checkEnvSet("backend url", h.Backend.URL); err != nil {
+		return err
+	}
 	backendHeaders := make(http.Header, len(h.BackendHeaders))
 	for k, vals := range h.BackendHeaders {
 		for _, v := range vals {

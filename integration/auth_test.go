@@ -213,8 +213,11 @@ func TestServiceFailuresAre503(t *testing.T) {
 		"json array": func(w http.ResponseWriter, r *http.Request) bool { w.Write([]byte(`[1,2]`)); return true },
 		"status 500": func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(500); return true },
 		"status 429": func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(429); return true },
-		"status 302": func(w http.ResponseWriter, r *http.Request) bool { http.Redirect(w, r, "/login", 302); return true },
-		"slow":       func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(1500 * time.Millisecond); return false },
+		"status 302": func(w http.ResponseWriter, r *http.Request) bool {
+			http.Redirect(w, r, "/login", http.StatusFound)
+			return true
+		},
+		"slow": func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(1500 * time.Millisecond); return false },
 		"huge": func(w http.ResponseWriter, r *http.Request) bool {
 			w.Write([]byte(`{"user":"` + strings.Repeat("a", 3<<20) + `"}`))
 			return true

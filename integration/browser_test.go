@@ -21,6 +21,7 @@ const chromiumPath = "/usr/bin/chromium"
 // and legacy app next to it.
 var demoPorts = strings.NewReplacer(
 	"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", httpPort),
+	"localhost:8080", fmt.Sprintf("localhost:%d", httpPort),
 	"127.0.0.1:9001", "127.0.0.1:19001",
 	"127.0.0.1:9002", "127.0.0.1:19002",
 )

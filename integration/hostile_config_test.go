@@ -39,6 +39,8 @@ var badCaddyfiles = []struct {
 	{"setting given twice", "session_auth http http://127.0.0.1:1 {\n\t\ttimeout 1s\n\t\ttimeout 2s\n\t}", []string{"timeout given twice"}},
 	{"unknown http backend option", "session_auth {\n\t\tbackend http http://127.0.0.1:1 {\n\t\t\tuser_frm identity.id\n\t\t}\n\t}", []string{`"user_frm"`}},
 	{"bad unauthenticated_status", "session_auth {\n\t\tbackend http http://127.0.0.1:1 {\n\t\t\tunauthenticated_status 4o1\n\t\t}\n\t}", []string{`"4o1"`}},
+	{"unset env var as the URL", "session_auth http {env.SESSIONGATE_TEST_UNSET_URL}", []string{"SESSIONGATE_TEST_UNSET_URL", "not set"}},
+	{"unset env var in the URL", "session_auth {\n\t\tbackend http http://{env.SESSIONGATE_TEST_UNSET_HOST}/whoami\n\t}", []string{"SESSIONGATE_TEST_UNSET_HOST", "not set"}},
 }
 
 // badJSON are session_auth handlers given as JSON, which skips the
@@ -62,6 +64,7 @@ var badJSON = []struct {
 	{"missing CA file", `{"backend":{"dialect":"http","url":"https://127.0.0.1:1"},"tls_trusted_ca_certs":["/nonexistent/ca.pem"]}`, []string{"tls_trusted_ca_certs", "/nonexistent/ca.pem"}},
 	{"unknown http option", `{"backend":{"dialect":"http","url":"http://127.0.0.1:1","options":{"user_frm":"x"}}}`, []string{`"user_frm"`}},
 	{"options for a dialect without any", `{"backend":{"dialect":"vsphere","url":"http://127.0.0.1:1","options":{"x":1}}}`, []string{"vsphere"}},
+	{"unset env var in the URL", `{"backend":{"dialect":"http","url":"http://{env.SESSIONGATE_TEST_UNSET_HOST}/whoami"}}`, []string{"SESSIONGATE_TEST_UNSET_HOST", "not set"}},
 }
 
 func checkNames(t *testing.T, what string, err error, want []string) {
@@ -130,5 +133,31 @@ func TestHostileBadConfig(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		checkNames(t, "caddy validate, "+c.name, caddy.Validate(&cfg), c.want)
+	}
+}
+
+// TestConfigEnvInBackendURL is the other side of the unset-variable cases
+// above: a backend URL built from variables that are set adapts and
+// provisions.
+func TestConfigEnvInBackendURL(t *testing.T) {
+	t.Setenv("SESSIONGATE_TEST_AUTH_HOST", "127.0.0.1:1")
+	t.Setenv("SESSIONGATE_TEST_AUTH_URL", "http://127.0.0.1:1/whoami")
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for _, block := range []string{
+		"session_auth http http://{env.SESSIONGATE_TEST_AUTH_HOST}/whoami",
+		"session_auth http {env.SESSIONGATE_TEST_AUTH_URL}",
+	} {
+		cfgJSON, _, err := adapter.Adapt([]byte(fmt.Sprintf("%s:%d {\n\t%s\n\trespond ok\n}\n", globalOptions, httpPort, block)), nil)
+		if err != nil {
+			t.Errorf("%s: %v", block, err)
+			continue
+		}
+		var cfg caddy.Config
+		if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := caddy.Validate(&cfg); err != nil {
+			t.Errorf("%s: caddy validate: %v", block, err)
+		}
 	}
 }

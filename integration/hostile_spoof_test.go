@@ -326,7 +326,7 @@ func TestHostileHopByHopAndTrailers(t *testing.T) {
 // TestHostileSessionDataInjection: a session service answering CR, LF
 // and NUL inside the user name, a role and an attribute cannot add a
 // header line for the upstream, neither through the injected headers nor
-// through placeholders in request_header (the use DESIGN.md shows),
+// through placeholders in request_header (the use the docs show),
 // {http.auth.user.id} included. The
 // request goes through with those characters dropped; before placeholders
 // dropped them, the proxied request was invalid and the user got a 502.

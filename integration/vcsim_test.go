@@ -19,9 +19,9 @@ import (
 
 // vcsim is govmomi's vCenter simulator, a real vSphere peer: it speaks
 // the legacy /rest session API over self-signed TLS and answers 404 on
-// /api/session, so the vsphere dialect must fall back. It is a Go tool of
-// this module (the tool line in go.mod pins it), so a fresh clone builds
-// it with nothing else installed.
+// /api/session, so the vsphere dialect must fall back. It is a tool of
+// the repository's tools module (tools/go.mod pins it), so a fresh clone
+// builds it with nothing else installed.
 type vcsim struct {
 	url  string // https://127.0.0.1:PORT
 	cert []byte // its TLS certificate, PEM
@@ -53,9 +53,9 @@ func startVcsim(t *testing.T) *vcsim {
 	bin := filepath.Join(t.TempDir(), "vcsim")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/vmware/govmomi/vcsim")
+	build := exec.CommandContext(ctx, "go", "build", "-C", "../tools", "-o", bin, "github.com/vmware/govmomi/vcsim")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building vcsim (a tool of this module, see go.mod): %v\n%s", err, out)
+		t.Fatalf("building vcsim (a tool of tools/go.mod): %v\n%s", err, out)
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")

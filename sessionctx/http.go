@@ -85,7 +85,7 @@ func NewHTTPOptions() *HTTPOptions {
 	}}
 }
 
-// SetOption implements Options with the Caddyfile syntax of PROTOCOLS.md.
+// SetOption implements Options with the Caddyfile syntax docs/dialects.md gives.
 func (o *HTTPOptions) SetOption(name string, args []string) error {
 	one := func(dst *string) error {
 		if len(args) != 1 {

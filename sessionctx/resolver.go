@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Cache defaults, as DESIGN.md gives them.
+// Cache defaults, as the docs give them.
 const (
 	DefaultCacheTTL    = 5 * time.Minute
 	DefaultNegativeTTL = 10 * time.Second

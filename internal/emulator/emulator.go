@@ -1,6 +1,6 @@
 // Package emulator holds test doubles of the session services that
 // sessiongate's dialects talk to: Amplify, TR50, vSphere, ETERNUS and
-// Trifacta. Each is an http.Handler that answers as PROTOCOLS.md says the
+// Trifacta. Each is an http.Handler that answers as docs/dialects.md says the
 // product does, so unit tests (on httptest servers) and integration tests
 // (behind a real Caddy) share one model of each service.
 //
