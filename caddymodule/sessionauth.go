@@ -235,7 +235,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	for _, f := range fields {
 		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
 	}
-	protected := []string{}
+	protected := append([]string{}, presetStripped...)
 	for _, hs := range presets {
 		for _, ph := range hs {
 			protected = append(protected, ph.name)
