@@ -175,10 +175,17 @@ func sanitizeList(items []string) string {
 // exactly. Every value that leaves the plugin (headers, presets, custom
 // headers, placeholders) goes through it. A value that needs none of this
 // is returned as is, without allocating.
-func sanitize(v string) string {
+func sanitize(v string) string { return encodeValue(v, true) }
+
+// sanitizeTemplate is sanitize for a custom header's filled-in template:
+// the {session.*} placeholders in it are encoded already, so '%' stays as
+// it is, and only what the template's other parts bring is encoded.
+func sanitizeTemplate(v string) string { return encodeValue(v, false) }
+
+func encodeValue(v string, pct bool) string {
 	clean := v == "" || (v[0] != ' ' && v[len(v)-1] != ' ')
 	for i := 0; clean && i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c >= 0x7f || c == '%' {
+		if c := v[i]; c < 0x20 || c >= 0x7f || (pct && c == '%') {
 			clean = false
 		}
 	}
@@ -192,7 +199,7 @@ func sanitize(v string) string {
 	b.Grow(len(v) + 8)
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c < 0x20 || c >= 0x7f || c == '%' || (c == ' ' && (i < lead || i >= trail)) {
+		if c < 0x20 || c >= 0x7f || (pct && c == '%') || (c == ' ' && (i < lead || i >= trail)) {
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&0xf])

@@ -404,7 +404,7 @@ func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.R
 		if repl != nil {
 			v = repl.ReplaceAll(v, "")
 		}
-		if v = sanitize(v); v != "" {
+		if v = sanitizeTemplate(v); v != "" {
 			hdr[c.name] = []string{v}
 		}
 	}

@@ -20,6 +20,7 @@ var spoofNames = []string{
 	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username", "X-Forwarded-Groups",
 	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
 	"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name",
+	"X-Forwarded-Access-Token", "X-Auth-Request-Access-Token", "GAP-Auth",
 }
 
 // prefixSpoofNames are the names owned by the route with header_prefix
@@ -47,6 +48,8 @@ var spoofForms = []struct {
 	{"upper underscores", func(n string) []string {
 		return []string{strings.ToUpper(strings.ReplaceAll(n, "-", "_")) + ": mallory"}
 	}},
+	{"dots", func(n string) []string { return []string{strings.ReplaceAll(n, "-", ".") + ": mallory"} }},
+	{"tildes", func(n string) []string { return []string{strings.Replace(n, "-", "~", 1) + ": mallory"} }},
 	{"mixed separators", func(n string) []string { return []string{strings.Replace(n, "-", "_", 1) + ": mallory"} }},
 	{"repeated lines", func(n string) []string {
 		return []string{n + ": mallory", n + ": mallory2", strings.ToLower(n) + ": mallory3"}
@@ -89,7 +92,8 @@ func protectedBy(prefix string, names []string) func(string) bool {
 	for _, ps := range []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username",
 		"X-Forwarded-Groups", "X-Auth-Request-User", "X-Auth-Request-Email",
 		"X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
-		"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name"} {
+		"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name",
+		"X-Forwarded-Access-Token", "X-Auth-Request-Access-Token", "GAP-Auth"} {
 		set[fold(ps)] = true
 	}
 	return func(name string) bool {
@@ -357,15 +361,15 @@ func TestHostileSessionDataInjection(t *testing.T) {
 	}
 	seen := decodeRawSeen(t, body)
 	want := map[string]string{
-		"X-Session-User":        "aliX-Evil: 1ce",
-		"X-Custom-Ident":        "aliX-Evil: 1ce",
-		"X-Session-Roles":       "devX-Evil-Role: 2,ops",
-		"X-Session-Name":        "AlX-Evil-Name: 3",
-		"X-Placeholder-User":    "aliX-Evil: 1ce",
-		"X-Placeholder-Roles":   "devX-Evil-Role: 2,ops",
-		"X-Placeholder-Name":    "AlX-Evil-Name: 3",
-		"X-Placeholder-Auth-Id": "u-1X-Evil-Id: 4",
-		"X-Session-User-Id":     "u-1X-Evil-Id: 4",
+		"X-Session-User":        "ali%0D%0AX-Evil: 1%00ce",
+		"X-Custom-Ident":        "ali%0D%0AX-Evil: 1%00ce",
+		"X-Session-Roles":       "dev%0D%0AX-Evil-Role: 2,ops",
+		"X-Session-Name":        "Al%0AX-Evil-Name: 3",
+		"X-Placeholder-User":    "ali%0D%0AX-Evil: 1%00ce",
+		"X-Placeholder-Roles":   "dev%0D%0AX-Evil-Role: 2,ops",
+		"X-Placeholder-Name":    "Al%0AX-Evil-Name: 3",
+		"X-Placeholder-Auth-Id": "u-1%0D%0AX-Evil-Id: 4",
+		"X-Session-User-Id":     "u-1%0D%0AX-Evil-Id: 4",
 	}
 	got := map[string]string{}
 	for _, l := range seen.Lines {
