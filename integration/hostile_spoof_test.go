@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -383,5 +384,50 @@ func TestHostileSessionDataInjection(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
 		}
+	}
+}
+
+// TestHostileLookAlikeUsers: users that differ only by control characters
+// or surrounding spaces once reached the upstream as one name ("admin");
+// each must now arrive distinct, and decode to exactly the session's
+// value, in the injected header and in a {session.user} placeholder alike.
+func TestHostileLookAlikeUsers(t *testing.T) {
+	svc := newSessionService(t)
+	users := []string{"admin", " admin ", "ad\x00min", "ad\tmin", "\x1badmin\x1b", "admin%20", "u-1\x00"}
+	for i, u := range users {
+		s := aliceSession()
+		s["user"] = u
+		svc.addSession(fmt.Sprintf("tok-%d", i), s)
+	}
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s
+	request_header X-Placeholder-User {session.user}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()))
+
+	seenAs := map[string]string{}
+	for i, u := range users {
+		resp, body := rawRequest(t, rawGet("/", fmt.Sprintf("Authorization: Bearer tok-%d", i)))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("user %q: status %d: %s", u, resp.StatusCode, body)
+		}
+		got := map[string]string{}
+		for _, l := range decodeRawSeen(t, body).Lines {
+			name, val, _ := strings.Cut(l, ":")
+			got[name] = strings.TrimPrefix(val, " ")
+		}
+		hv, pv := got["X-Session-User"], got["X-Placeholder-User"]
+		if hv != pv {
+			t.Errorf("user %q: header %q, placeholder %q: want the same value", u, hv, pv)
+		}
+		if dec, err := url.PathUnescape(hv); err != nil || dec != u {
+			t.Errorf("user %q: header %q decodes to %q (%v)", u, hv, dec, err)
+		}
+		if prev, dup := seenAs[hv]; dup {
+			t.Errorf("users %q and %q both reached the upstream as %q", prev, u, hv)
+		}
+		seenAs[hv] = u
 	}
 }
