@@ -49,6 +49,23 @@ func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
 	}
 }
 
+// anonymousPlaceholders answers every {session.*} with "" on a request
+// without a session: Caddy leaves an unknown placeholder as written, so an
+// anonymous request reached the app as `X-User: {session.user}`, which a
+// legacy app reads as "logged in".
+func anonymousPlaceholders(key string) (any, bool) {
+	if strings.HasPrefix(key, "session.") {
+		return "", true
+	}
+	return nil, false
+}
+
+func mapAnonymous(r *http.Request) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(anonymousPlaceholders)
+	}
+}
+
 func sessionValue(s *sessionctx.Session, name string) (any, bool) {
 	switch name {
 	case "id":

@@ -324,6 +324,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		}
 		if h.Optional {
 			h.logRequest(sessionctx.Key{}, nil, "anonymous", false)
+			mapAnonymous(r)
 			return next.ServeHTTP(w, r)
 		}
 		h.logRequest(sessionctx.Key{}, nil, "unauthenticated", false)
@@ -338,6 +339,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			}
 			if h.Optional {
 				h.logRequest(res.Key, nil, "anonymous", res.Hit)
+				mapAnonymous(r)
 				return next.ServeHTTP(w, r)
 			}
 			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)

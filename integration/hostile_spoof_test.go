@@ -431,3 +431,41 @@ func TestHostileLookAlikeUsers(t *testing.T) {
 		seenAs[hv] = u
 	}
 }
+
+// TestHostileAnonymousPlaceholders: with optional, an anonymous request
+// reached the app as `X-User: {session.user}`, literally; every
+// {session.*} must be empty there, with no token and with a rejected one.
+func TestHostileAnonymousPlaceholders(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		optional
+	}
+	request_header X-User {session.user}
+	request_header X-Roles "r={session.roles}"
+	request_header X-Attr "a={session.attrs.tenant}"
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()))
+
+	for _, tok := range []string{"", "Authorization: Bearer tok-unknown"} {
+		var lines []string
+		if tok != "" {
+			lines = append(lines, tok)
+		}
+		resp, body := rawRequest(t, rawGet("/", lines...))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("token %q: status %d: %s", tok, resp.StatusCode, body)
+		}
+		for _, l := range decodeRawSeen(t, body).Lines {
+			if strings.Contains(l, "{session.") {
+				t.Errorf("token %q: a placeholder reached the upstream literally: %q", tok, l)
+			}
+			if name, val, _ := strings.Cut(l, ":"); name == "X-User" && strings.TrimSpace(val) != "" {
+				t.Errorf("token %q: X-User = %q, want empty", tok, val)
+			}
+		}
+	}
+}
