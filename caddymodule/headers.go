@@ -89,6 +89,15 @@ next:
 	return fields, nil
 }
 
+// presetStripped are the peers' headers that carry no session field, so
+// they are never injected, but an upstream that trusts them must never get
+// a client's forgery: oauth2-proxy's access token and basic-auth user.
+var presetStripped = []string{
+	"X-Forwarded-Access-Token",
+	"X-Auth-Request-Access-Token",
+	"GAP-Auth",
+}
+
 type presetHeader struct {
 	name  string
 	field field
@@ -159,43 +168,52 @@ func sanitizeList(items []string) string {
 	return strings.Join(clean, ",")
 }
 
-// sanitize makes a header value safe and unambiguous: control characters
-// (CR, LF, NUL...) are dropped, and non-ASCII bytes and '%' itself are
-// percent-encoded, so an upstream can decode the value exactly. A value
-// that needs none of this is returned as is, without allocating.
-func sanitize(v string) string {
-	clean := true
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c >= 0x7f || c == '%' {
+// sanitize makes a header value safe and unambiguous by encoding, never
+// dropping: control characters, non-ASCII bytes, '%' itself and leading or
+// trailing spaces are percent-encoded, so two different values never
+// become the same header value and an upstream can decode the value
+// exactly. Every value that leaves the plugin (headers, presets, custom
+// headers, placeholders) goes through it. A value that needs none of this
+// is returned as is, without allocating.
+func sanitize(v string) string { return encodeValue(v, true) }
+
+// sanitizeTemplate is sanitize for a custom header's filled-in template:
+// the {session.*} placeholders in it are encoded already, so '%' stays as
+// it is, and only what the template's other parts bring is encoded.
+func sanitizeTemplate(v string) string { return encodeValue(v, false) }
+
+func encodeValue(v string, pct bool) string {
+	clean := v == "" || (v[0] != ' ' && v[len(v)-1] != ' ')
+	for i := 0; clean && i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c >= 0x7f || (pct && c == '%') {
 			clean = false
-			break
 		}
 	}
 	if clean {
-		return strings.TrimSpace(v)
+		return v
 	}
 	const hex = "0123456789ABCDEF"
+	lead := len(v) - len(strings.TrimLeft(v, " "))
+	trail := len(strings.TrimRight(v, " "))
 	var b strings.Builder
 	b.Grow(len(v) + 8)
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		switch {
-		case c < 0x20 || c == 0x7f:
-			// dropped
-		case c >= 0x80 || c == '%':
+		if c < 0x20 || c >= 0x7f || (pct && c == '%') || (c == ' ' && (i < lead || i >= trail)) {
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&0xf])
-		default:
-			b.WriteByte(c)
+			continue
 		}
+		b.WriteByte(c)
 	}
-	return strings.TrimSpace(b.String())
+	return b.String()
 }
 
 // headerFolder recognizes every spelling an upstream could read as one of
-// the protected header names: any case, and '_' for '-' (CGI, PHP, nginx
-// with underscores_in_headers, and WSGI all merge the two).
+// the protected header names: any case, and any byte that is not a letter
+// or digit for '-' (CGI, PHP, nginx with underscores_in_headers, and WSGI
+// merge '-', '_' and '.' alike).
 type headerFolder struct {
 	prefix string          // folded
 	names  map[string]bool // folded
@@ -228,15 +246,7 @@ func foldName(s string) string {
 	return string(b)
 }
 
-func foldByte(c byte) byte {
-	switch {
-	case c >= 'A' && c <= 'Z':
-		return c + ('a' - 'A')
-	case c == '_':
-		return '-'
-	}
-	return c
-}
+func foldByte(c byte) byte { return sessionctx.FoldHeaderByte(c) }
 
 // protected reports whether a client-sent header name is one the plugin
 // owns.

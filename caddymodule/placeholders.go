@@ -15,16 +15,18 @@ import (
 )
 
 // placeholders answers {session.*} lazily: nothing is formatted unless a
-// template asks for it. Control characters are dropped: the documented
-// use is `request_header X-User {session.user}`, and a CR or LF from the
-// session service there made the proxied request invalid (a 502).
+// template asks for it. Values are encoded as the injected headers are
+// (sanitize): the documented use is `request_header X-User {session.user}`,
+// so the upstream must read exactly what session_auth's own headers say,
+// and a CR or LF from the session service there made the proxied request
+// invalid (a 502).
 //
 // It answers Caddy's {http.auth.user.id} too, so access logs carry the
 // user. That comes after the replacer's static values: a vars handler or
 // an earlier authentication handler that set it keeps its value, and no
 // request pays for the static map's first insert.
 func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
-	userID := dropControl(s.UserID)
+	userID := sanitize(s.UserID)
 	return func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, "session.")
 		if !ok {
@@ -33,31 +35,35 @@ func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
 			}
 			return nil, false
 		}
+		switch name {
+		case "roles":
+			return sanitizeList(s.Roles), true
+		case "perms":
+			return sanitizeList(s.Perms), true
+		}
 		v, ok := sessionValue(s, name)
 		if str, isStr := v.(string); isStr {
-			v = dropControl(str)
+			v = sanitize(str)
 		}
 		return v, ok
 	}
 }
 
-// dropControl removes C0 control characters and DEL, allocating only when
-// there is one.
-func dropControl(v string) string {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c == 0x7f {
-			// Byte-wise, so that other bytes (invalid UTF-8 included)
-			// stay exactly as the service sent them.
-			b := make([]byte, 0, len(v))
-			for j := 0; j < len(v); j++ {
-				if c := v[j]; c >= 0x20 && c != 0x7f {
-					b = append(b, c)
-				}
-			}
-			return string(b)
-		}
+// anonymousPlaceholders answers every {session.*} with "" on a request
+// without a session: Caddy leaves an unknown placeholder as written, so an
+// anonymous request reached the app as `X-User: {session.user}`, which a
+// legacy app reads as "logged in".
+func anonymousPlaceholders(key string) (any, bool) {
+	if strings.HasPrefix(key, "session.") {
+		return "", true
 	}
-	return v
+	return nil, false
+}
+
+func mapAnonymous(r *http.Request) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(anonymousPlaceholders)
+	}
 }
 
 func sessionValue(s *sessionctx.Session, name string) (any, bool) {

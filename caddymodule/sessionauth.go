@@ -238,7 +238,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	for _, f := range fields {
 		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
 	}
-	protected := []string{}
+	protected := append([]string{}, presetStripped...)
 	for _, hs := range presets {
 		for _, ph := range hs {
 			protected = append(protected, ph.name)
@@ -327,6 +327,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		}
 		if h.Optional {
 			h.logRequest(sessionctx.Key{}, nil, "anonymous", false)
+			mapAnonymous(r)
 			return next.ServeHTTP(w, r)
 		}
 		h.logRequest(sessionctx.Key{}, nil, "unauthenticated", false)
@@ -341,6 +342,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			}
 			if h.Optional {
 				h.logRequest(res.Key, nil, "anonymous", res.Hit)
+				mapAnonymous(r)
 				return next.ServeHTTP(w, r)
 			}
 			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
@@ -407,7 +409,7 @@ func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.R
 		if repl != nil {
 			v = repl.ReplaceAll(v, "")
 		}
-		if v = sanitize(v); v != "" {
+		if v = sanitizeTemplate(v); v != "" {
 			hdr[c.name] = []string{v}
 		}
 	}

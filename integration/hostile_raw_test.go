@@ -156,8 +156,16 @@ func firstLine(s string) string {
 
 // fold reads a header name the way the most lenient upstream does: any
 // case, '_' for '-' (CGI/PHP HTTP_*, nginx underscores_in_headers, WSGI).
+// fold reads a name as the loosest upstream does: any case, and every
+// byte that is not a letter or digit as one separator.
 func fold(name string) string {
-	return strings.ToLower(strings.ReplaceAll(strings.TrimSpace(name), "_", "-"))
+	b := []byte(strings.ToLower(strings.TrimSpace(name)))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
 }
 
 func decodeRawSeen(t *testing.T, body string) rawSeen {

@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ var spoofNames = []string{
 	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username", "X-Forwarded-Groups",
 	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
 	"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name",
+	"X-Forwarded-Access-Token", "X-Auth-Request-Access-Token", "GAP-Auth",
 }
 
 // prefixSpoofNames are the names owned by the route with header_prefix
@@ -47,6 +49,8 @@ var spoofForms = []struct {
 	{"upper underscores", func(n string) []string {
 		return []string{strings.ToUpper(strings.ReplaceAll(n, "-", "_")) + ": mallory"}
 	}},
+	{"dots", func(n string) []string { return []string{strings.ReplaceAll(n, "-", ".") + ": mallory"} }},
+	{"tildes", func(n string) []string { return []string{strings.Replace(n, "-", "~", 1) + ": mallory"} }},
 	{"mixed separators", func(n string) []string { return []string{strings.Replace(n, "-", "_", 1) + ": mallory"} }},
 	{"repeated lines", func(n string) []string {
 		return []string{n + ": mallory", n + ": mallory2", strings.ToLower(n) + ": mallory3"}
@@ -89,7 +93,8 @@ func protectedBy(prefix string, names []string) func(string) bool {
 	for _, ps := range []string{"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username",
 		"X-Forwarded-Groups", "X-Auth-Request-User", "X-Auth-Request-Email",
 		"X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
-		"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name"} {
+		"Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name",
+		"X-Forwarded-Access-Token", "X-Auth-Request-Access-Token", "GAP-Auth"} {
 		set[fold(ps)] = true
 	}
 	return func(name string) bool {
@@ -357,15 +362,15 @@ func TestHostileSessionDataInjection(t *testing.T) {
 	}
 	seen := decodeRawSeen(t, body)
 	want := map[string]string{
-		"X-Session-User":        "aliX-Evil: 1ce",
-		"X-Custom-Ident":        "aliX-Evil: 1ce",
-		"X-Session-Roles":       "devX-Evil-Role: 2,ops",
-		"X-Session-Name":        "AlX-Evil-Name: 3",
-		"X-Placeholder-User":    "aliX-Evil: 1ce",
-		"X-Placeholder-Roles":   "devX-Evil-Role: 2,ops",
-		"X-Placeholder-Name":    "AlX-Evil-Name: 3",
-		"X-Placeholder-Auth-Id": "u-1X-Evil-Id: 4",
-		"X-Session-User-Id":     "u-1X-Evil-Id: 4",
+		"X-Session-User":        "ali%0D%0AX-Evil: 1%00ce",
+		"X-Custom-Ident":        "ali%0D%0AX-Evil: 1%00ce",
+		"X-Session-Roles":       "dev%0D%0AX-Evil-Role: 2,ops",
+		"X-Session-Name":        "Al%0AX-Evil-Name: 3",
+		"X-Placeholder-User":    "ali%0D%0AX-Evil: 1%00ce",
+		"X-Placeholder-Roles":   "dev%0D%0AX-Evil-Role: 2,ops",
+		"X-Placeholder-Name":    "Al%0AX-Evil-Name: 3",
+		"X-Placeholder-Auth-Id": "u-1%0D%0AX-Evil-Id: 4",
+		"X-Session-User-Id":     "u-1%0D%0AX-Evil-Id: 4",
 	}
 	got := map[string]string{}
 	for _, l := range seen.Lines {
@@ -378,6 +383,89 @@ func TestHostileSessionDataInjection(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestHostileLookAlikeUsers: users that differ only by control characters
+// or surrounding spaces once reached the upstream as one name ("admin");
+// each must now arrive distinct, and decode to exactly the session's
+// value, in the injected header and in a {session.user} placeholder alike.
+func TestHostileLookAlikeUsers(t *testing.T) {
+	svc := newSessionService(t)
+	users := []string{"admin", " admin ", "ad\x00min", "ad\tmin", "\x1badmin\x1b", "admin%20", "u-1\x00"}
+	for i, u := range users {
+		s := aliceSession()
+		s["user"] = u
+		svc.addSession(fmt.Sprintf("tok-%d", i), s)
+	}
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s
+	request_header X-Placeholder-User {session.user}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()))
+
+	seenAs := map[string]string{}
+	for i, u := range users {
+		resp, body := rawRequest(t, rawGet("/", fmt.Sprintf("Authorization: Bearer tok-%d", i)))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("user %q: status %d: %s", u, resp.StatusCode, body)
+		}
+		got := map[string]string{}
+		for _, l := range decodeRawSeen(t, body).Lines {
+			name, val, _ := strings.Cut(l, ":")
+			got[name] = strings.TrimPrefix(val, " ")
+		}
+		hv, pv := got["X-Session-User"], got["X-Placeholder-User"]
+		if hv != pv {
+			t.Errorf("user %q: header %q, placeholder %q: want the same value", u, hv, pv)
+		}
+		if dec, err := url.PathUnescape(hv); err != nil || dec != u {
+			t.Errorf("user %q: header %q decodes to %q (%v)", u, hv, dec, err)
+		}
+		if prev, dup := seenAs[hv]; dup {
+			t.Errorf("users %q and %q both reached the upstream as %q", prev, u, hv)
+		}
+		seenAs[hv] = u
+	}
+}
+
+// TestHostileAnonymousPlaceholders: with optional, an anonymous request
+// reached the app as `X-User: {session.user}`, literally; every
+// {session.*} must be empty there, with no token and with a rejected one.
+func TestHostileAnonymousPlaceholders(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		optional
+	}
+	request_header X-User {session.user}
+	request_header X-Roles "r={session.roles}"
+	request_header X-Attr "a={session.attrs.tenant}"
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()))
+
+	for _, tok := range []string{"", "Authorization: Bearer tok-unknown"} {
+		var lines []string
+		if tok != "" {
+			lines = append(lines, tok)
+		}
+		resp, body := rawRequest(t, rawGet("/", lines...))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("token %q: status %d: %s", tok, resp.StatusCode, body)
+		}
+		for _, l := range decodeRawSeen(t, body).Lines {
+			if strings.Contains(l, "{session.") {
+				t.Errorf("token %q: a placeholder reached the upstream literally: %q", tok, l)
+			}
+			if name, val, _ := strings.Cut(l, ":"); name == "X-User" && strings.TrimSpace(val) != "" {
+				t.Errorf("token %q: X-User = %q, want empty", tok, val)
+			}
 		}
 	}
 }

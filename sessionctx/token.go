@@ -234,22 +234,26 @@ func sameSpelling(a, b string) bool {
 		return false
 	}
 	for i := 0; i < len(a); i++ {
-		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+		if FoldHeaderByte(a[i]) != FoldHeaderByte(b[i]) {
 			return false
 		}
 	}
 	return true
 }
 
-// foldHeaderByte is caddymodule's foldByte: lower case, '_' as '-'.
-func foldHeaderByte(c byte) byte {
+// FoldHeaderByte folds a header name's byte the way the loosest upstream
+// reads it: case is ignored, and every byte that is not a letter or digit
+// ('-', '_', '.', '~'...) is one separator, since CGI, PHP, nginx with
+// underscores_in_headers and WSGI merge them all into '_'. Matching names
+// through it catches every spelling an upstream could take for the name.
+func FoldHeaderByte(c byte) byte {
 	switch {
 	case c >= 'A' && c <= 'Z':
 		return c + ('a' - 'A')
-	case c == '_':
-		return '-'
+	case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		return c
 	}
-	return c
+	return '-'
 }
 
 // stripQuery removes every pair that queryValue would read as name, working
