@@ -3,8 +3,11 @@ package sessionctx
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"sync"
-	"sync/atomic"
+	"unsafe"
+
+	gocache "github.com/patrickmn/go-cache"
 )
 
 // Key identifies a token in the cache: the SHA-256 of the token and of the
@@ -30,96 +33,200 @@ type entry struct {
 	prepared any
 	// fresh and stale are Unix nanoseconds: the entry answers on its own
 	// until fresh, and only while the session service fails until stale.
+	// Past stale it is dead and is deleted where it is found.
 	fresh, stale int64
 }
 
+// entryStore is what the resolver needs of a node's cache: a bounded map
+// from token keys to entries, told the time by the resolver's clock.
+type entryStore interface {
+	// get returns the live entry for k, or nil. A dead entry it finds is
+	// deleted.
+	get(k Key, now int64) *entry
+	// put stores e and reports how many live entries it evicted to make
+	// room.
+	put(k Key, e *entry, now int64) int
+	delete(k Key) bool
+	clear() int
+	// live counts the entries not yet past their stale time, deleting the
+	// dead ones it meets.
+	live(now int64) int
+}
+
+// shardCount is the most shards a store has; small stores have fewer, so
+// that each shard holds enough entries for its bound to mean something.
 const shardCount = 64
 
-// store is a map bounded to max entries, split in shards so that hits on
-// different tokens do not contend. When the store is full, an insert
-// evicts from its own shard an expired entry, or else the one closest to
-// expiry among a few sampled, so eviction costs O(1) and needs no LRU list
-// on the hit path. The bound is global (an atomic count), not per shard, so
-// an unlucky hash spread cannot evict below max; it can only overshoot by
-// one entry per empty shard.
+// minPerShard is the fewest entries a shard is given room for.
+const minPerShard = 16
+
+// victims is how many eviction candidates one scan of a shard keeps.
+const victims = 64
+
+// store is the node's cache: go-cache instances as shards keyed by the
+// token hash, so hits on different tokens do not contend.
+//
+// go-cache alone has no size bound and expires entries on its own clock
+// with a janitor goroutine that cannot be stopped. So each shard is made
+// with no janitor and its items with no go-cache expiry: expiry is the
+// entry's stale time on the resolver's clock (which tests can move, and
+// which spares the hit path go-cache's own time.Now), a dead entry is
+// deleted where it is read, and each shard is bounded. An insert into a
+// full shard first drops its dead entries, then evicts its entry nearest
+// to expiry. Finding those takes a scan of the shard; one scan keeps the
+// victims nearest to expiry in order, so a flood of inserts pays for a scan
+// once every few dozen evictions, not every time.
 type store struct {
-	shards [shardCount]shard
-	max    int64
-	count  atomic.Int64
+	shards   []shard
+	perShard int
 }
 
 type shard struct {
-	mu sync.RWMutex
-	m  map[Key]*entry
+	// mu makes the shard's compound updates (check, count, evict, set)
+	// atomic; reads go straight to go-cache, which has its own lock.
+	mu sync.Mutex
+	c  *gocache.Cache
+	// candidates are eviction victims nearest to expiry first, kept from
+	// the last scan: every live entry of the shard that is not here
+	// expires no sooner than the last one here.
+	candidates []candidate
 }
 
-func newStore(max int) *store {
-	s := &store{max: int64(max)}
+type candidate struct {
+	key   string
+	entry *entry
+}
+
+// newStore makes a store bounded to about bound entries: at most one more
+// per shard, from rounding the bound up to whole shards.
+func newStore(bound int) *store {
+	n := min(shardCount, max(1, bound/minPerShard))
+	s := &store{shards: make([]shard, n), perShard: max(1, (bound+n-1)/n)}
 	for i := range s.shards {
-		s.shards[i].m = make(map[Key]*entry)
+		s.shards[i].c = gocache.New(gocache.NoExpiration, 0)
 	}
 	return s
 }
 
-func (s *store) shard(k Key) *shard { return &s.shards[k[0]%shardCount] }
+func (s *store) shard(k Key) *shard {
+	return &s.shards[(uint(k[0])|uint(k[1])<<8)%uint(len(s.shards))]
+}
 
-func (s *store) get(k Key) *entry {
-	sh := s.shard(k)
-	sh.mu.RLock()
-	e := sh.m[k]
-	sh.mu.RUnlock()
+// view is k as a string without a copy, for go-cache's Get only, which
+// keeps no reference to the key it is given (Delete hands it to an
+// eviction hook, so it gets a copy).
+func view(k *Key) string { return unsafe.String(&k[0], len(k)) }
+
+func (s *store) get(k Key, now int64) *entry {
+	v, ok := s.shard(k).c.Get(view(&k))
+	if !ok {
+		return nil
+	}
+	e := v.(*entry)
+	if e.stale <= now {
+		s.shard(k).deleteIf(string(k[:]), e)
+		return nil
+	}
 	return e
 }
 
-// put stores e and reports how many entries it evicted to make room.
 func (s *store) put(k Key, e *entry, now int64) int {
 	sh := s.shard(k)
+	key := string(k[:])
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	evicted := 0
-	if _, exists := sh.m[k]; !exists {
-		if s.count.Load() >= s.max && len(sh.m) > 0 {
-			sh.evictOne(now)
-			s.count.Add(-1)
-			evicted++
+	if _, exists := sh.c.Get(key); !exists {
+		for sh.c.ItemCount() >= s.perShard {
+			if sh.evictOne(now) {
+				evicted++
+			}
 		}
-		s.count.Add(1)
 	}
-	sh.m[k] = e
+	sh.c.Set(key, e, gocache.NoExpiration)
+	sh.remember(key, e)
 	return evicted
 }
 
-const evictionSample = 8
-
-func (sh *shard) evictOne(now int64) {
-	var victim Key
-	var victimStale int64
-	n := 0
-	for k, e := range sh.m { // map order is random: a fair sample
-		if e.stale <= now {
-			delete(sh.m, k)
-			return
+// evictOne removes the entry nearest to expiry and reports whether it was
+// still live. Dead entries go first, since they expire soonest.
+func (sh *shard) evictOne(now int64) bool {
+	for {
+		if len(sh.candidates) == 0 {
+			sh.scan()
 		}
-		if n == 0 || e.stale < victimStale {
-			victim, victimStale = k, e.stale
+		c := sh.candidates[0]
+		sh.candidates = sh.candidates[1:]
+		if v, ok := sh.c.Get(c.key); ok && v.(*entry) == c.entry {
+			sh.c.Delete(c.key)
+			return c.entry.stale > now
 		}
-		if n++; n == evictionSample {
-			break
-		}
+		// Deleted or replaced since the scan: not a victim any more.
 	}
-	delete(sh.m, victim)
+}
+
+// scan refills the candidates from the whole shard. It is called with the
+// shard full, so it always finds some.
+func (sh *shard) scan() {
+	items := sh.c.Items()
+	all := make([]candidate, 0, len(items))
+	for k, it := range items {
+		all = append(all, candidate{key: k, entry: it.Object.(*entry)})
+	}
+	slices.SortFunc(all, func(a, b candidate) int {
+		switch {
+		case a.entry.stale < b.entry.stale:
+			return -1
+		case a.entry.stale > b.entry.stale:
+			return 1
+		}
+		return 0
+	})
+	sh.candidates = slices.Clip(all[:min(len(all), victims)])
+}
+
+// remember keeps the candidates' promise when an entry is stored: one that
+// expires before the last candidate joins them, in order.
+func (sh *shard) remember(key string, e *entry) {
+	n := len(sh.candidates)
+	if n == 0 || e.stale >= sh.candidates[n-1].entry.stale {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(sh.candidates, e.stale, func(c candidate, t int64) int {
+		switch {
+		case c.entry.stale < t:
+			return -1
+		case c.entry.stale > t:
+			return 1
+		}
+		return 0
+	})
+	sh.candidates = slices.Insert(sh.candidates, i, candidate{key: key, entry: e})
+	if len(sh.candidates) > victims {
+		sh.candidates = sh.candidates[:victims]
+	}
+}
+
+// deleteIf deletes key if it still holds e: a dead entry found on read
+// must not take a fresh one stored since with it.
+func (sh *shard) deleteIf(key string, e *entry) {
+	sh.mu.Lock()
+	if v, ok := sh.c.Get(key); ok && v.(*entry) == e {
+		sh.c.Delete(key)
+	}
+	sh.mu.Unlock()
 }
 
 func (s *store) delete(k Key) bool {
 	sh := s.shard(k)
 	sh.mu.Lock()
-	_, ok := sh.m[k]
-	if ok {
-		delete(sh.m, k)
-		s.count.Add(-1)
+	defer sh.mu.Unlock()
+	key := string(k[:])
+	if _, ok := sh.c.Get(key); !ok {
+		return false
 	}
-	sh.mu.Unlock()
-	return ok
+	sh.c.Delete(key)
+	return true
 }
 
 func (s *store) clear() int {
@@ -127,12 +234,27 @@ func (s *store) clear() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		n += len(sh.m)
-		s.count.Add(-int64(len(sh.m)))
-		clear(sh.m)
+		n += sh.c.ItemCount()
+		sh.c.Flush()
+		sh.candidates = nil
 		sh.mu.Unlock()
 	}
 	return n
 }
 
-func (s *store) len() int { return int(s.count.Load()) }
+func (s *store) live(now int64) int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k, it := range sh.c.Items() {
+			if it.Object.(*entry).stale <= now {
+				sh.c.Delete(k)
+			} else {
+				n++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}

@@ -82,8 +82,8 @@ type Stats struct {
 type Resolver struct {
 	backend Backend
 	cfg     CacheConfig
-	pos     *store
-	neg     *store
+	pos     entryStore
+	neg     entryStore
 	flight  singleflight.Group
 
 	// Prepare, if set, is called once per session the service answers;
@@ -163,10 +163,10 @@ func (r *Resolver) resolveMiss(ctx context.Context, key Key, cred Credential) (R
 // cached answers from the cache when it can: a fresh session, or a fresh
 // rejection.
 func (r *Resolver) cached(key Key, now int64) (Result, error, bool) {
-	if e := r.pos.get(key); e != nil && now < e.fresh {
+	if e := r.pos.get(key, now); e != nil && now < e.fresh {
 		return Result{Session: e.session, Prepared: e.prepared, Key: key, Hit: true}, nil, true
 	}
-	if e := r.neg.get(key); e != nil && now < e.fresh {
+	if e := r.neg.get(key, now); e != nil && now < e.fresh {
 		return Result{Key: key, Hit: true}, fmt.Errorf("%w: token rejected (cached)", ErrUnauthenticated), true
 	}
 	return Result{}, nil, false
@@ -221,7 +221,7 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 		if !errors.Is(err, ErrUnavailable) {
 			err = unavailable(FailOther, "%v", err)
 		}
-		if e := r.pos.get(key); e != nil && now.UnixNano() < e.stale {
+		if e := r.pos.get(key, now.UnixNano()); e != nil {
 			r.staleServes.Add(1)
 			return Result{Session: e.session, Prepared: e.prepared, Key: key, Stale: true}, nil
 		}
@@ -279,9 +279,10 @@ func (r *Resolver) Purge() int {
 
 // Stats returns the counters.
 func (r *Resolver) Stats() Stats {
+	now := r.now().UnixNano()
 	st := Stats{
-		Entries:       r.pos.len(),
-		Rejections:    r.neg.len(),
+		Entries:       r.pos.live(now),
+		Rejections:    r.neg.live(now),
 		Hits:          r.hits.Load(),
 		Misses:        r.misses.Load(),
 		StaleServes:   r.staleServes.Load(),
