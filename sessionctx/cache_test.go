@@ -38,7 +38,7 @@ func TestStoreEvictionOrder(t *testing.T) {
 	if len(s.shards) != 1 {
 		t.Fatalf("%d shards for 4 entries, want 1", len(s.shards))
 	}
-	s.put(testKey(1), &entry{fresh: 50, stale: 50}, 0)  // dead at now=60
+	s.put(testKey(1), &entry{fresh: 50, stale: 50}, 0)   // dead at now=60
 	s.put(testKey(2), &entry{fresh: 300, stale: 300}, 0) // furthest
 	s.put(testKey(3), &entry{fresh: 100, stale: 200}, 0) // stale until 200
 	s.put(testKey(4), &entry{fresh: 150, stale: 150}, 0) // nearest live
