@@ -531,8 +531,7 @@ func TestOpsMetrics(t *testing.T) {
 	expectStatus(t, tester, "GET", "/", nil, 401, "no token")
 	expectStatus(t, tester, "GET", "/opt/x", nil, 200, "anonymous")
 	expectStatus(t, tester, "GET", "/down/x", bearer("tok-alice"), 503, "service down")
-	// cache_max 1 holds one entry per shard: 70 rejected tokens cannot
-	// all fit in 64 shards, so some are evicted.
+	// cache_max 1 holds one rejection: 70 rejected tokens evict 69.
 	for i := range 70 {
 		expectStatus(t, tester, "GET", "/", bearer(fmt.Sprintf("tok-random-%d", i)), 401, "random token")
 	}
@@ -541,6 +540,7 @@ func TestOpsMetrics(t *testing.T) {
 	if status, body := admin(t, "POST", "/sessiongate/purge", "application/json", `{"token": "tok-random-69"}`); status != 200 {
 		t.Fatalf("purge: %d %s", status, body)
 	}
+	expectStatus(t, tester, "GET", "/", bearer("tok-random-70"), 401, "a rejection to count after the purge")
 	svc2.setFault(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(502); return true })
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		calls := svc2.calls.Load()
