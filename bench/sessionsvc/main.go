@@ -6,7 +6,7 @@
 // configured prefix (so a load generator can make up new valid tokens),
 // answering sessiongate's normalized session JSON for session_auth's http
 // dialect, and, for forward_auth, a 200 with identity headers to copy.
-// Anything else is a 401. The upstream answers a short "ok".
+// Anything else is a 401 with a JSON error. The upstream answers a short "ok".
 package main
 
 import (
@@ -27,7 +27,10 @@ func main() {
 	svc := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || !strings.HasPrefix(tok, *prefix) {
+			// A rejection counts only with the service's own (JSON) answer.
+			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":"unauthenticated"}`))
 			return
 		}
 		h := w.Header()
