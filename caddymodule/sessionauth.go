@@ -350,7 +350,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		}
 		h.warnUnavailable(res.Key, err)
 		w.Header().Set("Retry-After", "5")
-		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+		return h.serviceUnavailable(w, r, err)
 	}
 
 	s := res.Session
@@ -509,6 +509,22 @@ func (h *SessionAuth) logRequest(key sessionctx.Key, s *sessionctx.Session, outc
 // warnInterval rate-limits session-service warnings, so an outage under
 // load is a line every few seconds, not one per request.
 const warnInterval = 5 * time.Second
+
+// serviceUnavailable answers a request whose session could not be looked
+// up. Caddy logs a handler's 5xx error at error level, the default, with
+// the request's headers and URI as they arrived, so a token in a custom
+// header or in the query would be written there in clear. Unless the site
+// has handle_errors routes to render the error (Caddy then logs it at
+// debug level only), the handler answers the 503 itself; warnUnavailable
+// has logged it already, naming the token by its hash.
+func (h *SessionAuth) serviceUnavailable(w http.ResponseWriter, r *http.Request, err error) error {
+	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if srv != nil && (srv.Errors == nil || len(srv.Errors.Routes) == 0) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return nil
+	}
+	return caddyhttp.Error(http.StatusServiceUnavailable, err)
+}
 
 func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {
 	h.observe(key, "service_error", false)

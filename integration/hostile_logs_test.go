@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -193,5 +194,97 @@ func TestHostileLogSecrecy(t *testing.T) {
 	}
 	if !strings.Contains(text, "session service unavailable") {
 		t.Errorf("the service error's warning is not in the log")
+	}
+}
+
+// TestHostileLogDefaultConfig is the default configuration: Caddy's own
+// log at its default level, no filter, no access log. A session service
+// that is down makes a 503 for every request; Caddy writes a handler's 5xx
+// error at error level with the request's headers and URI, so the token
+// from a custom header or the query would be there in clear. None may be,
+// with or without handle_errors, and the 503 still carries Retry-After.
+func TestHostileLogDefaultConfig(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	down := newSessionService(t)
+	down.Close()
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	tokens := map[string]string{
+		"header down":   "tok-vsid-secret-d0d0",
+		"query down":    "tok-query-secret-d1d1",
+		"header errors": "tok-vsid-secret-e2e2",
+		"header reject": "tok-vsid-secret-f3f3",
+	}
+	startCaddyWith(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t}", logFile), fmt.Sprintf(`
+:%d {
+	handle /down/* {
+		session_auth http %[2]s {
+			token header vmware-api-session-id
+			token query tok
+		}
+		reverse_proxy %[3]s
+	}
+	handle /reject/* {
+		session_auth http %[4]s {
+			token header vmware-api-session-id
+		}
+		reverse_proxy %[3]s
+	}
+}
+:%[5]d {
+	session_auth http %[2]s {
+		token header vmware-api-session-id
+	}
+	reverse_proxy %[3]s
+	handle_errors {
+		respond "rendered {err.status_code}" {err.status_code}
+	}
+}`, httpPort, down.URL, up.Listener.Addr(), svc.URL, httpsPort+1))
+
+	for _, c := range []struct {
+		name, url string
+		header    http.Header
+		status    int
+		body      string
+	}{
+		{"header down", siteURL + "/down/x", http.Header{"Vmware-Api-Session-Id": {tokens["header down"]}}, 503, ""},
+		{"query down", siteURL + "/down/x?tok=" + tokens["query down"], nil, 503, ""},
+		{"header reject", siteURL + "/reject/x", http.Header{"Vmware-Api-Session-Id": {tokens["header reject"]}}, 401, ""},
+		{"header errors", fmt.Sprintf("http://localhost:%d/x", httpsPort+1), http.Header{"Vmware-Api-Session-Id": {tokens["header errors"]}}, 503, "rendered 503"},
+	} {
+		req, _ := http.NewRequest("GET", c.url, nil)
+		for k, v := range c.header {
+			req.Header[k] = v
+		}
+		resp, err := testClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || (c.body != "" && string(body) != c.body) {
+			t.Errorf("%s: %d %q, want %d %q", c.name, resp.StatusCode, body, c.status, c.body)
+		}
+		if c.status == 503 && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s: 503 without Retry-After", c.name)
+		}
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if !strings.Contains(text, "session service unavailable") {
+		t.Fatalf("the log has no warning of the outage: was it written? %.500s", text)
+	}
+	for what, tok := range tokens {
+		if strings.Contains(text, tok) {
+			t.Errorf("the %s token is in Caddy's log at its default level", what)
+			for _, l := range strings.Split(text, "\n") {
+				if strings.Contains(l, tok) {
+					t.Logf("%.400s", l)
+				}
+			}
+		}
 	}
 }
