@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 )
 
 func init() {
-	httpcaddyfile.RegisterHandlerDirective("session_auth", parseSessionAuth)
+	httpcaddyfile.RegisterDirective("session_auth", parseSessionAuthRoutes)
 	httpcaddyfile.RegisterDirectiveOrder("session_auth", httpcaddyfile.After, "basic_auth")
 	httpcaddyfile.RegisterHandlerDirective("session_require", parseSessionRequire)
 	httpcaddyfile.RegisterDirectiveOrder("session_require", httpcaddyfile.Before, "request_header")
@@ -28,6 +29,38 @@ func parseSessionAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, erro
 	sa := new(SessionAuth)
 	err := sa.UnmarshalCaddyfile(h.Dispenser)
 	return sa, err
+}
+
+// parseSessionAuthRoutes is parseSessionAuth plus, when the directive has a
+// matcher, an unconditional session_strip before it: the requests the
+// matcher skips must lose forged identity headers too. Both go in one
+// subroute, because Caddy sorts a directive's matched routes before its
+// unmatched ones, and a strip after session_auth would remove what it set.
+func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	if !h.Next() {
+		return nil, h.ArgErr()
+	}
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
+	sa, err := parseSessionAuth(h)
+	if err != nil {
+		return nil, err
+	}
+	if matcherSet == nil {
+		return h.NewRoute(nil, sa), nil
+	}
+	strip := &SessionStrip{HeaderPrefix: sa.(*SessionAuth).HeaderPrefix}
+	for name := range sa.(*SessionAuth).Headers {
+		strip.Headers = append(strip.Headers, name)
+	}
+	slices.Sort(strip.Headers)
+	var routes caddyhttp.RouteList
+	for _, cv := range append(h.NewRoute(nil, strip), h.NewRoute(matcherSet, sa)...) {
+		routes = append(routes, cv.Value.(caddyhttp.Route))
+	}
+	return h.NewRoute(nil, &caddyhttp.Subroute{Routes: routes}), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -368,11 +368,13 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if repl != nil {
 		repl.Map(id.placeholders)
 	}
+	// Carried before the custom headers are filled in: a session_strip
+	// earlier in the route answers {session.*} with "" until it is.
+	r = carrySession(r, id)
 	h.injectHeaders(r.Header, id, repl)
 	if h.StripToken {
 		sessionctx.Strip(r, cred.Source)
 	}
-	r = carrySession(r, id)
 
 	if h.isLogout(r) {
 		rec := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}

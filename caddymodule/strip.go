@@ -1,0 +1,155 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	caddy.RegisterModule(SessionStrip{})
+	httpcaddyfile.RegisterHandlerDirective("session_strip", parseSessionStrip)
+	httpcaddyfile.RegisterDirectiveOrder("session_strip", httpcaddyfile.Before, "tracing")
+}
+
+// SessionStrip removes client-sent identity headers from every request it
+// sees, whether or not a session_auth runs on it later. session_auth
+// strips only the requests its matcher selects, so on a path the matcher
+// skips (`/public/..;/admin`, which Tomcat routes to /admin) a forged
+// X-Session-User would otherwise reach the upstream as if sessiongate
+// had set it. Put it at the top of a site whose session_auth sits inside
+// handle or route blocks; `session_auth <matcher>` emits one itself.
+//
+// It also answers every {session.*} placeholder with "" on a request
+// without a session, so `request_header X-User {session.user}` on a route
+// session_auth did not run on sends an empty value, never the literal
+// placeholder.
+type SessionStrip struct {
+	// HeaderPrefix is the prefix of the session_auth this protects;
+	// default X-Session-.
+	HeaderPrefix string `json:"header_prefix,omitempty"`
+
+	// Headers are extra names to strip: session_auth's custom header
+	// names. Preset names are always stripped.
+	Headers []string `json:"headers,omitempty"`
+
+	folder *headerFolder
+}
+
+// CaddyModule returns the Caddy module information.
+func (SessionStrip) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.session_strip",
+		New: func() caddy.Module { return new(SessionStrip) },
+	}
+}
+
+// Provision builds the name folder.
+func (s *SessionStrip) Provision(caddy.Context) error {
+	if s.HeaderPrefix == "" {
+		s.HeaderPrefix = DefaultHeaderPrefix
+	}
+	if strings.ContainsAny(s.HeaderPrefix, " \t\r\n:") {
+		return fmt.Errorf("header_prefix %q is not a header name prefix", s.HeaderPrefix)
+	}
+	for _, n := range s.Headers {
+		if n == "" || strings.ContainsAny(n, " \t\r\n:") {
+			return fmt.Errorf("header %q: not a header name", n)
+		}
+	}
+	s.folder = newHeaderFolder(s.HeaderPrefix, append(presetNames(), s.Headers...))
+	return nil
+}
+
+// presetNames are the names every strip removes: all presets' headers,
+// enabled or not, and the preset headers sessiongate never sets.
+func presetNames() []string {
+	names := append([]string{}, presetStripped...)
+	for _, hs := range presets {
+		for _, ph := range hs {
+			names = append(names, ph.name)
+		}
+	}
+	return names
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (s *SessionStrip) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	stripRequest(r, s.folder)
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		ctx := r.Context()
+		repl.Map(func(key string) (any, bool) {
+			if !strings.HasPrefix(key, "session.") {
+				return nil, false
+			}
+			if _, ok := sessionFromVars(ctx); ok {
+				// session_auth ran: its own placeholders answer.
+				return nil, false
+			}
+			return "", true
+		})
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// stripRequest strips protected names from the headers and the trailers.
+func stripRequest(r *http.Request, f *headerFolder) {
+	f.strip(r.Header)
+	if r.Trailer != nil && r.Body != nil {
+		// Only trailers announced in a Trailer header reach a proxied
+		// request: net/http fills in this very map at the end of the body.
+		f.strip(r.Trailer)
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, folder: f}
+	}
+}
+
+func parseSessionStrip(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	s := new(SessionStrip)
+	err := s.UnmarshalCaddyfile(h.Dispenser)
+	return s, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	session_strip [<matcher>] {
+//	    header_prefix <prefix>
+//	    header <name>
+//	}
+func (s *SessionStrip) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "header_prefix":
+			if s.HeaderPrefix != "" {
+				return d.Err("header_prefix given twice")
+			}
+			if !d.AllArgs(&s.HeaderPrefix) || s.HeaderPrefix == "" {
+				return d.Err("want header_prefix <prefix>")
+			}
+		case "header":
+			var name string
+			if !d.AllArgs(&name) {
+				return d.Err("want header <name>")
+			}
+			s.Headers = append(s.Headers, name)
+		default:
+			return d.Errf("unknown session_strip option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*SessionStrip)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SessionStrip)(nil)
+	_ caddyfile.Unmarshaler       = (*SessionStrip)(nil)
+)
