@@ -29,6 +29,11 @@ func (k Key) Short() string { return hex.EncodeToString(k[:6]) }
 
 // entry is immutable once stored, so readers share it without copying.
 type entry struct {
+	// key is the entry's own key, and the bytes of the string go-cache
+	// keeps it under: a lookup compares keys, and with the bytes here
+	// that read brings in the entry's times too, instead of costing a
+	// cache miss of its own (and an allocation per entry).
+	key      Key
 	session  *Session
 	prepared any
 	// fresh and stale are Unix nanoseconds: the entry answers on its own
@@ -112,9 +117,10 @@ func (s *store) shard(k Key) *shard {
 	return &s.shards[(uint(k[0])|uint(k[1])<<8)%uint(len(s.shards))]
 }
 
-// view is k as a string without a copy, for go-cache's Get only, which
-// keeps no reference to the key it is given (Delete hands it to an
-// eviction hook, so it gets a copy).
+// view is k as a string without a copy. For a Key on the stack it is for
+// go-cache's Get only, which keeps no reference to the key it is given;
+// for an entry's own key (which never changes once stored) it is the key
+// go-cache stores.
 func view(k *Key) string { return unsafe.String(&k[0], len(k)) }
 
 func (s *store) get(k Key, now int64) *entry {
@@ -132,7 +138,16 @@ func (s *store) get(k Key, now int64) *entry {
 
 func (s *store) put(k Key, e *entry, now int64) int {
 	sh := s.shard(k)
-	key := string(k[:])
+	if e.key != k {
+		if e.key != (Key{}) {
+			// Stored under another key already, whose string must not
+			// change under go-cache: this key gets its own copy.
+			c := *e
+			e = &c
+		}
+		e.key = k
+	}
+	key := view(&e.key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	evicted := 0

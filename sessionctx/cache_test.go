@@ -189,3 +189,22 @@ func TestResolverFullCacheStillCaches(t *testing.T) {
 		t.Errorf("%d service calls for one new user of a full cache, want 1", n)
 	}
 }
+
+// An entry's key bytes are the string go-cache keeps it under, so storing
+// one entry under a second key must not rewrite the first key.
+func TestStoreEntryUnderTwoKeys(t *testing.T) {
+	s := newStore(100)
+	e := &entry{fresh: 100, stale: 100}
+	s.put(testKey(1), e, 0)
+	s.put(testKey(2), e, 0)
+	s.put(testKey(1), e, 0)
+	for _, i := range []int{1, 2} {
+		got := s.get(testKey(i), 0)
+		if got == nil || got.key != testKey(i) {
+			t.Fatalf("key %d: entry %v, want one stored under it", i, got)
+		}
+	}
+	if !s.delete(testKey(1)) || !s.delete(testKey(2)) || s.live(0) != 0 {
+		t.Error("the two keys are not two entries")
+	}
+}
