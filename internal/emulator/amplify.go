@@ -1,6 +1,10 @@
 package emulator
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
 
 // AmplifyPath is where Amplify answers who owns a session.
 const AmplifyPath = "/api/v1/auth/findSession"
@@ -12,6 +16,9 @@ type Amplify struct {
 	base
 	sessions   map[string]map[string]any
 	deviceAuth map[string]bool
+	// services are service-account access tokens: the platform takes them
+	// on its API but findSession has no session for them.
+	services map[string]map[string]any
 	// reject401 makes a dead session answer 401 "Sign-in Required"
 	// instead of 200 with result null.
 	reject401 bool
@@ -19,7 +26,7 @@ type Amplify struct {
 
 // NewAmplify returns an Amplify with no sessions.
 func NewAmplify() *Amplify {
-	return &Amplify{base: newBase(), sessions: map[string]map[string]any{}, deviceAuth: map[string]bool{}}
+	return &Amplify{base: newBase(), sessions: map[string]map[string]any{}, deviceAuth: map[string]bool{}, services: map[string]map[string]any{}}
 }
 
 // AddSession makes token (a connect.sid value or an access token) name a
@@ -27,6 +34,15 @@ func NewAmplify() *Amplify {
 func (a *Amplify) AddSession(token string, result map[string]any) {
 	a.mu.Lock()
 	a.sessions[token] = copyMap(result)
+	a.mu.Unlock()
+}
+
+// AddServiceAccount makes token a service account's access token in org
+// (an object with guid, org_id and name). findSession answers result null
+// for it, as the platform does; the team and org endpoints take it.
+func (a *Amplify) AddServiceAccount(token string, org map[string]any) {
+	a.mu.Lock()
+	a.services[token] = copyMap(org)
 	a.mu.Unlock()
 }
 
@@ -95,12 +111,17 @@ func (a *Amplify) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		serveFault(w, f, amplifyError)
 		return
 	}
-	if r.URL.Path != AmplifyPath {
+	api := r.URL.Path == AmplifyTeamPath || strings.HasPrefix(r.URL.Path, AmplifyOrgPath)
+	if r.URL.Path != AmplifyPath && !api {
 		writeJSON(w, http.StatusNotFound, map[string]any{"success": false, "description": "Not Found", "code": 404})
 		return
 	}
 	if r.Method != http.MethodGet {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"success": false, "description": "Method Not Allowed", "code": 405})
+		return
+	}
+	if api {
+		a.serveAPI(w, r)
 		return
 	}
 	token := rawCookie(r, "connect.sid")
@@ -124,4 +145,89 @@ func (a *Amplify) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, map[string]any{"success": true, "result": nil})
 	}
+}
+
+// The platform endpoints Axway's SDK calls after findSession.
+const (
+	AmplifyTeamPath = "/api/v1/team"
+	AmplifyOrgPath  = "/api/v1/org/"
+)
+
+// amplifyCaller is who a request to the platform API is: the org it acts in, and
+// the user and teams of a session (none for a service account).
+type amplifyCaller struct {
+	org   map[string]any
+	user  string
+	teams []any
+	role  string
+}
+
+// who finds the caller of r by connect.sid, then bearer, as the platform
+// does: a stale cookie does not fall back to the bearer token.
+func (a *Amplify) who(r *http.Request) (amplifyCaller, bool) {
+	token := rawCookie(r, "connect.sid")
+	if token == "" {
+		token = bearerToken(r)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s, ok := a.sessions[token]; ok && !a.deviceAuth[token] {
+		org, _ := s["org"].(map[string]any)
+		user, _ := s["guid"].(string)
+		teams, _ := s["teams"].([]any)
+		role, _ := s["role"].(string)
+		return amplifyCaller{org: org, user: user, teams: teams, role: role}, true
+	}
+	if org, ok := a.services[token]; ok {
+		return amplifyCaller{org: org}, true
+	}
+	return amplifyCaller{}, false
+}
+
+// serveAPI answers GET /api/v1/team[?org_id=<id>] (the caller's org's
+// teams, with their members) and GET /api/v1/org/<id> (the caller's org).
+// Another org is 403; no valid credential is 401 Sign-in Required.
+func (a *Amplify) serveAPI(w http.ResponseWriter, r *http.Request) {
+	c, ok := a.who(r)
+	if !ok {
+		writeJSON(w, http.StatusUnauthorized, amplifyError(http.StatusUnauthorized))
+		return
+	}
+	orgID := fmt.Sprint(c.org["org_id"])
+	forbidden := map[string]any{"success": false, "description": "Forbidden", "code": 403}
+	if r.URL.Path == AmplifyTeamPath {
+		if q := r.URL.Query().Get("org_id"); q != "" && q != orgID && q != fmt.Sprint(c.org["guid"]) {
+			writeJSON(w, http.StatusForbidden, forbidden)
+			return
+		}
+		teams := []any{}
+		for _, t := range c.teams {
+			t, _ := t.(map[string]any)
+			team := copyMap(t)
+			team["org_guid"] = c.org["guid"]
+			team["tags"] = []any{}
+			team["users"] = []any{map[string]any{"guid": c.user, "type": "user", "roles": t["roles"]}}
+			teams = append(teams, team)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"success": true, "result": teams})
+		return
+	}
+	id := strings.TrimPrefix(r.URL.Path, AmplifyOrgPath)
+	if id == "" || (id != orgID && id != fmt.Sprint(c.org["guid"])) {
+		writeJSON(w, http.StatusForbidden, forbidden)
+		return
+	}
+	users := []any{}
+	if c.user != "" {
+		users = append(users, map[string]any{"guid": c.user, "roles": []any{c.role}})
+	}
+	entitlements, _ := c.org["entitlements"].(map[string]any)
+	if entitlements == nil {
+		entitlements = map[string]any{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "result": map[string]any{
+		"guid": c.org["guid"], "org_id": c.org["org_id"], "name": c.org["name"],
+		"active": true, "created": "2020-01-01T00:00:00.000Z", "region": "US",
+		"entitlements": entitlements, "subscriptions": []any{}, "users": users,
+	}})
 }

@@ -1,0 +1,174 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
+)
+
+// amplifySDKDir holds the pinned @axway/amplify-sdk and find.js, which
+// drives the SDK's own auth.find.
+const amplifySDKDir = "testdata/amplify-sdk"
+
+// sdkOutcome is what find.js prints: the account the SDK built, or the
+// error it threw, and the platform requests it made to get there.
+type sdkOutcome struct {
+	Account  map[string]any `json:"account"`
+	Error    *sdkError      `json:"error"`
+	Requests []sdkRequest   `json:"requests"`
+}
+
+type sdkError struct {
+	Message string `json:"message"`
+	Code    any    `json:"code"`
+	Status  int    `json:"status"`
+}
+
+type sdkRequest struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+	Cred   string `json:"cred"`
+}
+
+// needAmplifySDK skips without node or the installed SDK, except in CI
+// (.ci/run installs both), where their absence fails the test.
+func needAmplifySDK(t *testing.T) {
+	t.Helper()
+	missing := func(what string, err error) {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing in CI (.ci/run installs it): %v", what, err)
+		}
+		t.Skipf("%s not installed (cd %s && npm ci --ignore-scripts); the Amplify SDK test runs in CI", what, amplifySDKDir)
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		missing("node", err)
+	}
+	if _, err := os.Stat(filepath.Join(amplifySDKDir, "node_modules", "@axway", "amplify-sdk", "package.json")); err != nil {
+		missing("@axway/amplify-sdk", err)
+	}
+}
+
+// runAmplifySDK runs find.js with the SDK's platform at platformURL and
+// its Axway ID at baseURL.
+func runAmplifySDK(t *testing.T, platformURL, baseURL string, args map[string]any) sdkOutcome {
+	t.Helper()
+	in := map[string]any{"platformUrl": platformURL, "baseUrl": baseURL}
+	for k, v := range args {
+		in[k] = v
+	}
+	js, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "find.js", string(js))
+	cmd.Dir = amplifySDKDir
+	out, err := cmd.Output()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		t.Fatalf("find.js: %v\n%s%s", err, out, exit.Stderr)
+	} else if err != nil {
+		t.Fatalf("find.js: %v", err)
+	}
+	var o sdkOutcome
+	if err := json.Unmarshal(out, &o); err != nil {
+		t.Fatalf("find.js printed %q: %v", out, err)
+	}
+	return o
+}
+
+// TestAmplifySDKFindsAccountThroughCaddy: Axway's published SDK, a client
+// nobody on this project wrote, looks its account up through a Caddy with
+// session_auth amplify and session_info amplify in front of the platform
+// exactly as it does against the platform itself.
+func TestAmplifySDKFindsAccountThroughCaddy(t *testing.T) {
+	needAmplifySDK(t)
+	amp := emulator.NewAmplify()
+	live := emulator.AmplifyResult("user-guid-1", "ada", "ada@example.com", "administrator")
+	amp.AddSession("s%3Alive-sid.sig", live)
+	amp.AddSession("access-live", live)
+	amp.AddServiceAccount("access-service", map[string]any{"guid": "org-guid-1", "org_id": 100001, "name": "Acme"})
+	svc := httptest.NewServer(amp)
+	t.Cleanup(svc.Close)
+
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	handle /api/v1/* {
+		session_auth amplify %s {
+			optional
+		}
+		session_info amplify
+		reverse_proxy %s
+	}
+	respond "not the platform" 404
+}`, httpPort, svc.URL, svc.URL))
+
+	org := map[string]any{"guid": "org-guid-1", "id": 100001, "name": "Acme"}
+	cases := []struct {
+		name  string
+		args  map[string]any
+		check func(t *testing.T, o sdkOutcome)
+	}{
+		{"live session", map[string]any{"sid": "s%3Alive-sid.sig", "token": "access-live", "user": "user-guid-1", "org": org},
+			func(t *testing.T, o sdkOutcome) {
+				a := o.Account
+				if o.Error != nil || a["isPlatform"] != true {
+					t.Fatalf("want a platform account: %+v", o)
+				}
+				if team, _ := a["team"].(map[string]any); team["guid"] != "team-1" {
+					t.Errorf("team = %v, want the default team-1", a["team"])
+				}
+				if u, _ := a["user"].(map[string]any); u["email"] != "ada@example.com" {
+					t.Errorf("user = %v", a["user"])
+				}
+			}},
+		{"unknown token", map[string]any{"token": "access-unknown", "user": "user-guid-1"},
+			func(t *testing.T, o sdkOutcome) {
+				if o.Error == nil || o.Error.Status != 401 {
+					t.Fatalf("want the SDK to throw on the platform's 401: %+v", o)
+				}
+			}},
+		{"stale cookie, valid bearer", map[string]any{"sid": "s%3Astale-sid.sig", "token": "access-live", "user": "user-guid-1", "org": org},
+			func(t *testing.T, o sdkOutcome) {
+				// Requests[0] is Axway ID's userinfo.
+				if len(o.Requests) < 3 || o.Requests[2] != (sdkRequest{"GET", emulator.AmplifyPath, "bearer"}) {
+					t.Errorf("want the SDK to retry findSession with its bearer token: %+v", o.Requests)
+				}
+			}},
+		{"service account", map[string]any{"token": "access-service", "org": org},
+			func(t *testing.T, o sdkOutcome) {
+				a := o.Account
+				if o.Error != nil || a["isPlatform"] != false {
+					t.Fatalf("want a service account (isPlatform false): %+v", o)
+				}
+				if g, _ := a["org"].(map[string]any); g["guid"] != "org-guid-1" {
+					t.Errorf("org = %v", a["org"])
+				}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			direct := runAmplifySDK(t, svc.URL, svc.URL, c.args)
+			c.check(t, direct)
+			proxied := runAmplifySDK(t, siteURL, svc.URL, c.args)
+			c.check(t, proxied)
+			if js, err := json.Marshal(direct); err == nil {
+				t.Logf("the SDK against the platform: %s", js)
+			}
+			if !reflect.DeepEqual(direct, proxied) {
+				t.Errorf("the SDK differs through Caddy:\nplatform: %+v\ncaddy:    %+v", direct, proxied)
+			}
+		})
+	}
+}
