@@ -224,3 +224,40 @@ func TestAmplifySDKBehindRequiredSessionAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestAmplifySDKReadsSessionOfAnotherBackend: session_info amplify in
+// front of an http session service. The SDK builds a platform account from
+// the rendered session, with or without an org, instead of crashing on a
+// missing org or orgs.
+func TestAmplifySDKReadsSessionOfAnotherBackend(t *testing.T) {
+	needAmplifySDK(t)
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	svc.addSession("tok-bob", map[string]any{"user_id": "u-2", "user": "bob", "name": "Bob B"})
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	handle /api/v1/* {
+		session_auth http %s
+		session_info amplify
+		respond /api/v1/team `+"`"+`{"success":true,"result":[]}`+"`"+` 200
+	}
+	respond "not the platform" 404
+}`, httpPort, svc.URL))
+	for _, tok := range []string{"tok-alice", "tok-bob"} {
+		t.Run(tok, func(t *testing.T) {
+			o := runAmplifySDK(t, siteURL, siteURL, map[string]any{"token": tok, "user": "u"})
+			if o.Error != nil || o.Account["isPlatform"] != true {
+				t.Fatalf("want a platform account: %+v", o)
+			}
+			if _, ok := o.Account["org"].(map[string]any); !ok {
+				t.Errorf("org = %#v", o.Account["org"])
+			}
+			if _, ok := o.Account["orgs"].([]any); !ok {
+				t.Errorf("orgs = %#v", o.Account["orgs"])
+			}
+			if u, _ := o.Account["user"].(map[string]any); u["guid"] == nil {
+				t.Errorf("user = %v", o.Account["user"])
+			}
+		})
+	}
+}
