@@ -44,17 +44,17 @@ type sdkRequest struct {
 // (.ci/run installs both), where their absence fails the test.
 func needAmplifySDK(t *testing.T) {
 	t.Helper()
-	missing := func(what string, err error) {
+	missing := func(what, install string, err error) {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI (.ci/run installs it): %v", what, err)
+			t.Fatalf("%s is missing in CI (%s): %v", what, install, err)
 		}
-		t.Skipf("%s not installed (cd %s && npm ci --ignore-scripts); the Amplify SDK test runs in CI", what, amplifySDKDir)
+		t.Skipf("%s not installed (%s); the Amplify SDK test runs in CI", what, install)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		missing("node", err)
+		missing("node", "apt-get install nodejs npm", err)
 	}
 	if _, err := os.Stat(filepath.Join(amplifySDKDir, "node_modules", "@axway", "amplify-sdk", "package.json")); err != nil {
-		missing("@axway/amplify-sdk", err)
+		missing("@axway/amplify-sdk", "cd "+amplifySDKDir+" && npm ci --ignore-scripts; .ci/run does it", err)
 	}
 }
 
