@@ -370,11 +370,13 @@ func parseSessionRequire(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 // ANDed; the values of one line are ORed, except perm's, which are all
 // required. Syntax:
 //
-//	session_require [<matcher>] [role|perm|org|user <values...> | admin] {
+//	session_require [<matcher>] [role|perm|org|org_id|user|user_id <values...> | admin] {
 //	    role <name...>
 //	    perm <name...>
-//	    org <id-or-name...>
+//	    org <name...>
+//	    org_id <id...>
 //	    user <name...>
+//	    user_id <id...>
 //	    admin
 //	}
 func (h *SessionRequire) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -398,7 +400,7 @@ func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
 	kind := d.Val()
 	values := d.RemainingArgs()
 	switch kind {
-	case "role", "perm", "org", "user":
+	case "role", "perm", "org", "org_id", "user", "user_id":
 		if len(values) == 0 {
 			return d.Errf("%s needs at least one value", kind)
 		}
@@ -410,8 +412,12 @@ func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
 		h.Perms = append(h.Perms, values...)
 	case "org":
 		h.Orgs = append(h.Orgs, values)
+	case "org_id":
+		h.OrgIDs = append(h.OrgIDs, values)
 	case "user":
 		h.Users = append(h.Users, values)
+	case "user_id":
+		h.UserIDs = append(h.UserIDs, values)
 	case "admin":
 		if len(values) > 0 {
 			return d.ArgErr()
