@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -445,10 +446,7 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 	if h.redirect != "" {
 		w.Header().Add("Vary", "Accept")
 		if prefersHTML(r) {
-			target := h.redirect
-			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-				target = repl.ReplaceAll(target, "")
-			}
+			target := h.redirectTarget(r)
 			status := http.StatusFound
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				status = http.StatusSeeOther
@@ -466,6 +464,71 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 		w.Header().Set("WWW-Authenticate", h.realm)
 	}
 	return caddyhttp.Error(h.unauthSts, err)
+}
+
+// redirectTarget fills in the redirect template. A placeholder in the
+// URL's query is query-escaped, so a request URI carrying its own '&' or
+// '?' stays one parameter of the login URL; placeholders before the query
+// are left as written (the template's author builds that part). A token
+// read from the query never travels into the login URL: it is cut from
+// every request-URI placeholder, strip_token or not.
+func (h *SessionAuth) redirectTarget(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return h.redirect
+	}
+	base, query, hasQuery := strings.Cut(h.redirect, "?")
+	target, _ := repl.ReplaceFunc(base, func(key string, val any) (any, error) {
+		return h.withoutQueryToken(key, caddy.ToString(val)), nil
+	})
+	if !hasQuery {
+		return target
+	}
+	query, _ = repl.ReplaceFunc(query, func(key string, val any) (any, error) {
+		return url.QueryEscape(h.withoutQueryToken(key, caddy.ToString(val))), nil
+	})
+	return target + "?" + query
+}
+
+// withoutQueryToken cuts the configured query tokens from the value of a
+// request-URI placeholder (whole URI, its query, or one query parameter).
+func (h *SessionAuth) withoutQueryToken(key, v string) string {
+	rest, ok := strings.CutPrefix(key, "http.request.uri")
+	if !ok {
+		if rest, ok = strings.CutPrefix(key, "http.request.orig_uri"); !ok {
+			return v
+		}
+	}
+	switch {
+	case rest == "":
+		if path, q, found := strings.Cut(v, "?"); found {
+			if q = h.stripQueryTokens(q); q != "" {
+				return path + "?" + q
+			}
+			return path
+		}
+	case rest == ".query":
+		return h.stripQueryTokens(v)
+	case strings.HasPrefix(rest, ".query."):
+		name := strings.TrimPrefix(rest, ".query.")
+		for _, src := range h.tokens {
+			if src.From == sessionctx.FromQuery && src.Name == name {
+				return ""
+			}
+		}
+	}
+	return v
+}
+
+func (h *SessionAuth) stripQueryTokens(raw string) string {
+	u := url.URL{RawQuery: raw}
+	r := http.Request{URL: &u}
+	for _, src := range h.tokens {
+		if src.From == sessionctx.FromQuery {
+			sessionctx.Strip(&r, src)
+		}
+	}
+	return u.RawQuery
 }
 
 // prefersHTML tells a browser navigation from an API or script call: the
