@@ -322,9 +322,10 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 
 	cred, err := h.extract(r, h.tokens)
 	if err != nil {
-		if h.StripToken && cred.Source.From != "" {
-			// A malformed token is still a token: it goes no further.
-			sessionctx.Strip(r, cred.Source)
+		if h.StripToken {
+			// A malformed token, or one without what the dialect needs
+			// with it, is still a token: it goes no further.
+			h.stripTokens(r)
 		}
 		if h.Optional {
 			h.logRequest(sessionctx.Key{}, nil, "anonymous", false)
@@ -339,7 +340,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if err != nil {
 		if errors.Is(err, sessionctx.ErrUnauthenticated) {
 			if h.StripToken {
-				sessionctx.Strip(r, cred.Source)
+				h.stripTokens(r)
 			}
 			if h.Optional {
 				h.logRequest(res.Key, nil, "anonymous", res.Hit)
@@ -374,7 +375,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	r = carrySession(r, id)
 	h.injectHeaders(r.Header, id, repl)
 	if h.StripToken {
-		sessionctx.Strip(r, cred.Source)
+		h.stripTokens(r)
 	}
 
 	if h.isLogout(r) {
@@ -386,6 +387,15 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		return err
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// stripTokens removes every configured token source, not only the one
+// read: a second token in another source must not reach the upstream (or
+// Caddy's debug log) either.
+func (h *SessionAuth) stripTokens(r *http.Request) {
+	for _, src := range h.tokens {
+		sessionctx.Strip(r, src)
+	}
 }
 
 // injectHeaders sets the identity headers. One backing array holds every
