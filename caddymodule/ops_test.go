@@ -199,17 +199,22 @@ func TestOpsMetricsRegisterTwice(t *testing.T) {
 
 func TestOpsDecodePurge(t *testing.T) {
 	for body, want := range map[string]string{
-		`{"token": "t"}`:              "",
-		`{"all": true}`:               "",
-		``:                            "empty body",
-		`   `:                         "empty body",
-		`nope`:                        "is not",
-		`{}`:                          "non-empty",
-		`{"all": false}`:              "non-empty",
-		`{"token": "t", "all": true}`: "not both",
-		`{"token": ["t"]}`:            "is not",
-		`{"purge": "t"}`:              "unknown field",
-		`{"all": true}{}`:             "more than one",
+		`{"token": "t"}`:               "",
+		`{"all": true}`:                "",
+		``:                             "empty body",
+		`   `:                          "empty body",
+		`nope`:                         "is not",
+		`{}`:                           "non-empty",
+		`{"all": false}`:               "non-empty",
+		`{"token": "t", "all": true}`:  "not both",
+		`{"token": ["t"]}`:             "is not",
+		`{"purge": "t"}`:               "unknown key",
+		`{"All": true}`:                "unknown key",
+		`{"TOKEN": "t"}`:               "unknown key",
+		`{"token": "t", "token": "u"}`: "twice",
+		`["all"]`:                      "not a JSON object",
+		`{"token": "t"`:                "is not",
+		`{"all": true}{}`:              "more than one",
 		`{"token": "` + strings.Repeat("x", maxPurgeBody) + `"}`: "larger than",
 	} {
 		_, err := decodePurge(strings.NewReader(body))
