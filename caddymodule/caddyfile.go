@@ -83,6 +83,7 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    negative_ttl <duration>
 //	    stale_if_error <duration>
 //	    cache_max <n>
+//	    retry_after <duration>
 //
 //	    header_prefix <prefix>
 //	    header <name> <template>
@@ -108,6 +109,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	durations := map[string]*caddy.Duration{
 		"timeout": &h.Timeout, "cache_ttl": &h.CacheTTL,
 		"negative_ttl": &h.NegativeTTL, "stale_if_error": &h.StaleIfError,
+		"retry_after": &h.RetryAfter,
 	}
 	flags := map[string]*bool{
 		"tls_insecure_skip_verify": &h.TLSInsecureSkipVerify,
@@ -126,7 +128,8 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		sub := d.Val()
 		switch sub {
 		case "backend", "timeout", "tls_insecure_skip_verify", "cache_ttl", "negative_ttl",
-			"stale_if_error", "cache_max", "header_prefix", "header_fields", "strip_token", "optional", "on_unauthenticated":
+			"stale_if_error", "cache_max", "header_prefix", "header_fields", "strip_token", "optional", "on_unauthenticated",
+			"retry_after":
 			if err := once(sub); err != nil {
 				return err
 			}
@@ -144,7 +147,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 
-		case "timeout", "cache_ttl", "negative_ttl", "stale_if_error":
+		case "timeout", "cache_ttl", "negative_ttl", "stale_if_error", "retry_after":
 			var val string
 			if !d.AllArgs(&val) {
 				return d.Errf("want %s <duration>", sub)

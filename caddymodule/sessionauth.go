@@ -56,6 +56,10 @@ type SessionAuth struct {
 	// StaleIfError serves a cached session this long past its TTL while
 	// the session service fails. Default 0.
 	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
+	// RetryAfter is what the Retry-After header of a 503 (session service
+	// unavailable) asks clients to wait, in whole seconds, rounded up.
+	// Default 5s.
+	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
 	// CacheMax bounds the cached sessions (and, separately, the cached
 	// rejections). Default 100000.
 	CacheMax int `json:"cache_max,omitempty"`
@@ -109,6 +113,7 @@ type SessionAuth struct {
 	dialect   string
 	redirect  string
 	unauthSts int
+	retry     string // Retry-After of a 503
 }
 
 // BackendConfig names the session service.
@@ -264,6 +269,14 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.folder = newHeaderFolder(h.HeaderPrefix, protected)
 	h.nvals = len(fields) + len(h.extra)
 
+	if h.RetryAfter < 0 {
+		return fmt.Errorf("retry_after %s: must not be negative", time.Duration(h.RetryAfter))
+	}
+	h.retry = "5"
+	if h.RetryAfter > 0 {
+		h.retry = strconv.FormatInt(int64((time.Duration(h.RetryAfter)+time.Second-1)/time.Second), 10)
+	}
+
 	h.unauthSts = http.StatusUnauthorized
 	if u := h.OnUnauthenticated; u != nil {
 		if u.Status != 0 {
@@ -351,7 +364,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			return h.unauthenticated(w, r, err)
 		}
 		h.warnUnavailable(res.Key, err)
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", h.retry)
 		return h.serviceUnavailable(w, r, err)
 	}
 

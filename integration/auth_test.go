@@ -380,3 +380,37 @@ func TestRedirectEscapesReturnURI(t *testing.T) {
 		t.Errorf("the upstream was reached %d times", up.hits.Load())
 	}
 }
+
+// TestRetryAfterSetting: retry_after sets the Retry-After of a 503, in
+// whole seconds rounded up; without it, 5.
+func TestRetryAfterSetting(t *testing.T) {
+	down := newSessionService(t)
+	down.Close() // refuses connections
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	handle /thirty {
+		session_auth http %s {
+			retry_after 30s
+		}
+		reverse_proxy %s
+	}
+	handle /short {
+		session_auth http %s {
+			retry_after 1500ms
+		}
+		reverse_proxy %s
+	}
+	handle {
+		session_auth http %s
+		reverse_proxy %s
+	}
+}`, httpPort, down.URL, up.Listener.Addr(), down.URL, up.Listener.Addr(), down.URL, up.Listener.Addr()))
+
+	for path, want := range map[string]string{"/thirty": "30", "/short": "2", "/": "5"} {
+		resp, _ := do(t, tester, "GET", path, bearer("tok-alice"))
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != want {
+			t.Errorf("%s: %d Retry-After %q, want 503 with %q", path, resp.StatusCode, resp.Header.Get("Retry-After"), want)
+		}
+	}
+}
