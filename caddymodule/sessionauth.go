@@ -392,9 +392,12 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 
 	if h.isLogout(r) {
-		rec := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+		// Caddy's own recorder, streaming (no buffer): it sees the status
+		// however the response is written, a body sent through
+		// io.ReaderFrom with no WriteHeader (file_server) included.
+		rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 		err := next.ServeHTTP(rec, r)
-		if err == nil && rec.status >= 200 && rec.status < 300 {
+		if err == nil && rec.Status() >= 200 && rec.Status() < 300 {
 			h.forgetOnLogout(res.Key)
 		}
 		return err
@@ -624,26 +627,6 @@ func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {
 	if ce := h.logger.Check(zapcore.WarnLevel, "session service unavailable"); ce != nil {
 		ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", key.Short()), zap.Error(err))
 	}
-}
-
-// statusRecorder remembers the status the upstream answered.
-type statusRecorder struct {
-	*caddyhttp.ResponseWriterWrapper
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
-		s.status = code
-	}
-	s.ResponseWriterWrapper.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriterWrapper.Write(b)
 }
 
 // Interface guards

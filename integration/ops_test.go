@@ -11,8 +11,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
+
+func init() {
+	caddy.RegisterModule(readFromResponder{})
+	httpcaddyfile.RegisterHandlerDirective("test_readfrom_respond", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		h.Next()
+		return readFromResponder{}, nil
+	})
+}
+
+// readFromResponder answers 200 the way some handlers do: the body through
+// io.ReaderFrom, with no WriteHeader call. A LimitReader has no WriteTo,
+// so io.Copy takes the writer's ReadFrom.
+type readFromResponder struct{}
+
+func (readFromResponder) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.test_readfrom_respond",
+		New: func() caddy.Module { return readFromResponder{} },
+	}
+}
+
+func (readFromResponder) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	_, err := io.Copy(w, io.LimitReader(strings.NewReader("logged out"), 10))
+	return err
+}
 
 // adminURL is the test Caddy's admin endpoint.
 var adminURL = fmt.Sprintf("http://localhost:%d", adminPort)
@@ -443,6 +471,33 @@ func TestOpsLogoutEvicts(t *testing.T) {
 	if up.hits.Load() == 0 {
 		t.Errorf("the upstream saw nothing")
 	}
+}
+
+// TestOpsLogoutThroughReadFrom: a logout answered 200 through
+// io.ReaderFrom, with no explicit WriteHeader, still evicts the session;
+// the recorder once saw no status for it.
+func TestOpsLogoutThroughReadFrom(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		logout POST /logout
+	}
+	route /logout {
+		test_readfrom_respond
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "warm-up")
+	expectCalls(t, svc, 1, "warm-up")
+	if body := expectStatus(t, tester, "POST", "/logout", bearer("tok-alice"), 200, "logout"); body != "logged out" {
+		t.Errorf("logout answered %q", body)
+	}
+	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "after logout")
+	expectCalls(t, svc, 2, "alice after her logout")
 }
 
 // metricValue sums the samples of family whose labels contain every
