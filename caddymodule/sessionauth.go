@@ -4,6 +4,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -363,6 +364,15 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
 			return h.unauthenticated(w, r, err)
 		}
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			// The client gave up waiting: not a service failure, so no
+			// warning and no service_error. 499 is what reverse_proxy
+			// answers a client that left, logged as a client error.
+			if ce := h.logger.Check(zapcore.DebugLevel, "session lookup abandoned by the client"); ce != nil {
+				ce.Write(zap.String("token_hash", res.Key.Short()))
+			}
+			return caddyhttp.Error(499, errClientGaveUp)
+		}
 		h.warnUnavailable(res.Key, err)
 		w.Header().Set("Retry-After", h.retry)
 		return h.serviceUnavailable(w, r, err)
@@ -404,6 +414,11 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	return next.ServeHTTP(w, r)
 }
+
+// errClientGaveUp is the error of a request whose client left while its
+// token was being looked up. It says nothing of the session service,
+// which may well answer (and fill the cache) a moment later.
+var errClientGaveUp = fmt.Errorf("client gave up during the session lookup: %w", context.Canceled)
 
 // stripTokens removes every configured token source, not only the one
 // read: a second token in another source must not reach the upstream (or
