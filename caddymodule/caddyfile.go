@@ -93,6 +93,7 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    optional
 //	    on_unauthenticated status <code> | redirect <url-template>
 //	    logout <method> <path>
+//	    log_hash_key <secret>
 //	    disable_metrics
 //	}
 func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -129,7 +130,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch sub {
 		case "backend", "timeout", "tls_insecure_skip_verify", "cache_ttl", "negative_ttl",
 			"stale_if_error", "cache_max", "header_prefix", "header_fields", "strip_token", "optional", "on_unauthenticated",
-			"retry_after":
+			"retry_after", "log_hash_key":
 			if err := once(sub); err != nil {
 				return err
 			}
@@ -201,6 +202,11 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("cache_max %q: want a positive number of entries", val)
 			}
 			h.CacheMax = n
+
+		case "log_hash_key":
+			if !d.AllArgs(&h.LogHashKey) || h.LogHashKey == "" {
+				return d.Err("want log_hash_key <secret>")
+			}
 
 		case "header_prefix":
 			if !d.AllArgs(&h.HeaderPrefix) {

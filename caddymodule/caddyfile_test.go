@@ -196,6 +196,13 @@ func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
 			want: `{"handler":"session_auth",` + be + `,"retry_after":30000000000}`,
 		},
 		{
+			name: "log_hash_key",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				log_hash_key {env.SESSIONGATE_LOG_HASH_KEY}
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"log_hash_key":"{env.SESSIONGATE_LOG_HASH_KEY}"}`,
+		},
+		{
 			name: "durations in days and zero",
 			caddyfile: `session_auth http https://auth.example/whoami {
 				cache_ttl 1d

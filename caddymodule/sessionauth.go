@@ -92,6 +92,10 @@ type SessionAuth struct {
 	// Logout lists requests that end a session: when one gets a 2xx from
 	// the upstream, the token's cache entry is evicted. Default none.
 	Logout []LogoutRoute `json:"logout,omitempty"`
+	// LogHashKey keys the token_hash of log lines (HMAC-SHA256): give the
+	// same secret to every server whose logs must name a token alike. May
+	// use {env.*}. Default a random key per process.
+	LogHashKey string `json:"log_hash_key,omitempty"`
 	// DisableMetrics keeps this handler out of the Prometheus metrics.
 	// Default false.
 	DisableMetrics bool `json:"disable_metrics,omitempty"`
@@ -115,6 +119,7 @@ type SessionAuth struct {
 	redirect  string
 	unauthSts int
 	retry     string // Retry-After of a 503
+	hashKey   []byte // keys token_hash
 }
 
 // BackendConfig names the session service.
@@ -176,6 +181,17 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 
 	if err := checkEnvSet("backend url", h.Backend.URL); err != nil {
 		return err
+	}
+	h.hashKey = processLogHashKey
+	if h.LogHashKey != "" {
+		if err := checkEnvSet("log_hash_key", h.LogHashKey); err != nil {
+			return err
+		}
+		k := repl.ReplaceKnown(h.LogHashKey, "")
+		if len(k) < minLogHashKey {
+			return fmt.Errorf("log_hash_key: want at least %d bytes, got %d", minLogHashKey, len(k))
+		}
+		h.hashKey = []byte(k)
 	}
 	backendHeaders := make(http.Header, len(h.BackendHeaders))
 	for k, vals := range h.BackendHeaders {
@@ -369,7 +385,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			// warning and no service_error. 499 is what reverse_proxy
 			// answers a client that left, logged as a client error.
 			if ce := h.logger.Check(zapcore.DebugLevel, "session lookup abandoned by the client"); ce != nil {
-				ce.Write(zap.String("token_hash", res.Key.Short()))
+				ce.Write(zap.String("token_hash", h.tokenHash(res.Key)))
 			}
 			return caddyhttp.Error(499, errClientGaveUp)
 		}
@@ -414,6 +430,9 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	return next.ServeHTTP(w, r)
 }
+
+// tokenHash names a token in a log line without revealing it.
+func (h *SessionAuth) tokenHash(key sessionctx.Key) string { return logHash(h.hashKey, key) }
 
 // errClientGaveUp is the error of a request whose client left while its
 // token was being looked up. It says nothing of the session service,
@@ -476,7 +495,7 @@ func (h *SessionAuth) forgetOnLogout(key sessionctx.Key) {
 		observeEvictions("logout", 1)
 	}
 	if ce := h.logger.Check(zapcore.DebugLevel, "session logout"); ce != nil {
-		ce.Write(zap.String("token_hash", key.Short()), zap.Bool("evicted", evicted))
+		ce.Write(zap.String("token_hash", h.tokenHash(key)), zap.Bool("evicted", evicted))
 	}
 }
 
@@ -604,7 +623,7 @@ func (h *SessionAuth) logRequest(key sessionctx.Key, s *sessionctx.Session, outc
 	}
 	fields := []zap.Field{zap.String("outcome", outcome), zap.Bool("cache_hit", hit)}
 	if key != (sessionctx.Key{}) {
-		fields = append(fields, zap.String("token_hash", key.Short()))
+		fields = append(fields, zap.String("token_hash", h.tokenHash(key)))
 	}
 	if s != nil {
 		fields = append(fields, zap.String("user", s.User))
@@ -640,7 +659,7 @@ func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {
 		return
 	}
 	if ce := h.logger.Check(zapcore.WarnLevel, "session service unavailable"); ce != nil {
-		ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", key.Short()), zap.Error(err))
+		ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", h.tokenHash(key)), zap.Error(err))
 	}
 }
 
