@@ -249,15 +249,18 @@ func TestServeHTTPLogoutEvicts(t *testing.T) {
 
 func TestProvisionRejectsBadConfig(t *testing.T) {
 	for name, h := range map[string]*SessionAuth{
-		"no dialect":       {},
-		"unknown dialect":  {Backend: BackendConfig{Dialect: "nope", URL: "http://x"}},
-		"bad url":          {Backend: BackendConfig{Dialect: "http", URL: "not a url"}},
-		"negative ttl":     {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, CacheTTL: -1},
-		"bad token":        {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Tokens: []sessionctx.TokenSource{{From: "body"}}},
-		"unknown preset":   {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderPresets: []string{"nginx"}},
-		"bad status":       {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, OnUnauthenticated: &Unauthenticated{Status: 500}},
-		"bad header name":  {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Headers: map[string]string{"X Bad": "v"}},
-		"bad header field": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderFields: []string{"user", "groups"}},
+		"no dialect":         {},
+		"unknown dialect":    {Backend: BackendConfig{Dialect: "nope", URL: "http://x"}},
+		"bad url":            {Backend: BackendConfig{Dialect: "http", URL: "not a url"}},
+		"negative ttl":       {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, CacheTTL: -1},
+		"bad token":          {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Tokens: []sessionctx.TokenSource{{From: "body"}}},
+		"unknown preset":     {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderPresets: []string{"nginx"}},
+		"bad status":         {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, OnUnauthenticated: &Unauthenticated{Status: 500}},
+		"bad header name":    {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Headers: map[string]string{"X Bad": "v"}},
+		"bad header field":   {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderFields: []string{"user", "groups"}},
+		"short log_hash_key": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, LogHashKey: "short"},
+		"unset log_hash_key": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, LogHashKey: "{env.SESSIONGATE_TEST_UNSET_KEY}"},
+		"negative retry":     {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, RetryAfter: -1},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		err := h.Provision(ctx)
