@@ -125,13 +125,8 @@ func decodePurge(body io.Reader) (purgeRequest, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return req, errors.New(`empty body: want {"token": "..."} or {"all": true}`)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return req, fmt.Errorf(`body is not {"token": "..."} or {"all": true}: %v`, err)
-	}
-	if dec.More() {
-		return req, errors.New("body holds more than one JSON value")
+	if err := decodePurgeFields(raw, &req); err != nil {
+		return req, fmt.Errorf(`body is not {"token": "..."} or {"all": true}: %w`, err)
 	}
 	switch {
 	case req.All && req.Token != "":
@@ -140,6 +135,49 @@ func decodePurge(body io.Reader) (purgeRequest, error) {
 		return req, errors.New(`want a non-empty "token", or "all": true`)
 	}
 	return req, nil
+}
+
+// decodePurgeFields reads one JSON object whose keys are exactly "token"
+// or "all", each at most once. encoding/json matches keys without regard
+// to case, so {"All": true} once purged every cache; a key that is not
+// ours, in any case, is refused rather than ignored.
+func decodePurgeFields(raw []byte, req *purgeRequest) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil {
+		return err
+	} else if tok != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return fmt.Errorf("key %q given twice", key)
+		}
+		seen[key] = true
+		switch key {
+		case "token":
+			err = dec.Decode(&req.Token)
+		case "all":
+			err = dec.Decode(&req.All)
+		default:
+			return fmt.Errorf("unknown key %q (keys are case-sensitive)", key)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("body holds more than one JSON value")
+	}
+	return nil
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) error {

@@ -83,6 +83,7 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    negative_ttl <duration>
 //	    stale_if_error <duration>
 //	    cache_max <n>
+//	    retry_after <duration>
 //
 //	    header_prefix <prefix>
 //	    header <name> <template>
@@ -92,6 +93,7 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    optional
 //	    on_unauthenticated status <code> | redirect <url-template>
 //	    logout <method> <path>
+//	    log_hash_key <secret>
 //	    disable_metrics
 //	}
 func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -108,6 +110,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	durations := map[string]*caddy.Duration{
 		"timeout": &h.Timeout, "cache_ttl": &h.CacheTTL,
 		"negative_ttl": &h.NegativeTTL, "stale_if_error": &h.StaleIfError,
+		"retry_after": &h.RetryAfter,
 	}
 	flags := map[string]*bool{
 		"tls_insecure_skip_verify": &h.TLSInsecureSkipVerify,
@@ -126,7 +129,8 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		sub := d.Val()
 		switch sub {
 		case "backend", "timeout", "tls_insecure_skip_verify", "cache_ttl", "negative_ttl",
-			"stale_if_error", "cache_max", "header_prefix", "header_fields", "strip_token", "optional", "on_unauthenticated":
+			"stale_if_error", "cache_max", "header_prefix", "header_fields", "strip_token", "optional", "on_unauthenticated",
+			"retry_after", "log_hash_key":
 			if err := once(sub); err != nil {
 				return err
 			}
@@ -144,7 +148,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 
-		case "timeout", "cache_ttl", "negative_ttl", "stale_if_error":
+		case "timeout", "cache_ttl", "negative_ttl", "stale_if_error", "retry_after":
 			var val string
 			if !d.AllArgs(&val) {
 				return d.Errf("want %s <duration>", sub)
@@ -198,6 +202,11 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("cache_max %q: want a positive number of entries", val)
 			}
 			h.CacheMax = n
+
+		case "log_hash_key":
+			if !d.AllArgs(&h.LogHashKey) || h.LogHashKey == "" {
+				return d.Err("want log_hash_key <secret>")
+			}
 
 		case "header_prefix":
 			if !d.AllArgs(&h.HeaderPrefix) {
@@ -370,11 +379,13 @@ func parseSessionRequire(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 // ANDed; the values of one line are ORed, except perm's, which are all
 // required. Syntax:
 //
-//	session_require [<matcher>] [role|perm|org|user <values...> | admin] {
+//	session_require [<matcher>] [role|perm|org|org_id|user|user_id <values...> | admin] {
 //	    role <name...>
 //	    perm <name...>
-//	    org <id-or-name...>
+//	    org <name...>
+//	    org_id <id...>
 //	    user <name...>
+//	    user_id <id...>
 //	    admin
 //	}
 func (h *SessionRequire) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -398,7 +409,7 @@ func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
 	kind := d.Val()
 	values := d.RemainingArgs()
 	switch kind {
-	case "role", "perm", "org", "user":
+	case "role", "perm", "org", "org_id", "user", "user_id":
 		if len(values) == 0 {
 			return d.Errf("%s needs at least one value", kind)
 		}
@@ -410,8 +421,12 @@ func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
 		h.Perms = append(h.Perms, values...)
 	case "org":
 		h.Orgs = append(h.Orgs, values)
+	case "org_id":
+		h.OrgIDs = append(h.OrgIDs, values)
 	case "user":
 		h.Users = append(h.Users, values)
+	case "user_id":
+		h.UserIDs = append(h.UserIDs, values)
 	case "admin":
 		if len(values) > 0 {
 			return d.ArgErr()

@@ -165,6 +165,8 @@ func TestCaddyfileRequireInfoForms(t *testing.T) {
 		{"session_require perm a b", "session_require", `{"handler":"session_require","perms":["a","b"]}`},
 		{"session_require org acme", "session_require", `{"handler":"session_require","orgs":[["acme"]]}`},
 		{"session_require user ann", "session_require", `{"handler":"session_require","users":[["ann"]]}`},
+		{"session_require org_id o-1 o-2", "session_require", `{"handler":"session_require","org_ids":[["o-1","o-2"]]}`},
+		{"session_require user_id u-1", "session_require", `{"handler":"session_require","user_ids":[["u-1"]]}`},
 		{"session_require role a {\n role b\n}", "session_require", `{"handler":"session_require","roles":[["a"],["b"]]}`},
 		{"session_info", "session_info", `{"handler":"session_info"}`},
 		{"session_info tr50", "session_info", `{"dialect":"tr50","handler":"session_info"}`},

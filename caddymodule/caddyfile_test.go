@@ -189,6 +189,20 @@ func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
 			want: `{"handler":"session_auth",` + be + `,"cache_ttl":120000000000,"negative_ttl":30000000000,"stale_if_error":3600000000000,"cache_max":5000}`,
 		},
 		{
+			name: "retry_after",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				retry_after 30s
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"retry_after":30000000000}`,
+		},
+		{
+			name: "log_hash_key",
+			caddyfile: `session_auth http https://auth.example/whoami {
+				log_hash_key {env.SESSIONGATE_LOG_HASH_KEY}
+			}`,
+			want: `{"handler":"session_auth",` + be + `,"log_hash_key":"{env.SESSIONGATE_LOG_HASH_KEY}"}`,
+		},
+		{
 			name: "durations in days and zero",
 			caddyfile: `session_auth http https://auth.example/whoami {
 				cache_ttl 1d
@@ -375,6 +389,7 @@ func TestCaddyfileSessionAuthErrors(t *testing.T) {
 		{"dialect option given twice", []string{"session_auth {", "backend http https://a.example {", "user_from login", "user_from name", "}", "}"}, 5, "backend http: option user_from given twice"},
 		{"bad duration", []string{"session_auth http https://a.example {", "timeout soon", "}"}, 3, "timeout"},
 		{"negative duration", []string{"session_auth http https://a.example {", "stale_if_error -5s", "}"}, 3, "stale_if_error must not be negative"},
+		{"negative retry_after", []string{"session_auth http https://a.example {", "retry_after -5s", "}"}, 3, "retry_after must not be negative"},
 		{"duration missing", []string{"session_auth http https://a.example {", "negative_ttl", "}"}, 3, "negative_ttl"},
 		{"duration given two values", []string{"session_auth http https://a.example {", "cache_ttl 1m 2m", "}"}, 3, "cache_ttl"},
 		{"flag given a value", []string{"session_auth http https://a.example {", "strip_token yes", "}"}, 3, "strip_token"},

@@ -27,12 +27,19 @@ type SessionRequire struct {
 	// Perms: the session must have every one of these permissions.
 	// Default none.
 	Perms []string `json:"perms,omitempty"`
-	// Orgs: for each entry, the session's org (its id or its name) must be
-	// one of the entry's. Default none.
+	// Orgs: for each entry, the session's org name must be one of the
+	// entry's. Names and ids are kept apart so that an org named like
+	// another's id can never pass an id rule. Default none.
 	Orgs [][]string `json:"orgs,omitempty"`
-	// Users: for each entry, the session's user (name or id) must be one
-	// of the entry's. Default none.
+	// OrgIDs: for each entry, the session's org id must be one of the
+	// entry's. Default none.
+	OrgIDs [][]string `json:"org_ids,omitempty"`
+	// Users: for each entry, the session's user name must be one of the
+	// entry's. Default none.
 	Users [][]string `json:"users,omitempty"`
+	// UserIDs: for each entry, the session's user id must be one of the
+	// entry's. Default none.
+	UserIDs [][]string `json:"user_ids,omitempty"`
 	// Admin requires an admin session. Default false.
 	Admin bool `json:"admin,omitempty"`
 }
@@ -48,7 +55,9 @@ func (SessionRequire) CaddyModule() caddy.ModuleInfo {
 // Validate rejects rules that no session could ever satisfy by accident:
 // an empty group would fail every request.
 func (h *SessionRequire) Validate() error {
-	for name, groups := range map[string][][]string{"roles": h.Roles, "orgs": h.Orgs, "users": h.Users} {
+	for name, groups := range map[string][][]string{
+		"roles": h.Roles, "orgs": h.Orgs, "org_ids": h.OrgIDs, "users": h.Users, "user_ids": h.UserIDs,
+	} {
 		for i, g := range groups {
 			if len(g) == 0 {
 				return fmt.Errorf("%s %d: empty list", name, i)
@@ -101,12 +110,22 @@ func (h *SessionRequire) check(s *sessionctx.Session) error {
 		return fmt.Errorf("session_require: permissions %s required", strings.Join(h.Perms, ", "))
 	}
 	for _, g := range h.Orgs {
-		if !oneOf(g, s.OrgID, s.Org) {
+		if !oneOf(g, s.Org) {
 			return fmt.Errorf("session_require: one of orgs %s required", strings.Join(g, ", "))
 		}
 	}
+	for _, g := range h.OrgIDs {
+		if !oneOf(g, s.OrgID) {
+			return fmt.Errorf("session_require: one of org ids %s required", strings.Join(g, ", "))
+		}
+	}
 	for _, g := range h.Users {
-		if !oneOf(g, s.User, s.UserID) {
+		if !oneOf(g, s.User) {
+			return errors.New("session_require: user not allowed")
+		}
+	}
+	for _, g := range h.UserIDs {
+		if !oneOf(g, s.UserID) {
 			return errors.New("session_require: user not allowed")
 		}
 	}
@@ -115,15 +134,13 @@ func (h *SessionRequire) check(s *sessionctx.Session) error {
 
 // oneOf reports whether a non-empty value is in allowed: an empty org or
 // user never matches, so a session without one cannot pass an org rule.
-func oneOf(allowed []string, values ...string) bool {
-	for _, v := range values {
-		if v == "" {
-			continue
-		}
-		for _, a := range allowed {
-			if a == v {
-				return true
-			}
+func oneOf(allowed []string, v string) bool {
+	if v == "" {
+		return false
+	}
+	for _, a := range allowed {
+		if a == v {
+			return true
 		}
 	}
 	return false

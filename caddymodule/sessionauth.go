@@ -4,10 +4,12 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -55,6 +57,10 @@ type SessionAuth struct {
 	// StaleIfError serves a cached session this long past its TTL while
 	// the session service fails. Default 0.
 	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
+	// RetryAfter is what the Retry-After header of a 503 (session service
+	// unavailable) asks clients to wait, in whole seconds, rounded up.
+	// Default 5s.
+	RetryAfter caddy.Duration `json:"retry_after,omitempty"`
 	// CacheMax bounds the cached sessions (and, separately, the cached
 	// rejections). Default 100000.
 	CacheMax int `json:"cache_max,omitempty"`
@@ -86,6 +92,10 @@ type SessionAuth struct {
 	// Logout lists requests that end a session: when one gets a 2xx from
 	// the upstream, the token's cache entry is evicted. Default none.
 	Logout []LogoutRoute `json:"logout,omitempty"`
+	// LogHashKey keys the token_hash of log lines (HMAC-SHA256): give the
+	// same secret to every server whose logs must name a token alike. May
+	// use {env.*}. Default a random key per process.
+	LogHashKey string `json:"log_hash_key,omitempty"`
 	// DisableMetrics keeps this handler out of the Prometheus metrics.
 	// Default false.
 	DisableMetrics bool `json:"disable_metrics,omitempty"`
@@ -108,6 +118,8 @@ type SessionAuth struct {
 	dialect   string
 	redirect  string
 	unauthSts int
+	retry     string // Retry-After of a 503
+	hashKey   []byte // keys token_hash
 }
 
 // BackendConfig names the session service.
@@ -169,6 +181,17 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 
 	if err := checkEnvSet("backend url", h.Backend.URL); err != nil {
 		return err
+	}
+	h.hashKey = processLogHashKey
+	if h.LogHashKey != "" {
+		if err := checkEnvSet("log_hash_key", h.LogHashKey); err != nil {
+			return err
+		}
+		k := repl.ReplaceKnown(h.LogHashKey, "")
+		if len(k) < minLogHashKey {
+			return fmt.Errorf("log_hash_key: want at least %d bytes, got %d", minLogHashKey, len(k))
+		}
+		h.hashKey = []byte(k)
 	}
 	backendHeaders := make(http.Header, len(h.BackendHeaders))
 	for k, vals := range h.BackendHeaders {
@@ -263,6 +286,14 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.folder = newHeaderFolder(h.HeaderPrefix, protected)
 	h.nvals = len(fields) + len(h.extra)
 
+	if h.RetryAfter < 0 {
+		return fmt.Errorf("retry_after %s: must not be negative", time.Duration(h.RetryAfter))
+	}
+	h.retry = "5"
+	if h.RetryAfter > 0 {
+		h.retry = strconv.FormatInt(int64((time.Duration(h.RetryAfter)+time.Second-1)/time.Second), 10)
+	}
+
 	h.unauthSts = http.StatusUnauthorized
 	if u := h.OnUnauthenticated; u != nil {
 		if u.Status != 0 {
@@ -321,9 +352,10 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 
 	cred, err := h.extract(r, h.tokens)
 	if err != nil {
-		if h.StripToken && cred.Source.From != "" {
-			// A malformed token is still a token: it goes no further.
-			sessionctx.Strip(r, cred.Source)
+		if h.StripToken {
+			// A malformed token, or one without what the dialect needs
+			// with it, is still a token: it goes no further.
+			h.stripTokens(r)
 		}
 		if h.Optional {
 			h.logRequest(sessionctx.Key{}, nil, "anonymous", false)
@@ -338,7 +370,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if err != nil {
 		if errors.Is(err, sessionctx.ErrUnauthenticated) {
 			if h.StripToken {
-				sessionctx.Strip(r, cred.Source)
+				h.stripTokens(r)
 			}
 			if h.Optional {
 				h.logRequest(res.Key, nil, "anonymous", res.Hit)
@@ -348,8 +380,17 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
 			return h.unauthenticated(w, r, err)
 		}
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			// The client gave up waiting: not a service failure, so no
+			// warning and no service_error. 499 is what reverse_proxy
+			// answers a client that left, logged as a client error.
+			if ce := h.logger.Check(zapcore.DebugLevel, "session lookup abandoned by the client"); ce != nil {
+				ce.Write(zap.String("token_hash", h.tokenHash(res.Key)))
+			}
+			return caddyhttp.Error(499, errClientGaveUp)
+		}
 		h.warnUnavailable(res.Key, err)
-		w.Header().Set("Retry-After", "5")
+		w.Header().Set("Retry-After", h.retry)
 		return h.serviceUnavailable(w, r, err)
 	}
 
@@ -373,18 +414,38 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	r = carrySession(r, id)
 	h.injectHeaders(r.Header, id, repl)
 	if h.StripToken {
-		sessionctx.Strip(r, cred.Source)
+		h.stripTokens(r)
 	}
 
 	if h.isLogout(r) {
-		rec := &statusRecorder{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+		// Caddy's own recorder, streaming (no buffer): it sees the status
+		// however the response is written, a body sent through
+		// io.ReaderFrom with no WriteHeader (file_server) included.
+		rec := caddyhttp.NewResponseRecorder(w, nil, nil)
 		err := next.ServeHTTP(rec, r)
-		if err == nil && rec.status >= 200 && rec.status < 300 {
+		if err == nil && rec.Status() >= 200 && rec.Status() < 300 {
 			h.forgetOnLogout(res.Key)
 		}
 		return err
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// tokenHash names a token in a log line without revealing it.
+func (h *SessionAuth) tokenHash(key sessionctx.Key) string { return logHash(h.hashKey, key) }
+
+// errClientGaveUp is the error of a request whose client left while its
+// token was being looked up. It says nothing of the session service,
+// which may well answer (and fill the cache) a moment later.
+var errClientGaveUp = fmt.Errorf("client gave up during the session lookup: %w", context.Canceled)
+
+// stripTokens removes every configured token source, not only the one
+// read: a second token in another source must not reach the upstream (or
+// Caddy's debug log) either.
+func (h *SessionAuth) stripTokens(r *http.Request) {
+	for _, src := range h.tokens {
+		sessionctx.Strip(r, src)
+	}
 }
 
 // injectHeaders sets the identity headers. One backing array holds every
@@ -434,7 +495,7 @@ func (h *SessionAuth) forgetOnLogout(key sessionctx.Key) {
 		observeEvictions("logout", 1)
 	}
 	if ce := h.logger.Check(zapcore.DebugLevel, "session logout"); ce != nil {
-		ce.Write(zap.String("token_hash", key.Short()), zap.Bool("evicted", evicted))
+		ce.Write(zap.String("token_hash", h.tokenHash(key)), zap.Bool("evicted", evicted))
 	}
 }
 
@@ -445,10 +506,7 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 	if h.redirect != "" {
 		w.Header().Add("Vary", "Accept")
 		if prefersHTML(r) {
-			target := h.redirect
-			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-				target = repl.ReplaceAll(target, "")
-			}
+			target := h.redirectTarget(r)
 			status := http.StatusFound
 			if r.Method != http.MethodGet && r.Method != http.MethodHead {
 				status = http.StatusSeeOther
@@ -466,6 +524,71 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 		w.Header().Set("WWW-Authenticate", h.realm)
 	}
 	return caddyhttp.Error(h.unauthSts, err)
+}
+
+// redirectTarget fills in the redirect template. A placeholder in the
+// URL's query is query-escaped, so a request URI carrying its own '&' or
+// '?' stays one parameter of the login URL; placeholders before the query
+// are left as written (the template's author builds that part). A token
+// read from the query never travels into the login URL: it is cut from
+// every request-URI placeholder, strip_token or not.
+func (h *SessionAuth) redirectTarget(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return h.redirect
+	}
+	base, query, hasQuery := strings.Cut(h.redirect, "?")
+	target, _ := repl.ReplaceFunc(base, func(key string, val any) (any, error) {
+		return h.withoutQueryToken(key, caddy.ToString(val)), nil
+	})
+	if !hasQuery {
+		return target
+	}
+	query, _ = repl.ReplaceFunc(query, func(key string, val any) (any, error) {
+		return url.QueryEscape(h.withoutQueryToken(key, caddy.ToString(val))), nil
+	})
+	return target + "?" + query
+}
+
+// withoutQueryToken cuts the configured query tokens from the value of a
+// request-URI placeholder (whole URI, its query, or one query parameter).
+func (h *SessionAuth) withoutQueryToken(key, v string) string {
+	rest, ok := strings.CutPrefix(key, "http.request.uri")
+	if !ok {
+		if rest, ok = strings.CutPrefix(key, "http.request.orig_uri"); !ok {
+			return v
+		}
+	}
+	switch {
+	case rest == "":
+		if path, q, found := strings.Cut(v, "?"); found {
+			if q = h.stripQueryTokens(q); q != "" {
+				return path + "?" + q
+			}
+			return path
+		}
+	case rest == ".query":
+		return h.stripQueryTokens(v)
+	case strings.HasPrefix(rest, ".query."):
+		name := strings.TrimPrefix(rest, ".query.")
+		for _, src := range h.tokens {
+			if src.From == sessionctx.FromQuery && src.Name == name {
+				return ""
+			}
+		}
+	}
+	return v
+}
+
+func (h *SessionAuth) stripQueryTokens(raw string) string {
+	u := url.URL{RawQuery: raw}
+	r := http.Request{URL: &u}
+	for _, src := range h.tokens {
+		if src.From == sessionctx.FromQuery {
+			sessionctx.Strip(&r, src)
+		}
+	}
+	return u.RawQuery
 }
 
 // prefersHTML tells a browser navigation from an API or script call: the
@@ -500,7 +623,7 @@ func (h *SessionAuth) logRequest(key sessionctx.Key, s *sessionctx.Session, outc
 	}
 	fields := []zap.Field{zap.String("outcome", outcome), zap.Bool("cache_hit", hit)}
 	if key != (sessionctx.Key{}) {
-		fields = append(fields, zap.String("token_hash", key.Short()))
+		fields = append(fields, zap.String("token_hash", h.tokenHash(key)))
 	}
 	if s != nil {
 		fields = append(fields, zap.String("user", s.User))
@@ -536,28 +659,8 @@ func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {
 		return
 	}
 	if ce := h.logger.Check(zapcore.WarnLevel, "session service unavailable"); ce != nil {
-		ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", key.Short()), zap.Error(err))
+		ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", h.tokenHash(key)), zap.Error(err))
 	}
-}
-
-// statusRecorder remembers the status the upstream answered.
-type statusRecorder struct {
-	*caddyhttp.ResponseWriterWrapper
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 && code >= 200 {
-		s.status = code
-	}
-	s.ResponseWriterWrapper.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriterWrapper.Write(b)
 }
 
 // Interface guards

@@ -249,15 +249,18 @@ func TestServeHTTPLogoutEvicts(t *testing.T) {
 
 func TestProvisionRejectsBadConfig(t *testing.T) {
 	for name, h := range map[string]*SessionAuth{
-		"no dialect":       {},
-		"unknown dialect":  {Backend: BackendConfig{Dialect: "nope", URL: "http://x"}},
-		"bad url":          {Backend: BackendConfig{Dialect: "http", URL: "not a url"}},
-		"negative ttl":     {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, CacheTTL: -1},
-		"bad token":        {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Tokens: []sessionctx.TokenSource{{From: "body"}}},
-		"unknown preset":   {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderPresets: []string{"nginx"}},
-		"bad status":       {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, OnUnauthenticated: &Unauthenticated{Status: 500}},
-		"bad header name":  {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Headers: map[string]string{"X Bad": "v"}},
-		"bad header field": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderFields: []string{"user", "groups"}},
+		"no dialect":         {},
+		"unknown dialect":    {Backend: BackendConfig{Dialect: "nope", URL: "http://x"}},
+		"bad url":            {Backend: BackendConfig{Dialect: "http", URL: "not a url"}},
+		"negative ttl":       {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, CacheTTL: -1},
+		"bad token":          {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Tokens: []sessionctx.TokenSource{{From: "body"}}},
+		"unknown preset":     {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderPresets: []string{"nginx"}},
+		"bad status":         {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, OnUnauthenticated: &Unauthenticated{Status: 500}},
+		"bad header name":    {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, Headers: map[string]string{"X Bad": "v"}},
+		"bad header field":   {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, HeaderFields: []string{"user", "groups"}},
+		"short log_hash_key": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, LogHashKey: "short"},
+		"unset log_hash_key": {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, LogHashKey: "{env.SESSIONGATE_TEST_UNSET_KEY}"},
+		"negative retry":     {Backend: BackendConfig{Dialect: "http", URL: "http://x"}, RetryAfter: -1},
 	} {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		err := h.Provision(ctx)
@@ -268,5 +271,18 @@ func TestProvisionRejectsBadConfig(t *testing.T) {
 			t.Errorf("%s: Cleanup after a failed Provision: %v", name, cerr)
 		}
 		cancel()
+	}
+}
+
+// TestLogHashKeyed: token_hash is keyed, so it is not the plain key prefix
+// anyone can compute from a guessed token, and two keys give two hashes.
+func TestLogHashKeyed(t *testing.T) {
+	k := sessionctx.KeyOf(sessionctx.Credential{Value: "password1", Source: sessionctx.TokenSource{From: sessionctx.FromBearer}})
+	a, b := logHash([]byte("key-a-0123456789"), k), logHash([]byte("key-b-0123456789"), k)
+	if a == b || a == k.Short() || logHash(processLogHashKey, k) == k.Short() {
+		t.Errorf("token_hash is not keyed: %s %s %s", a, b, k.Short())
+	}
+	if len(a) != 16 || a != logHash([]byte("key-a-0123456789"), k) {
+		t.Errorf("token_hash %q: want 16 hex digits, stable for one key", a)
 	}
 }

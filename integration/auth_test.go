@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -186,8 +187,8 @@ func TestRedirectForBrowsers(t *testing.T) {
 }`, httpPort, svc.URL, up.Listener.Addr()))
 
 	resp, _ := do(t, tester, "GET", "/reports", http.Header{"Accept": {"text/html,application/xhtml+xml,*/*;q=0.8"}})
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login?next=/reports" {
-		t.Errorf("browser: status %d Location %q, want 302 to /login?next=/reports", resp.StatusCode, resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login?next=%2Freports" {
+		t.Errorf("browser: status %d Location %q, want 302 to /login?next=%%2Freports", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	resp, _ = do(t, tester, "GET", "/reports", http.Header{"Accept": {"application/json"}})
 	if resp.StatusCode != http.StatusUnauthorized {
@@ -328,5 +329,88 @@ func TestHandleErrorsRendersOutcomes(t *testing.T) {
 	}
 	if resp.Header.Get("Retry-After") == "" {
 		t.Errorf("handle_errors lost Retry-After")
+	}
+}
+
+// TestRedirectEscapesReturnURI: a placeholder in the redirect URL's query
+// is query-escaped, so the login service gets exactly one return_to whose
+// decoded value is the request URI, and a query token never travels into
+// the login URL (strip_token is not set here).
+func TestRedirectEscapesReturnURI(t *testing.T) {
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		token query tok
+		on_unauthenticated redirect "https://login.example.com/?return_to={http.request.uri}&q={query.x}&t={query.tok}"
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	for _, tc := range []struct{ path, want, x string }{
+		{"/a?x=1&return_to=https://evil.example/", "/a?x=1&return_to=https://evil.example/", "1"},
+		{"//evil.example/path", "//evil.example/path", ""},
+		{"/b?tok=forged-secret&x=a%26b", "/b?x=a%26b", "a&b"},
+		{"/c?x=2&%74ok=forged-secret", "/c?x=2", "2"},
+	} {
+		resp, _ := do(t, tester, "GET", tc.path, http.Header{"Accept": {"text/html"}})
+		if resp.StatusCode != http.StatusFound {
+			t.Errorf("%s: status %d, want 302", tc.path, resp.StatusCode)
+			continue
+		}
+		loc := resp.Header.Get("Location")
+		if strings.Contains(loc, "forged-secret") {
+			t.Errorf("%s: the query token went into the login URL: %q", tc.path, loc)
+		}
+		u, err := url.Parse(loc)
+		if err != nil || u.Host != "login.example.com" {
+			t.Errorf("%s: Location %q (%v)", tc.path, loc, err)
+			continue
+		}
+		q := u.Query()
+		if got := q["return_to"]; len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s: return_to %q in %q, want exactly [%q]", tc.path, got, loc, tc.want)
+		}
+		if len(q) != 3 || q.Get("q") != tc.x || q.Get("t") != "" {
+			t.Errorf("%s: parameters %v in %q", tc.path, q, loc)
+		}
+	}
+	if up.hits.Load() != 0 {
+		t.Errorf("the upstream was reached %d times", up.hits.Load())
+	}
+}
+
+// TestRetryAfterSetting: retry_after sets the Retry-After of a 503, in
+// whole seconds rounded up; without it, 5.
+func TestRetryAfterSetting(t *testing.T) {
+	down := newSessionService(t)
+	down.Close() // refuses connections
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	handle /thirty {
+		session_auth http %s {
+			retry_after 30s
+		}
+		reverse_proxy %s
+	}
+	handle /short {
+		session_auth http %s {
+			retry_after 1500ms
+		}
+		reverse_proxy %s
+	}
+	handle {
+		session_auth http %s
+		reverse_proxy %s
+	}
+}`, httpPort, down.URL, up.Listener.Addr(), down.URL, up.Listener.Addr(), down.URL, up.Listener.Addr()))
+
+	for path, want := range map[string]string{"/thirty": "30", "/short": "2", "/": "5"} {
+		resp, _ := do(t, tester, "GET", path, bearer("tok-alice"))
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != want {
+			t.Errorf("%s: %d Retry-After %q, want 503 with %q", path, resp.StatusCode, resp.Header.Get("Retry-After"), want)
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,6 +30,7 @@ import (
 // section shows: in the access log, and in the default log, where Caddy
 // writes every 4xx at DEBUG with the request (http.log.error).
 func TestHostileLogSecrecy(t *testing.T) {
+	const logHashKey = "log-hash-key-for-the-test-0123"
 	dir := t.TempDir()
 	debugLog, accessLog := filepath.Join(dir, "debug.log"), filepath.Join(dir, "access.log")
 	svc := newSessionService(t)
@@ -61,7 +65,8 @@ func TestHostileLogSecrecy(t *testing.T) {
 			token query tok
 			token header X-Api-Token
 			strip_token
-			logout POST /auth/logout`
+			logout POST /auth/logout
+			log_hash_key ` + logHashKey
 	// The filter that keeps query and header tokens out of the logs: on
 	// the access log, and on the default log, where Caddy writes each
 	// 4xx at DEBUG with the request.
@@ -188,9 +193,20 @@ func TestHostileLogSecrecy(t *testing.T) {
 			t.Errorf("no debug line with outcome %q (got %v)", o, outcomes)
 		}
 	}
-	hash := sessionctx.KeyOf(sessionctx.Credential{Value: tokens["bearer"], Source: sessionctx.TokenSource{From: sessionctx.FromBearer}}).Short()
+	key := sessionctx.KeyOf(sessionctx.Credential{Value: tokens["bearer"], Source: sessionctx.TokenSource{From: sessionctx.FromBearer}})
+	mac := hmac.New(sha256.New, []byte(logHashKey))
+	mac.Write(key[:])
+	hash := hex.EncodeToString(mac.Sum(nil)[:8])
 	if !strings.Contains(text, `"token_hash":"`+hash+`"`) {
-		t.Errorf("the bearer token's hash prefix %s is not in the debug log: were the debug lines written?", hash)
+		t.Errorf("the bearer token's keyed hash %s is not in the debug log: were the debug lines written?", hash)
+	}
+	// The unkeyed hash, which anyone can compute from a guessed token,
+	// must not be there, on routes with or without a log_hash_key.
+	for name, tok := range tokens {
+		plain := sessionctx.KeyOf(sessionctx.Credential{Value: tok, Source: sessionctx.TokenSource{From: sessionctx.FromBearer}}).Short()
+		if strings.Contains(text, plain) {
+			t.Errorf("the %s token's unkeyed hash prefix %s is in the log", name, plain)
+		}
 	}
 	if !strings.Contains(text, "session service unavailable") {
 		t.Errorf("the service error's warning is not in the log")

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
@@ -249,6 +251,128 @@ func TestHostileStripTokenMalformed(t *testing.T) {
 			}
 			if strings.HasPrefix(l, "Cookie:") && l != "Cookie: a=1; b=2" {
 				t.Errorf("%s: the other cookies were not kept: %.80s", c.name, l)
+			}
+		}
+	}
+}
+
+// TestHostileStripEveryTokenSource: strip_token strips every configured
+// source, not only the one read, in every spelling of a header name; a
+// second token in another source once reached the upstream.
+func TestHostileStripEveryTokenSource(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		strip_token
+		token bearer
+		token cookie sid
+		token query tok
+		token header X-Api-Token
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()))
+
+	resp, body := rawRequest(t, rawGet("/?a=1&tok=second-secret&b=2",
+		"Authorization: Bearer tok-alice",
+		"Cookie: a=1; sid=third-secret; b=2",
+		"X-Api-Token: fourth-secret",
+		"x_api_token: fifth-secret",
+		"X-API_TOKEN: sixth-secret",
+	))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	seen := decodeRawSeen(t, body)
+	if strings.Contains(seen.RequestLine, "secret") || !strings.Contains(seen.RequestLine, "a=1&b=2") {
+		t.Errorf("request line %q", seen.RequestLine)
+	}
+	user := false
+	for _, l := range seen.Lines {
+		if strings.Contains(l, "secret") || strings.Contains(l, "tok-alice") {
+			t.Errorf("the upstream got a token: %q", l)
+		}
+		user = user || l == "X-Session-User: alice"
+	}
+	if !user {
+		t.Errorf("no identity injected: %q", seen.Lines)
+	}
+}
+
+// TestHostileUnderscoreTokenHeaderRead: a token header spelled with
+// underscores (as nginx with underscores_in_headers passes it), once let
+// through by Caddy's expected_underscore_headers, is read like any other
+// spelling, and stripped.
+func TestHostileUnderscoreTokenHeaderRead(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newRawUpstream(t)
+	global := strings.Replace(globalOptions, "grace_period 1s\n",
+		"grace_period 1s\n\tservers {\n\t\texpected_underscore_headers vmware_api_session_id vmware-api_session-id\n\t}\n", 1)
+	newTester(t).InitServer(global+fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		strip_token
+		token header Vmware-Api-Session-Id
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	for _, spelling := range []string{"vmware_api_session_id", "VMWARE_API_SESSION_ID", "vmware-api_session-id"} {
+		resp, body := rawRequest(t, rawGet("/", spelling+": tok-alice"))
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: status %d, want 200", spelling, resp.StatusCode)
+			continue
+		}
+		seen := decodeRawSeen(t, body)
+		user := false
+		for _, l := range seen.Lines {
+			if strings.Contains(l, "tok-alice") {
+				t.Errorf("%s: the upstream got the token: %q", spelling, l)
+			}
+			user = user || l == "X-Session-User: alice"
+		}
+		if !user {
+			t.Errorf("%s: no identity injected: %q", spelling, seen.Lines)
+		}
+	}
+}
+
+// TestHostileEternusStripWithoutSessionID: ETERNUS with strip_token and
+// optional: a bearer token with a missing or invalid session id still
+// goes no further than Caddy.
+func TestHostileEternusStripWithoutSessionID(t *testing.T) {
+	et := emulator.NewEternus()
+	svc := httptest.NewServer(et)
+	t.Cleanup(svc.Close)
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth eternus %s {
+		strip_token
+		optional
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.addr()))
+
+	for name, lines := range map[string][]string{
+		"no session id":      {"Authorization: Bearer eternus-secret"},
+		"invalid session id": {"Authorization: Bearer eternus-secret", "X-Eternus-Session-Id: abc"},
+		"bad colon form":     {"Authorization: Bearer x1:eternus-secret"},
+	} {
+		resp, body := rawRequest(t, rawGet("/", lines...))
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: status %d, want 200 (optional)", name, resp.StatusCode)
+			continue
+		}
+		for _, l := range decodeRawSeen(t, body).Lines {
+			if strings.Contains(l, "eternus-secret") {
+				t.Errorf("%s: the upstream got the token: %q", name, l)
 			}
 		}
 	}

@@ -5,14 +5,43 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
+
+func init() {
+	caddy.RegisterModule(readFromResponder{})
+	httpcaddyfile.RegisterHandlerDirective("test_readfrom_respond", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		h.Next()
+		return readFromResponder{}, nil
+	})
+}
+
+// readFromResponder answers 200 the way some handlers do: the body through
+// io.ReaderFrom, with no WriteHeader call. A LimitReader has no WriteTo,
+// so io.Copy takes the writer's ReadFrom.
+type readFromResponder struct{}
+
+func (readFromResponder) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.test_readfrom_respond",
+		New: func() caddy.Module { return readFromResponder{} },
+	}
+}
+
+func (readFromResponder) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	_, err := io.Copy(w, io.LimitReader(strings.NewReader("logged out"), 10))
+	return err
+}
 
 // adminURL is the test Caddy's admin endpoint.
 var adminURL = fmt.Sprintf("http://localhost:%d", adminPort)
@@ -382,6 +411,9 @@ func TestOpsAdminPurge(t *testing.T) {
 		"all false":    `{"all": false}`,
 		"both":         `{"token": "tok-alice", "all": true}`,
 		"unknown key":  `{"tokens": ["tok-alice"]}`,
+		"All":          `{"All": true}`,
+		"Token":        `{"Token": "tok-alice"}`,
+		"both cases":   `{"token": "tok-alice", "ALL": true}`,
 		"wrong type":   `{"token": 42}`,
 		"two values":   `{"all": true} {"all": true}`,
 		"huge":         `{"token": "` + strings.Repeat("x", 70<<10) + `"}`,
@@ -440,6 +472,33 @@ func TestOpsLogoutEvicts(t *testing.T) {
 	if up.hits.Load() == 0 {
 		t.Errorf("the upstream saw nothing")
 	}
+}
+
+// TestOpsLogoutThroughReadFrom: a logout answered 200 through
+// io.ReaderFrom, with no explicit WriteHeader, still evicts the session;
+// the recorder once saw no status for it.
+func TestOpsLogoutThroughReadFrom(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		logout POST /logout
+	}
+	route /logout {
+		test_readfrom_respond
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "warm-up")
+	expectCalls(t, svc, 1, "warm-up")
+	if body := expectStatus(t, tester, "POST", "/logout", bearer("tok-alice"), 200, "logout"); body != "logged out" {
+		t.Errorf("logout answered %q", body)
+	}
+	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "after logout")
+	expectCalls(t, svc, 2, "alice after her logout")
 }
 
 // metricValue sums the samples of family whose labels contain every
@@ -608,4 +667,61 @@ func TestOpsMetrics(t *testing.T) {
 	if off := scrape(); strings.Contains(off, ns) {
 		t.Errorf("with disable_metrics everywhere, /metrics still has sessiongate families")
 	}
+}
+
+// TestOpsClientGivesUpMidLookup: a client that hangs up while its token
+// is being looked up is not a service failure: no "session service
+// unavailable" warning, no service_error outcome, and what Caddy logs is a
+// 499 client error, not a 503.
+func TestOpsClientGivesUpMidLookup(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-slow", aliceSession())
+	svc.setFault(func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(700 * time.Millisecond); return false })
+	up := newUpstream(t)
+	logFile := t.TempDir() + "/caddy.log"
+	startCaddyWith(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", logFile), fmt.Sprintf(`
+:%d {
+	session_auth http %s
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	before := scrapeMetrics(t)
+	req, _ := http.NewRequest("GET", siteURL+"/", nil)
+	req.Header.Set("Authorization", "Bearer tok-slow")
+	if resp, err := (&http.Client{Timeout: 150 * time.Millisecond}).Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the client got an answer (%d) before giving up", resp.StatusCode)
+	}
+	time.Sleep(time.Second) // the lookup finishes; Caddy logs the request
+	after := scrapeMetrics(t)
+	b, _ := sampleSum(before, "caddy_sessiongate_requests_total", `outcome="service_error"`)
+	a, _ := sampleSum(after, "caddy_sessiongate_requests_total", `outcome="service_error"`)
+	if a != b {
+		t.Errorf("a cancelled client counted as a service error (%v -> %v)", b, a)
+	}
+	raw, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := false
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.Contains(line, "session service unavailable") {
+			t.Errorf("a cancelled client was logged as a service failure: %s", line)
+		}
+		if strings.Contains(line, `"status":503`) {
+			t.Errorf("a cancelled client was logged as a 503: %s", line)
+		}
+		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
+			if strings.Contains(line, "tok-slow") || strings.Contains(line, "session") {
+				t.Errorf("a cancelled client was logged above DEBUG: %s", line)
+			}
+		}
+		logged = logged || strings.Contains(line, `"status":499`)
+	}
+	if !logged {
+		t.Errorf("no 499 in Caddy's log:\n%s", raw)
+	}
+	// The lookup was not wasted: the next request is a cache hit.
+	expectStatus(t, nil, "GET", "/", bearer("tok-slow"), 200, "after the client gave up")
+	expectCalls(t, svc, 1, "after the client gave up")
 }

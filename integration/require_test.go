@@ -16,6 +16,12 @@ func TestRequireRules(t *testing.T) {
 		"user_id": "u-2", "user": "bob", "org_id": "o-2", "org": "globex",
 		"roles": []string{"viewer"}, "perms": "read", "admin": false,
 	})
+	// mallory's names are alice's ids: a name must never pass an id rule,
+	// nor an id a name rule.
+	svc.addSession("tok-mallory", map[string]any{
+		"user_id": "u-66", "user": "u-1", "org_id": "o-66", "org": "o-1",
+		"roles": []string{"viewer"}, "perms": "read", "admin": false,
+	})
 	up := newUpstream(t)
 	tester := startCaddy(t, fmt.Sprintf(`
 :%d {
@@ -31,9 +37,11 @@ func TestRequireRules(t *testing.T) {
 	}
 	session_require /perm perm read write
 	session_require /org org acme
-	session_require /orgid org o-1 o-9
+	session_require /orgid org_id o-1 o-9
+	session_require /orgname org o-1
 	session_require /user user alice carol
-	session_require /userid user u-1
+	session_require /userid user_id u-1
+	session_require /username user u-1
 	session_require /admin admin
 	session_require /all {
 		role dev
@@ -49,25 +57,27 @@ func TestRequireRules(t *testing.T) {
 }`, httpPort, svc.URL, up.Listener.Addr()))
 
 	for _, tc := range []struct {
-		path       string
-		alice, bob int
+		path                string
+		alice, bob, mallory int
 	}{
-		{"/any", 200, 200},
-		{"/role", 200, 403},
-		{"/roles", 200, 403},
-		{"/perm", 200, 403},
-		{"/org", 200, 403},
-		{"/orgid", 200, 403},
-		{"/user", 200, 403},
-		{"/userid", 200, 403},
-		{"/admin", 200, 403},
-		{"/all", 200, 403},
-		{"/open", 200, 200},
+		{"/any", 200, 200, 200},
+		{"/role", 200, 403, 403},
+		{"/roles", 200, 403, 403},
+		{"/perm", 200, 403, 403},
+		{"/org", 200, 403, 403},
+		{"/orgid", 200, 403, 403},
+		{"/orgname", 403, 403, 200},
+		{"/user", 200, 403, 403},
+		{"/userid", 200, 403, 403},
+		{"/username", 403, 403, 200},
+		{"/admin", 200, 403, 403},
+		{"/all", 200, 403, 403},
+		{"/open", 200, 200, 200},
 	} {
 		for _, who := range []struct {
 			tok  string
 			want int
-		}{{"tok-alice", tc.alice}, {"tok-bob", tc.bob}} {
+		}{{"tok-alice", tc.alice}, {"tok-bob", tc.bob}, {"tok-mallory", tc.mallory}} {
 			before := up.hits.Load()
 			resp, body := do(t, tester, "GET", tc.path, bearer(who.tok))
 			if resp.StatusCode != who.want {

@@ -91,14 +91,14 @@ func eternusExtractor(opts Options) func(r *http.Request, sources []TokenSource)
 		}
 		sid, ok := lookup(r, idSrc)
 		if !ok || sid == "" {
-			return Credential{}, fmt.Errorf("%w: no ETERNUS session id (in %s, or as <session_id>:<token>)", ErrUnauthenticated, idSrc)
+			return Credential{Source: cred.Source}, fmt.Errorf("%w: no ETERNUS session id (in %s, or as <session_id>:<token>)", ErrUnauthenticated, idSrc)
 		}
 		if !validEternusSessionID(sid) {
-			return Credential{}, fmt.Errorf("%w: ETERNUS session id in %s is not a number", ErrUnauthenticated, idSrc)
+			return Credential{Source: cred.Source}, fmt.Errorf("%w: ETERNUS session id in %s is not a number", ErrUnauthenticated, idSrc)
 		}
 		cred.Value = sid + ":" + cred.Value
 		if len(cred.Value) > MaxTokenLen {
-			return Credential{}, fmt.Errorf("%w: credential longer than %d bytes", ErrUnauthenticated, MaxTokenLen)
+			return Credential{Source: cred.Source}, fmt.Errorf("%w: credential longer than %d bytes", ErrUnauthenticated, MaxTokenLen)
 		}
 		return cred, nil
 	}

@@ -156,7 +156,7 @@ func (r *Resolver) resolveMiss(ctx context.Context, key Key, cred Credential) (R
 		res.Hit = false
 		return res, out.Err
 	case <-ctx.Done():
-		return Result{Key: key}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		return Result{Key: key}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -130,6 +131,30 @@ func headerValue(h http.Header, name, prefix string) (string, bool) {
 	if vals == nil {
 		vals = h.Values(name)
 	}
+	if v, ok := firstHeaderValue(vals, prefix); ok {
+		return v, true
+	}
+	// Any other spelling the upstream would take for the name
+	// (vmware_api_session_id) is read too, as strip_token strips it: a
+	// client behind nginx with underscores_in_headers sends it so. The
+	// spellings are tried in sorted order, so the same request always
+	// gives the same token.
+	var others []string
+	for k := range h {
+		if k != name && sameSpelling(k, name) {
+			others = append(others, k)
+		}
+	}
+	slices.Sort(others)
+	for _, k := range others {
+		if v, ok := firstHeaderValue(h[k], prefix); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func firstHeaderValue(vals []string, prefix string) (string, bool) {
 	for _, v := range vals {
 		if prefix != "" {
 			if len(v) < len(prefix) || !strings.EqualFold(v[:len(prefix)], prefix) {

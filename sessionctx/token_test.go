@@ -150,3 +150,27 @@ func TestTokenSourceValidate(t *testing.T) {
 		t.Errorf("Canonical: %q", got)
 	}
 }
+
+// TestExtractHeaderSpellings: a token header is read in every spelling an
+// upstream would take for its name, the configured one first, the others
+// in a fixed order.
+func TestExtractHeaderSpellings(t *testing.T) {
+	src := TokenSource{From: FromHeader, Name: "vmware-api-session-id"}.Canonical()
+	for _, tc := range []struct {
+		header http.Header
+		want   string
+	}{
+		{http.Header{"vmware_api_session_id": {"a"}}, "a"},
+		{http.Header{"Vmware.Api.Session.Id": {"b"}}, "b"},
+		{http.Header{"Vmware-Api-Session-Id": {"exact"}, "vmware_api_session_id": {"other"}}, "exact"},
+		{http.Header{"vmware_api_session_id": {"z"}, "VMWARE_API_SESSION_ID": {"y"}}, "y"},
+		{http.Header{"vmware_api_session_idx": {"no"}}, ""},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header = tc.header
+		cred, err := Extract(r, []TokenSource{src})
+		if cred.Value != tc.want || (tc.want == "") != (err != nil) {
+			t.Errorf("%v: got %q, %v; want %q", tc.header, cred.Value, err, tc.want)
+		}
+	}
+}
