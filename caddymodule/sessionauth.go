@@ -12,13 +12,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/time/rate"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -112,9 +112,9 @@ type SessionAuth struct {
 	poolKey   string
 	pooled    *pooledResolver
 	metricsOn bool // this handler counts in pooled.metricsUsers
-	hot       hotCounters
+	counters  handlerCounters
 	logger    *zap.Logger
-	lastWarn  *atomic.Int64
+	warn      *rate.Sometimes // rate-limits the warning of an outage
 	dialect   string
 	redirect  string
 	unauthSts int
@@ -164,7 +164,7 @@ func (SessionAuth) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults and gets the (possibly shared) resolver.
 func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.lastWarn = new(atomic.Int64)
+	h.warn = &rate.Sometimes{First: 1, Interval: warnInterval}
 	repl := caddy.NewReplacer()
 
 	if h.Backend.Dialect == "" {
@@ -227,7 +227,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		}
 		pooled.metricsUsers.Add(1)
 		h.metricsOn = true
-		h.hot = newHotCounters(d.Name)
+		h.counters = newHandlerCounters(d.Name)
 	}
 
 	h.tokens = h.Tokens
@@ -653,14 +653,11 @@ func (h *SessionAuth) serviceUnavailable(w http.ResponseWriter, r *http.Request,
 
 func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {
 	h.observe(key, "service_error", false)
-	now := time.Now().UnixNano()
-	last := h.lastWarn.Load()
-	if now-last < int64(warnInterval) || !h.lastWarn.CompareAndSwap(last, now) {
-		return
-	}
-	if ce := h.logger.Check(zapcore.WarnLevel, "session service unavailable"); ce != nil {
-		ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", h.tokenHash(key)), zap.Error(err))
-	}
+	h.warn.Do(func() {
+		if ce := h.logger.Check(zapcore.WarnLevel, "session service unavailable"); ce != nil {
+			ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", h.tokenHash(key)), zap.Error(err))
+		}
+	})
 }
 
 // Interface guards

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,12 +51,7 @@ var infoRenderers = map[string]infoRenderer{
 
 // InfoShapes lists the shapes RenderInfo knows, sorted.
 func InfoShapes() []string {
-	names := make([]string, 0, len(infoRenderers))
-	for n := range infoRenderers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(infoRenderers))
 }
 
 // RenderInfo renders s (nil: no session) the way the session service of

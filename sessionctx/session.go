@@ -27,6 +27,7 @@ package sessionctx
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -103,14 +104,7 @@ func (s *Session) HasPerms(perms ...string) bool {
 }
 
 func containsAny(have, want []string) bool {
-	for _, w := range want {
-		for _, h := range have {
-			if h == w {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(want, func(w string) bool { return slices.Contains(have, w) })
 }
 
 type ctxKey struct{}
