@@ -86,7 +86,7 @@ func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
 var nextOK = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-	if _, ok := sessionctx.FromContext(r.Context()); !ok {
+	if _, ok := requestSession(r.Context()); !ok {
 		return fmt.Errorf("no session in context")
 	}
 	return nil
@@ -113,7 +113,7 @@ func serveBatchesGC(b *testing.B, h caddyhttp.MiddlewareHandler, hdr http.Header
 	if base {
 		// The same lookup, its answer (none) not checked.
 		next = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			sessionctx.FromContext(r.Context())
+			requestSession(r.Context())
 			return nil
 		})
 	}

@@ -68,7 +68,7 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if !sessionctx.InfoHandles(h.Dialect, req) {
 		return next.ServeHTTP(w, r)
 	}
-	s, _ := sessionctx.FromContext(r.Context())
+	s, _ := requestSession(r.Context())
 	answer, err := sessionctx.RenderInfo(h.Dialect, s, req)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)

@@ -24,7 +24,7 @@ func serveInfo(t *testing.T, dialect, method, target, body string, s *sessionctx
 		r.Body = httptestBody(body)
 	}
 	if s != nil {
-		r = r.WithContext(sessionctx.NewContext(r.Context(), s))
+		r = withSession(r, s)
 	}
 	w := httptest.NewRecorder()
 	next := &nextRecorder{}
@@ -144,7 +144,7 @@ func TestSessionInfoTR50BodyTooLarge(t *testing.T) {
 	r, _ := requestWithReplacer("POST", "/api", nil)
 	body := `{"cmd":{"command":"session.info","pad":"` + strings.Repeat("x", maxInfoBody) + `"}}`
 	r.Body = httptestBody(body)
-	r = r.WithContext(sessionctx.NewContext(r.Context(), infoTestSession()))
+	r = withSession(r, infoTestSession())
 	var got []byte
 	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		got, _ = io.ReadAll(r.Body)
@@ -170,7 +170,7 @@ func TestSessionInfoTR50PassesOtherCommands(t *testing.T) {
 		h := &SessionInfo{Dialect: "tr50"}
 		r, _ := requestWithReplacer("POST", "/api", nil)
 		r.Body = httptestBody(body)
-		r = r.WithContext(sessionctx.NewContext(r.Context(), infoTestSession()))
+		r = withSession(r, infoTestSession())
 		var got []byte
 		next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			got, _ = io.ReadAll(r.Body)
@@ -213,7 +213,7 @@ func TestSessionInfoPassesOtherRequests(t *testing.T) {
 	} {
 		h := &SessionInfo{Dialect: tc.dialect}
 		r, _ := requestWithReplacer(tc.method, tc.target, nil)
-		r = r.WithContext(sessionctx.NewContext(r.Context(), infoTestSession()))
+		r = withSession(r, infoTestSession())
 		w := httptest.NewRecorder()
 		next := &nextRecorder{status: http.StatusNoContent}
 		if err := h.ServeHTTP(w, r, next); err != nil {
@@ -223,4 +223,9 @@ func TestSessionInfoPassesOtherRequests(t *testing.T) {
 			t.Errorf("%s %s %s: next called %v, answer %d %q", tc.dialect, tc.method, tc.target, next.got != nil, w.Code, w.Body.String())
 		}
 	}
+}
+
+// withSession carries s as session_auth would.
+func withSession(r *http.Request, s *sessionctx.Session) *http.Request {
+	return carrySession(r, prepareIdentity(s).(*identity))
 }

@@ -116,26 +116,28 @@ func sessionValue(s *sessionctx.Session, name string) (any, bool) {
 // sessionVar is the key of the session in the request's Caddy vars.
 const sessionVar = "sessiongate.session"
 
-func init() {
-	sessionctx.RegisterLookup(sessionFromVars)
-}
-
-// carrySession makes the session reachable by sessionctx.FromContext for
-// the handlers after this one. Caddy gives each request a vars map in its
-// context; the session goes there, so a cache hit copies neither the
-// request nor the context. Outside a Caddy server (no vars map) the
-// request is copied with the session in its context.
+// carrySession hands the session to the handlers after this one
+// (session_require, session_info, the placeholders) in the request's Caddy
+// vars, so a cache hit copies neither the request nor its context. A
+// request from outside a Caddy server, which has no vars, gets its own.
 func carrySession(r *http.Request, id *identity) *http.Request {
-	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-		vars[sessionVar] = id
-		return r
+	if _, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); !ok {
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{}))
 	}
-	return r.WithContext(sessionctx.NewContext(r.Context(), id.session))
+	caddyhttp.SetVar(r.Context(), sessionVar, id)
+	return r
 }
 
-func sessionFromVars(ctx context.Context) (*sessionctx.Session, bool) {
-	vars, _ := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any)
-	if id, ok := vars[sessionVar].(*identity); ok {
+// requestIdentity is what session_auth carried for this request, if it
+// found a session.
+func requestIdentity(ctx context.Context) (*identity, bool) {
+	id, ok := caddyhttp.GetVar(ctx, sessionVar).(*identity)
+	return id, ok && id != nil
+}
+
+// requestSession is the request's session, if session_auth found one.
+func requestSession(ctx context.Context) (*sessionctx.Session, bool) {
+	if id, ok := requestIdentity(ctx); ok {
 		return id.session, true
 	}
 	return nil, false

@@ -83,7 +83,7 @@ var errNoSession = errors.New("session_require: no session")
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *SessionRequire) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	s, ok := sessionctx.FromContext(r.Context())
+	s, ok := requestSession(r.Context())
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Session realm="sessiongate"`)
 		return caddyhttp.Error(http.StatusUnauthorized, errNoSession)

@@ -58,7 +58,7 @@ func TestSessionRequireRules(t *testing.T) {
 			}
 			r, _ := requestWithReplacer("GET", "/x", nil)
 			if tc.s != nil {
-				r = r.WithContext(sessionctx.NewContext(r.Context(), tc.s))
+				r = withSession(r, tc.s)
 			}
 			w := httptest.NewRecorder()
 			next := &nextRecorder{}
@@ -104,7 +104,7 @@ func TestSessionRequireValidate(t *testing.T) {
 func TestSessionRequireErrorNamesRuleOnly(t *testing.T) {
 	h := SessionRequire{Users: [][]string{{"dave"}}}
 	r := httptest.NewRequest("GET", "/", nil)
-	r = r.WithContext(sessionctx.NewContext(r.Context(), requireSession()))
+	r = withSession(r, requireSession())
 	err := h.ServeHTTP(httptest.NewRecorder(), r, &nextRecorder{})
 	if statusOf(err) != http.StatusForbidden {
 		t.Fatalf("want 403, got %v", err)

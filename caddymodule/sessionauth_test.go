@@ -91,7 +91,7 @@ func TestServeHTTPAuthenticated(t *testing.T) {
 	if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
 		t.Fatal(err)
 	}
-	s, ok := sessionctx.FromContext(next.got.Context())
+	s, ok := requestSession(next.got.Context())
 	if !ok || s.User != "ann" {
 		t.Fatalf("session in the upstream request's context: %+v %v", s, ok)
 	}
@@ -124,7 +124,7 @@ func TestServeHTTPSessionInVars(t *testing.T) {
 	if next.got != r {
 		t.Error("the request was copied on its way to the next handler")
 	}
-	s, ok := sessionctx.FromContext(next.got.Context())
+	s, ok := requestSession(next.got.Context())
 	if !ok || s.User != "ann" {
 		t.Fatalf("FromContext = %+v, %v", s, ok)
 	}
@@ -134,7 +134,7 @@ func TestServeHTTPSessionInVars(t *testing.T) {
 
 	// Something else in the vars under that name is no session.
 	vars[sessionVar] = "forged"
-	if s, ok := sessionctx.FromContext(r.Context()); ok {
+	if s, ok := requestSession(r.Context()); ok {
 		t.Errorf("FromContext found %+v in a string var", s)
 	}
 }
@@ -179,7 +179,7 @@ func TestServeHTTPRejections(t *testing.T) {
 				t.Errorf("redirect: %d to %q, want 302 to %q", w.Code, w.Header().Get("Location"), tt.location)
 			}
 			if next.got != nil {
-				if _, ok := sessionctx.FromContext(next.got.Context()); ok {
+				if _, ok := requestSession(next.got.Context()); ok {
 					t.Error("an anonymous request carries a session")
 				}
 			}

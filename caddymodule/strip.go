@@ -87,7 +87,7 @@ func (s *SessionStrip) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 			if !strings.HasPrefix(key, "session.") {
 				return nil, false
 			}
-			if _, ok := sessionFromVars(ctx); ok {
+			if _, ok := requestIdentity(ctx); ok {
 				// session_auth ran: its own placeholders answer.
 				return nil, false
 			}

@@ -114,29 +114,8 @@ func NewContext(ctx context.Context, s *Session) context.Context {
 	return context.WithValue(ctx, ctxKey{}, s)
 }
 
-// FromContext returns the session that NewContext stored in ctx, or that
-// a lookup added with RegisterLookup finds there, if any.
+// FromContext returns the session that NewContext stored in ctx.
 func FromContext(ctx context.Context) (*Session, bool) {
-	if s, ok := ctx.Value(ctxKey{}).(*Session); ok && s != nil {
-		return s, true
-	}
-	for _, lookup := range lookups {
-		if s, ok := lookup(ctx); ok && s != nil {
-			return s, true
-		}
-	}
-	return nil, false
-}
-
-// lookups is only written by init functions (RegisterLookup), before any
-// request, so reading it needs no lock.
-var lookups []func(context.Context) (*Session, bool)
-
-// RegisterLookup adds a place where FromContext looks for a session:
-// a server that already keeps a mutable per-request map in the context
-// (Caddy's vars) can carry the session there, and spare every request the
-// copy of itself that NewContext plus Request.WithContext cost. Call it
-// from an init function only.
-func RegisterLookup(lookup func(context.Context) (*Session, bool)) {
-	lookups = append(lookups, lookup)
+	s, ok := ctx.Value(ctxKey{}).(*Session)
+	return s, ok && s != nil
 }
