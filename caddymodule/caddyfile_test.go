@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/sessiongate/caddy-sessiongate/caddymodule"
 )
@@ -288,79 +287,6 @@ func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestCaddyfileSessionAuthAdapt checks a whole site: the directive sorts
-// ahead of request_header and reverse_proxy with no order option, and
-// request_header can use the session's placeholders.
-func TestCaddyfileSessionAuthAdapt(t *testing.T) {
-	caddytest.AssertAdapt(t, `:8080 {
-	reverse_proxy 127.0.0.1:9002
-	request_header X-User {session.user}
-	session_auth {
-		backend http https://auth.example/whoami {
-			user_from login
-		}
-		token cookie sid
-		cache_ttl 1m
-		strip_token
-	}
-}
-`, "caddyfile", `{
-	"apps": {
-		"http": {
-			"servers": {
-				"srv0": {
-					"listen": [
-						":8080"
-					],
-					"routes": [
-						{
-							"handle": [
-								{
-									"backend": {
-										"dialect": "http",
-										"options": {
-											"user_from": "login"
-										},
-										"url": "https://auth.example/whoami"
-									},
-									"cache_ttl": 60000000000,
-									"handler": "session_auth",
-									"strip_token": true,
-									"tokens": [
-										{
-											"from": "cookie",
-											"name": "sid"
-										}
-									]
-								},
-								{
-									"handler": "headers",
-									"request": {
-										"set": {
-											"X-User": [
-												"{session.user}"
-											]
-										}
-									}
-								},
-								{
-									"handler": "reverse_proxy",
-									"upstreams": [
-										{
-											"dial": "127.0.0.1:9002"
-										}
-									]
-								}
-							]
-						}
-					]
-				}
-			}
-		}
-	}
-}`)
 }
 
 // TestCaddyfileSessionAuthErrors checks that every mistake is refused with
