@@ -17,13 +17,16 @@ type SharedEntry struct {
 // after a resolver's own cache and before the session service. It is an
 // interface so that a Go user of this package who needs no shared cache
 // links no client for one (the Redis tier is in package cluster).
+//
+// A Tier must never fail a request: when its store is unreachable, Get
+// answers nil and the other methods do nothing, so the resolver goes on
+// alone.
 type Tier interface {
-	// Lookup returns what some resolver stored for key, or nil. fill is
-	// nil when the entry is fresh at now; otherwise the caller must call
-	// fill exactly once, with its own answer to share or with nil when it
-	// has none (a service error, or a forget during the lookup). Lookup
-	// may wait, for a bounded time, for another node fetching the same key.
-	Lookup(ctx context.Context, key Key, now time.Time) (e *SharedEntry, fill func(*SharedEntry))
+	// Get returns what some resolver stored for key, or nil when there is
+	// nothing fresh at now.
+	Get(ctx context.Context, key Key, now time.Time) *SharedEntry
+	// Set shares the resolver's answer for key.
+	Set(ctx context.Context, key Key, e *SharedEntry, now time.Time)
 	// Forget removes key on every node (logout, purge, rejection).
 	Forget(key Key)
 	// Purge removes every entry of this tier on every node.
