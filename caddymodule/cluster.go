@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -8,7 +9,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx/cluster"
 )
@@ -187,4 +190,21 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(s.InvalidationsReceived), dialect)
 		ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(s.SealedRejected), dialect)
 	}
+}
+
+// redisLogger sends the Redis client's own messages (failed dials while
+// Redis is down) to Caddy's log at a bounded rate, not to stderr per
+// attempt.
+type redisLogger struct {
+	every rate.Sometimes
+}
+
+func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.every.Do(func() {
+		caddy.Log().Named("sessiongate.cluster").Warn("redis client", zap.String("message", fmt.Sprintf(format, v...)))
+	})
+}
+
+func init() {
+	redis.SetLogger(&redisLogger{every: rate.Sometimes{Interval: 10 * time.Second}})
 }
