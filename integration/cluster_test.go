@@ -180,3 +180,33 @@ func allConnected(st map[string]map[string]any) bool {
 	}
 	return true
 }
+
+// TestClusterSecretFromEnvChecked: a secret the Caddyfile cannot check
+// (from the environment) is checked when the config loads; a short or
+// unset one refuses the config, and the running one stays.
+func TestClusterSecretFromEnvChecked(t *testing.T) {
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	site := func(secret string) string {
+		return fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		cluster redis://127.0.0.1:1/0 {
+			secret %s
+		}
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, secret, up.Listener.Addr())
+	}
+	startCaddy(t, site(clusterSecret))
+	t.Setenv("SG_IT_SHORT_SECRET", "only-twenty-bytes-xx")
+	for name, tc := range map[string]struct{ secret, want string }{
+		"short":    {"{env.SG_IT_SHORT_SECRET}", "cluster secret is 20 bytes, need at least 32"},
+		"unset":    {"{env.SG_IT_UNSET_SECRET}", "SG_IT_UNSET_SECRET is not set"},
+	} {
+		status, body := reload(t, site(tc.secret))
+		if status == http.StatusOK || !strings.Contains(body, tc.want) {
+			t.Errorf("%s secret: reload answered %d %s, want an error saying %q", name, status, body, tc.want)
+		}
+	}
+}
