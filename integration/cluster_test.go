@@ -201,8 +201,8 @@ func TestClusterSecretFromEnvChecked(t *testing.T) {
 	startCaddy(t, site(clusterSecret))
 	t.Setenv("SG_IT_SHORT_SECRET", "only-twenty-bytes-xx")
 	for name, tc := range map[string]struct{ secret, want string }{
-		"short":    {"{env.SG_IT_SHORT_SECRET}", "cluster secret is 20 bytes, need at least 32"},
-		"unset":    {"{env.SG_IT_UNSET_SECRET}", "SG_IT_UNSET_SECRET is not set"},
+		"short": {"{env.SG_IT_SHORT_SECRET}", "cluster secret is 20 bytes, need at least 32"},
+		"unset": {"{env.SG_IT_UNSET_SECRET}", "SG_IT_UNSET_SECRET is not set"},
 	} {
 		status, body := reload(t, site(tc.secret))
 		if status == http.StatusOK || !strings.Contains(body, tc.want) {
