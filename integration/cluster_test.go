@@ -91,6 +91,10 @@ func TestClusterTwoNodesOneRedis(t *testing.T) {
 	if st := clusterStats(t); sumStat(st, "l2_hits") != 1 {
 		t.Errorf("cluster stats %v: want 1 L2 hit", st)
 	}
+	if _, m := admin(t, "GET", "/metrics", "", ""); !strings.Contains(m, `caddy_sessiongate_cluster_l2_hits_total{dialect="http"} 1`) ||
+		!strings.Contains(m, `caddy_sessiongate_cluster_connected{dialect="http"} 2`) || strings.Contains(m, "tok-") {
+		t.Errorf("metrics lack the cluster counters (or show a token):\n%s", grepLines(m, "cluster"))
+	}
 
 	// Nothing readable in Redis.
 	rc := srv.Client(nil)
@@ -209,4 +213,14 @@ func TestClusterSecretFromEnvChecked(t *testing.T) {
 			t.Errorf("%s secret: reload answered %d %s, want an error saying %q", name, status, body, tc.want)
 		}
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
