@@ -26,6 +26,13 @@ const (
 // purgeAll is the invalidation message that empties every node's cache.
 const purgeAll = "*"
 
+// Kinds of message on the channel, before the key: a token's entry was
+// invalidated, or filled (for the nodes waiting on another's lock).
+const (
+	kindInvalidate = 'i'
+	kindFilled     = 'f'
+)
+
 // Config shapes a Tier.
 type Config struct {
 	// URL is the Redis server: redis://[user:password@]host:port/db, or
@@ -68,9 +75,10 @@ type Tier struct {
 	warnAt  rate.Sometimes
 	node    string // random: a node ignores its own invalidations
 
-	mu     sync.Mutex
-	forget func(sessionctx.Key)
-	purge  func()
+	mu      sync.Mutex
+	forget  func(sessionctx.Key)
+	purge   func()
+	waiters map[sessionctx.Key][]chan struct{}
 
 	// gen is the generation of this backend's entries: a purge of all
 	// bumps it in Redis, which leaves every older entry unreachable
@@ -179,6 +187,10 @@ func (t *Tier) entryKey(key sessionctx.Key) string {
 
 func (t *Tier) genKey() string { return t.prefix + "gen" }
 
+func (t *Tier) lockKey(key sessionctx.Key) string {
+	return t.prefix + "l:" + t.sealer.name(key[:])
+}
+
 // stored is an entry as sealed in Redis. The session's own JSON form
 // leaves out the dialect and the service's raw answer, which rendering
 // in the dialect's shape needs, so they travel beside it.
@@ -202,6 +214,9 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	raw, err := t.client.Get(ctx, rk).Bytes()
+	if errors.Is(err, redis.Nil) {
+		raw, err = t.awaitOther(ctx, key, rk)
+	}
 	if err != nil {
 		if !errors.Is(err, redis.Nil) {
 			t.failed("cluster read failed; resolving locally", err)
@@ -231,6 +246,70 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 	return &sessionctx.SharedEntry{Session: st.Session, Fresh: time.Unix(0, st.Fresh), Stale: time.Unix(0, st.Stale)}
 }
 
+// awaitOther is a miss: this node takes the token's lock and resolves it
+// (redis.Nil back), or, when another node holds the lock, waits for that
+// node's answer (notified on the channel, not polling) up to the timeout
+// and reads it. Past the timeout the node resolves the token itself.
+func (t *Tier) awaitOther(ctx context.Context, key sessionctx.Key, rk string) ([]byte, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
+	took, err := t.client.SetNX(lctx, t.lockKey(key), t.node, t.timeout).Result()
+	cancel()
+	if err != nil || took {
+		if err == nil {
+			err = redis.Nil
+		}
+		return nil, err
+	}
+	ch := make(chan struct{}, 1)
+	t.mu.Lock()
+	if t.waiters == nil {
+		t.waiters = map[sessionctx.Key][]chan struct{}{}
+	}
+	t.waiters[key] = append(t.waiters[key], ch)
+	t.mu.Unlock()
+	defer t.dropWaiter(key, ch)
+	timer := time.NewTimer(t.timeout)
+	defer timer.Stop()
+	select {
+	case <-ch:
+	case <-timer.C:
+		return nil, redis.Nil
+	case <-ctx.Done():
+		return nil, redis.Nil
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
+	defer cancel()
+	return t.client.Get(rctx, rk).Bytes()
+}
+
+func (t *Tier) dropWaiter(key sessionctx.Key, ch chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ws := t.waiters[key]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(t.waiters, key)
+	} else {
+		t.waiters[key] = ws
+	}
+}
+
+func (t *Tier) wake(key sessionctx.Key) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range t.waiters[key] {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // Set implements sessionctx.Tier: the entry lives in Redis until its
 // stale time. A rejection also tells the other nodes to drop the session
 // they may hold for the token.
@@ -258,16 +337,20 @@ func (t *Tier) Set(ctx context.Context, key sessionctx.Key, e *sessionctx.Shared
 		t.failed("cluster write failed; entry not shared", err)
 		return
 	}
+	kind := byte(kindFilled)
 	if e.Session == nil {
-		t.publish(ctx, t.message(key))
+		kind = kindInvalidate
 	}
+	t.publish(ctx, t.message(kind, key))
+	// The lock has done its work; the next miss (after expiry) may take it.
+	t.client.Del(ctx, t.lockKey(key))
 }
 
 // message is the invalidation of one key: the key sealed to the channel,
 // so that the channel carries no token hash a reader without the secret
 // could link to a token.
-func (t *Tier) message(key sessionctx.Key) string {
-	return string(t.sealer.seal(t.channel, []byte(t.prefix+t.node+string(key[:]))))
+func (t *Tier) message(kind byte, key sessionctx.Key) string {
+	return string(t.sealer.seal(t.channel, []byte(t.prefix+t.node+string(kind)+string(key[:]))))
 }
 
 func (t *Tier) publish(ctx context.Context, msg string) {
@@ -285,7 +368,7 @@ func (t *Tier) Forget(key sessionctx.Key) {
 	if err := t.client.Del(ctx, t.entryKey(key)).Err(); err != nil {
 		t.failed("cluster delete failed", err)
 	}
-	t.publish(ctx, t.message(key))
+	t.publish(ctx, t.message(kindInvalidate, key))
 }
 
 // Purge implements sessionctx.Tier: a new generation makes every entry of
@@ -395,9 +478,9 @@ func (t *Tier) apply(ctx context.Context, payload string) {
 		return // this node's own, applied already
 	}
 	body = body[len(t.node):]
-	t.received.Add(1)
 	forget, purge := t.local()
 	if string(body) == purgeAll {
+		t.received.Add(1)
 		if err := t.readGen(ctx); err != nil {
 			t.failed("cluster generation not read", err)
 		}
@@ -407,13 +490,19 @@ func (t *Tier) apply(ctx context.Context, payload string) {
 		return
 	}
 	var key sessionctx.Key
-	if len(body) != len(key) {
+	if len(body) != 1+len(key) {
 		return
 	}
-	copy(key[:], body)
+	copy(key[:], body[1:])
+	if body[0] == kindFilled {
+		t.wake(key)
+		return
+	}
+	t.received.Add(1)
 	if forget != nil {
 		forget(key)
 	}
+	t.wake(key)
 }
 
 func bytesCut(b []byte, prefix string) ([]byte, bool) {

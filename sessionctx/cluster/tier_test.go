@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -320,5 +321,45 @@ func TestTierSecretTooShort(t *testing.T) {
 	}
 	if _, err := New(Config{URL: "http://x", Secret: testSecret}); err == nil {
 		t.Fatal("a non-redis url was accepted")
+	}
+}
+
+// TestTierStampedeAcrossNodes: three nodes miss one token at the same
+// instant; one takes the Redis lock and calls the service, the others
+// wait for its answer.
+func TestTierStampedeAcrossNodes(t *testing.T) {
+	srv := redistest.Start(t)
+	b := &countingBackend{delay: 40 * time.Millisecond}
+	var ns []node
+	for range 3 {
+		ns = append(ns, newNode(t, srv, b, "backend1"))
+	}
+	for round := range 5 {
+		tok := fmt.Sprintf("goodstampede%d", round)
+		before := b.calls.Load()
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, 3*10)
+		for _, n := range ns {
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					if _, err := n.Resolve(context.Background(), cred(tok)); err != nil {
+						errs <- err
+					}
+				}()
+			}
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if got := b.calls.Load() - before; got != 1 {
+			t.Fatalf("round %d: 3 nodes x 10 concurrent requests made %d service calls, want 1", round, got)
+		}
 	}
 }
