@@ -194,7 +194,9 @@ func (r *Resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 	forgets := r.forgets.Load()
 	now := r.now()
 	e := r.tier.Get(ctx, key, now)
-	if e == nil {
+	if e == nil || r.forgets.Load() != forgets {
+		// A forget (perhaps this very token's revocation from another
+		// node) during the read: what was read may be what it revoked.
 		return Result{}, nil, false
 	}
 	if e.Session == nil {
