@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+	"github.com/sessiongate/caddy-sessiongate/sessionctx/cluster"
 )
 
 func init() {
@@ -57,6 +58,8 @@ type BackendStats struct {
 	// URL is the backend URL without user info, query or fragment.
 	URL string `json:"url"`
 	sessionctx.Stats
+	// Cluster is the Redis tier's view, when the backend has one.
+	Cluster *cluster.Stats `json:"cluster,omitempty"`
 }
 
 func (a *AdminAPI) handleStats(w http.ResponseWriter, r *http.Request) error {
@@ -65,7 +68,12 @@ func (a *AdminAPI) handleStats(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := []BackendStats{}
 	for _, p := range liveResolvers() {
-		out = append(out, BackendStats{ID: p.key[:12], Dialect: p.dialect, URL: p.url, Stats: p.Stats()})
+		bs := BackendStats{ID: p.key[:12], Dialect: p.dialect, URL: p.url, Stats: p.Stats()}
+		if p.tier != nil {
+			st := p.tier.Stats()
+			bs.Cluster = &st
+		}
+		out = append(out, bs)
 	}
 	return writeJSON(w, map[string]any{"backends": out})
 }

@@ -84,6 +84,11 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    stale_if_error <duration>
 //	    cache_max <n>
 //	    retry_after <duration>
+//	    cluster <redis-url> {
+//	        secret <at least 32 bytes>
+//	        key_prefix <prefix>
+//	        timeout <duration>
+//	    }
 //
 //	    header_prefix <prefix>
 //	    header <name> <template>
@@ -130,7 +135,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch sub {
 		case "backend", "timeout", "tls_insecure_skip_verify", "cache_ttl", "negative_ttl",
 			"stale_if_error", "cache_max", "header_prefix", "header_fields", "strip_token", "optional", "on_unauthenticated",
-			"retry_after", "log_hash_key":
+			"retry_after", "log_hash_key", "cluster":
 			if err := once(sub); err != nil {
 				return err
 			}
@@ -184,6 +189,13 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.BackendHeaders = http.Header{}
 			}
 			h.BackendHeaders.Add(name, value)
+
+		case "cluster":
+			c, err := parseCluster(d)
+			if err != nil {
+				return err
+			}
+			h.Cluster = c
 
 		case "token":
 			src, err := parseTokenSource(d)

@@ -30,6 +30,7 @@ var metrics = struct {
 	serviceDuration *prometheus.HistogramVec
 	serviceErrors   *prometheus.CounterVec
 	entries         prometheus.Collector
+	cluster         prometheus.Collector
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
@@ -66,6 +67,7 @@ var metrics = struct {
 		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "cache_entries"),
 		"Entries in the sessiongate caches, by dialect and kind (session or rejection).",
 		[]string{"dialect", "kind"}, nil)},
+	cluster: newClusterCollector(),
 }
 
 func init() {
@@ -81,7 +83,7 @@ func init() {
 func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		metrics.requests, metrics.cacheHits, metrics.cacheMisses, metrics.cacheEvictions,
-		metrics.serviceDuration, metrics.serviceErrors, metrics.entries,
+		metrics.serviceDuration, metrics.serviceErrors, metrics.entries, metrics.cluster,
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"sort"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+	"github.com/sessiongate/caddy-sessiongate/sessionctx/cluster"
 )
 
 // resolvers holds every live resolver, keyed by a hash of the config that
@@ -32,25 +34,36 @@ type pooledResolver struct {
 	// metrics on; the resolver-level observations (service calls, errors,
 	// evictions) are recorded only while it is positive.
 	metricsUsers atomic.Int64
+
+	// tier is the cache shared with other nodes through Redis, or nil.
+	tier *cluster.Tier
 }
 
-// Destruct implements caddy.Destructor. A resolver holds no goroutine or
-// file; dropping the last reference frees it.
-func (*pooledResolver) Destruct() error { return nil }
+// Destruct implements caddy.Destructor: the last handler using the
+// resolver is gone, and so is the reason to stay subscribed to Redis.
+func (p *pooledResolver) Destruct() error {
+	if p.tier != nil {
+		return p.tier.Close()
+	}
+	return nil
+}
 
-func resolverKey(b sessionctx.BackendConfig, c sessionctx.CacheConfig) string {
+// resolverKey includes the cluster settings, secret and all (hashed), so
+// a reload that changes them builds a new tier.
+func resolverKey(b sessionctx.BackendConfig, c sessionctx.CacheConfig, cl *clusterSettings) string {
 	raw, _ := json.Marshal(struct {
-		B sessionctx.BackendConfig
-		C sessionctx.CacheConfig
-	}{b, c})
+		B  sessionctx.BackendConfig
+		C  sessionctx.CacheConfig
+		CL *clusterSettings `json:",omitempty"`
+	}{b, c, cl})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
 }
 
 // loadResolver returns the shared resolver for this config; its key is
 // what Cleanup must release. On error nothing is held.
-func loadResolver(b sessionctx.BackendConfig, c sessionctx.CacheConfig) (*pooledResolver, error) {
-	key := resolverKey(b, c)
+func loadResolver(b sessionctx.BackendConfig, c sessionctx.CacheConfig, cl *clusterSettings) (*pooledResolver, error) {
+	key := resolverKey(b, c, cl)
 	val, _, err := resolvers.LoadOrNew(key, func() (caddy.Destructor, error) {
 		backend, _, err := sessionctx.NewBackend(b)
 		if err != nil {
@@ -72,6 +85,17 @@ func loadResolver(b sessionctx.BackendConfig, c sessionctx.CacheConfig) (*pooled
 			if p.metricsUsers.Load() > 0 {
 				observeEvictions("capacity", n)
 			}
+		}
+		if cl != nil {
+			// The backend's identity alone (not the cache settings)
+			// names its entries in Redis: nodes with the same session
+			// service share, whatever their cache_ttl.
+			tier, err := newTier(cl, resolverKey(b, sessionctx.CacheConfig{}, nil))
+			if err != nil {
+				return nil, fmt.Errorf("cluster: %w", err)
+			}
+			p.tier = tier
+			p.SetTier(tier)
 		}
 		return p, nil
 	})

@@ -96,6 +96,9 @@ type SessionAuth struct {
 	// same secret to every server whose logs must name a token alike. May
 	// use {env.*}. Default a random key per process.
 	LogHashKey string `json:"log_hash_key,omitempty"`
+	// Cluster shares this backend's cache with other nodes through
+	// Redis. Default none.
+	Cluster *ClusterConfig `json:"cluster,omitempty"`
 	// DisableMetrics keeps this handler out of the Prometheus metrics.
 	// Default false.
 	DisableMetrics bool `json:"disable_metrics,omitempty"`
@@ -214,7 +217,11 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		StaleIfError: time.Duration(h.StaleIfError),
 		Max:          h.CacheMax,
 	}
-	pooled, err := loadResolver(bcfg, ccfg)
+	cl, err := h.Cluster.settings()
+	if err != nil {
+		return err
+	}
+	pooled, err := loadResolver(bcfg, ccfg, cl)
 	if err != nil {
 		return err
 	}

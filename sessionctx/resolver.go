@@ -100,6 +100,10 @@ type Resolver struct {
 
 	hits, misses, staleServes, calls, errs, evictions, callNanos atomic.Uint64
 
+	// tier, if set, is the cache shared with other nodes, consulted on a
+	// miss before the session service.
+	tier Tier
+
 	// forgets counts Forget and Purge calls. A call in flight when one
 	// happens does not cache its answer: the session it fetched may be
 	// the one just logged out or revoked.
@@ -116,6 +120,13 @@ func NewResolver(backend Backend, cfg CacheConfig) *Resolver {
 		neg:     newStore(cfg.Max),
 		now:     time.Now,
 	}
+}
+
+// SetTier makes the resolver share its answers and revocations with the
+// other resolvers on t. Call it before the first Resolve.
+func (r *Resolver) SetTier(t Tier) {
+	r.tier = t
+	t.Attach(func(k Key) { r.forgetLocal(k) }, func() { r.purgeLocal() })
 }
 
 // SetClock replaces the resolver's clock; for tests.
@@ -146,6 +157,11 @@ func (r *Resolver) resolveMiss(ctx context.Context, key Key, cred Credential) (R
 		if res, err, ok := r.cached(key, r.now().UnixNano()); ok {
 			return res, err
 		}
+		if r.tier != nil {
+			if res, err, ok := r.shared(ctx, key); ok {
+				return res, err
+			}
+		}
 		// The call serves every waiter, so it must not die with the
 		// first one's client; the backend's own timeout bounds it.
 		return r.fetch(context.WithoutCancel(ctx), key, cred)
@@ -170,6 +186,35 @@ func (r *Resolver) cached(key Key, now int64) (Result, error, bool) {
 		return Result{Key: key, Hit: true}, fmt.Errorf("%w: token rejected (cached)", ErrUnauthenticated), true
 	}
 	return Result{}, nil, false
+}
+
+// shared answers from the tier when another node has: the answer fills
+// the cache as if the service had given it, without calling the service.
+func (r *Resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
+	forgets := r.forgets.Load()
+	now := r.now()
+	e := r.tier.Get(ctx, key, now)
+	if e == nil || r.forgets.Load() != forgets {
+		// A forget (perhaps this very token's revocation from another
+		// node) during the read: what was read may be what it revoked.
+		return Result{}, nil, false
+	}
+	if e.Session == nil {
+		if r.forgets.Load() == forgets {
+			exp := e.Fresh.UnixNano()
+			r.evicted(r.neg.put(key, &entry{fresh: exp, stale: exp}, now.UnixNano()))
+		}
+		return Result{Key: key}, fmt.Errorf("%w: token rejected (shared)", ErrUnauthenticated), true
+	}
+	ent := &entry{session: e.Session, fresh: e.Fresh.UnixNano(), stale: e.Stale.UnixNano()}
+	if r.Prepare != nil {
+		ent.prepared = r.Prepare(e.Session)
+	}
+	if r.forgets.Load() == forgets {
+		r.neg.delete(key)
+		r.evicted(r.pos.put(key, ent, now.UnixNano()))
+	}
+	return Result{Session: e.Session, Prepared: ent.prepared, Key: key}, nil, true
 }
 
 func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result, error) {
@@ -209,12 +254,18 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 		if r.forgets.Load() == forgets {
 			r.neg.delete(key)
 			r.evicted(r.pos.put(key, e, now.UnixNano()))
+			if r.tier != nil {
+				r.tier.Set(ctx, key, &SharedEntry{Session: s, Fresh: fresh, Stale: stale}, now)
+			}
 		}
 		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
 	case errors.Is(err, ErrUnauthenticated):
 		r.pos.delete(key)
-		exp := now.Add(r.cfg.NegativeTTL).UnixNano()
-		r.evicted(r.neg.put(key, &entry{fresh: exp, stale: exp}, now.UnixNano()))
+		exp := now.Add(r.cfg.NegativeTTL)
+		r.evicted(r.neg.put(key, &entry{fresh: exp.UnixNano(), stale: exp.UnixNano()}, now.UnixNano()))
+		if r.tier != nil {
+			r.tier.Set(ctx, key, &SharedEntry{Fresh: exp, Stale: exp}, now)
+		}
 		return Result{Key: key}, err
 	default:
 		r.errs.Add(1)
@@ -243,8 +294,17 @@ func (r *Resolver) evicted(n int) {
 // reports whether there was one.
 func (r *Resolver) Forget(cred Credential) bool { return r.ForgetKey(KeyOf(cred)) }
 
-// ForgetKey is Forget by key.
+// ForgetKey is Forget by key, on every node when the resolver has a tier.
 func (r *Resolver) ForgetKey(key Key) bool {
+	if r.tier != nil {
+		r.tier.Forget(key)
+	}
+	return r.forgetLocal(key)
+}
+
+// forgetLocal is ForgetKey on this node only: what an invalidation from
+// another node does.
+func (r *Resolver) forgetLocal(key Key) bool {
 	r.forgets.Add(1)
 	p := r.pos.delete(key)
 	n := r.neg.delete(key)
@@ -271,8 +331,16 @@ func (r *Resolver) ForgetToken(token string) int {
 	return n
 }
 
-// Purge evicts every entry and returns how many there were.
+// Purge evicts every entry, on every node when the resolver has a tier,
+// and returns how many there were here.
 func (r *Resolver) Purge() int {
+	if r.tier != nil {
+		r.tier.Purge()
+	}
+	return r.purgeLocal()
+}
+
+func (r *Resolver) purgeLocal() int {
 	r.forgets.Add(1)
 	return r.pos.clear() + r.neg.clear()
 }

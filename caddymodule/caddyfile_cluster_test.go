@@ -1,0 +1,60 @@
+package caddymodule_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestCaddyfileClusterAdapts(t *testing.T) {
+	got, err := adaptSessionAuth(t, `session_auth http https://a.example {
+	cluster redis://user:pw@redis.internal:6379/0 {
+		secret {env.SESSIONGATE_CLUSTER_SECRET}
+		key_prefix sg1:
+		timeout 50ms
+	}
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Cluster map[string]any `json:"cluster"`
+	}
+	json.Unmarshal([]byte(got), &h)
+	want := map[string]any{"url": "redis://user:pw@redis.internal:6379/0", "secret": "{env.SESSIONGATE_CLUSTER_SECRET}", "key_prefix": "sg1:", "timeout": float64(50e6)}
+	if fmt.Sprint(h.Cluster) != fmt.Sprint(want) {
+		t.Fatalf("cluster = %v, want %v (handler %s)", h.Cluster, want, got)
+	}
+}
+
+func TestCaddyfileClusterErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		line  int
+		want  string
+	}{
+		{"no secret", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout 50ms", "}", "}"}, 3, "cluster needs a secret"},
+		{"no block", []string{"session_auth http https://a.example {", "cluster redis://r:6379", "}"}, 3, "cluster needs a secret"},
+		{"short secret", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret tooshort", "}", "}"}, 4, "cluster secret is 8 bytes, need at least 32"},
+		{"no url", []string{"session_auth http https://a.example {", "cluster", "}"}, 3, "want cluster <redis-url>"},
+		{"unknown option", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "password x", "}", "}"}, 4, `unknown cluster option "password"`},
+		{"bad timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout -1s", "}", "}"}, 4, `cluster timeout "-1s"`},
+		{"given twice", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "}"}, 6, "cluster given twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := adaptSessionAuth(t, strings.Join(tc.lines, "\n"))
+			if err == nil {
+				t.Fatalf("adapted without error; want %q", tc.want)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) {
+				t.Errorf("error %q does not say %q", msg, tc.want)
+			}
+			if at := fmt.Sprintf("Caddyfile:%d", tc.line); !strings.Contains(msg, at) {
+				t.Errorf("error %q does not name line %s", msg, at)
+			}
+		})
+	}
+}

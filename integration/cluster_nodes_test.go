@@ -1,0 +1,313 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiongate/caddy-sessiongate/internal/redistest"
+)
+
+// caddyNode is one real Caddy process (built from ./cmd/caddy), one node
+// of a cluster.
+type caddyNode struct {
+	site, admin string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func buildCaddy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "caddy")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/caddy")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/caddy: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func startNode(t *testing.T, bin, svcURL, redisURL, upstream string) caddyNode {
+	t.Helper()
+	n := caddyNode{site: freeAddr(t), admin: freeAddr(t)}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`{
+	admin %s
+	auto_https off
+	persist_config off
+	grace_period 1s
+}
+
+http://%s {
+	session_auth http %s {
+		logout POST /logout
+		cluster %s {
+			secret {env.SG_NODE_SECRET}
+			timeout 100ms
+		}
+	}
+	reverse_proxy %s
+}
+`, n.admin, n.site, svcURL, redisURL, upstream)
+	file := filepath.Join(dir, "Caddyfile")
+	os.WriteFile(file, []byte(cfg), 0o600)
+	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "SG_NODE_SECRET="+clusterSecret, "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("node %s log:\n%s", n.site, logs.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if st, err := n.cluster(); err == nil && st["connected"] == true {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s did not come up connected to Redis:\n%s", n.site, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var nodeClient = &http.Client{Timeout: 10 * time.Second}
+
+// cluster is the node's cluster stats (one backend).
+func (n caddyNode) cluster() (map[string]any, error) {
+	resp, err := nodeClient.Get("http://" + n.admin + "/sessiongate/stats")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Backends []struct {
+			Entries int            `json:"entries"`
+			Cluster map[string]any `json:"cluster"`
+		} `json:"backends"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Backends) != 1 || out.Backends[0].Cluster == nil {
+		return nil, fmt.Errorf("stats: %v %+v", err, out)
+	}
+	out.Backends[0].Cluster["entries"] = float64(out.Backends[0].Entries)
+	return out.Backends[0].Cluster, nil
+}
+
+func (n caddyNode) get(t *testing.T, method, path, token string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+n.site+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := nodeClient.Do(req)
+	if err != nil {
+		t.Errorf("%s %s on %s: %v", method, path, n.site, err)
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestClusterThreeCaddyProcesses: three real Caddy processes on one
+// Redis and one session service.
+func TestClusterThreeCaddyProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Caddy")
+	}
+	srv := redistest.Start(t)
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	bin := buildCaddy(t)
+	var nodes []caddyNode
+	for range 3 {
+		nodes = append(nodes, startNode(t, bin, svc.URL, srv.URL(), up.Listener.Addr().String()))
+	}
+
+	// Sequential: M tokens through N nodes cost M calls.
+	const tokens = 10
+	for i := range tokens {
+		svc.addSession(fmt.Sprintf("tok-seq-%d", i), map[string]any{"user_id": fmt.Sprint(i), "user": "u"})
+	}
+	before := svc.calls.Load()
+	for i := range tokens {
+		for _, n := range nodes {
+			if st := n.get(t, "GET", "/", fmt.Sprintf("tok-seq-%d", i)); st != 200 {
+				t.Fatalf("token %d on %s: %d", i, n.site, st)
+			}
+		}
+	}
+	if got := svc.calls.Load() - before; got != tokens {
+		t.Errorf("3 nodes x %d tokens made %d service calls, want %d", tokens, got, tokens)
+	}
+
+	// Concurrent stampede across the nodes: one call.
+	svc.addSession("tok-stampede", aliceSession())
+	svc.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		time.Sleep(30 * time.Millisecond)
+		return false
+	})
+	before = svc.calls.Load()
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	start := make(chan struct{})
+	for _, n := range nodes {
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if st := n.get(t, "GET", "/", "tok-stampede"); st != 200 {
+					bad.Add(1)
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	svc.setFault(nil)
+	if bad.Load() != 0 {
+		t.Errorf("%d stampede requests failed", bad.Load())
+	}
+	if got := svc.calls.Load() - before; got != 1 {
+		t.Errorf("stampede of 30 requests over 3 nodes made %d service calls, want 1", got)
+	}
+
+	// Logout on node 0 reaches nodes 1 and 2 within a second.
+	if st := nodes[0].get(t, "POST", "/logout", "tok-stampede"); st != 200 {
+		t.Fatalf("logout: %d", st)
+	}
+	began := time.Now()
+	svc.mu.Lock()
+	delete(svc.sessions, "tok-stampede")
+	svc.mu.Unlock()
+	for _, n := range nodes[1:] {
+		for n.get(t, "GET", "/", "tok-stampede") != 401 {
+			if time.Since(began) > time.Second {
+				t.Fatalf("node %s still serves a session logged out on node 0 after 1s", n.site)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Logf("logout on node 0 ended the session on nodes 1 and 2 within %v", time.Since(began))
+
+	// Admin purge of all on node 2 reaches nodes 0 and 1.
+	svc.addSession("tok-purge", aliceSession())
+	for _, n := range nodes {
+		n.get(t, "GET", "/", "tok-purge")
+	}
+	resp, err := nodeClient.Post("http://"+nodes[2].admin+"/sessiongate/purge", "application/json", strings.NewReader(`{"all": true}`))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("purge: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	began = time.Now()
+	for _, n := range nodes[:2] {
+		for {
+			st, err := n.cluster()
+			if err == nil && st["entries"] == float64(0) {
+				break
+			}
+			if time.Since(began) > time.Second {
+				t.Fatalf("node %s still holds entries 1s after a purge on node 2: %v", n.site, st)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Logf("purge on node 2 emptied nodes 0 and 1 within %v", time.Since(began))
+
+	// Redis killed mid-load: no 5xx; restarted: sharing resumes.
+	stop := make(chan struct{})
+	var fivexx, total atomic.Int64
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				st := n.get(t, "GET", "/", fmt.Sprintf("tok-seq-%d", i%tokens))
+				total.Add(1)
+				if st >= 500 || st == 0 {
+					fivexx.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Kill()
+	time.Sleep(700 * time.Millisecond)
+	srv.Start()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if fivexx.Load() != 0 {
+		t.Errorf("%d of %d requests failed (5xx or error) around a Redis kill", fivexx.Load(), total.Load())
+	}
+	t.Logf("%d requests across a Redis kill and restart, %d 5xx", total.Load(), fivexx.Load())
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range nodes {
+		for {
+			st, err := n.cluster()
+			if err == nil && st["connected"] == true {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s did not reconnect: %v %v", n.site, st, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	svc.addSession("tok-after", aliceSession())
+	before = svc.calls.Load()
+	for _, n := range nodes {
+		if st := n.get(t, "GET", "/", "tok-after"); st != 200 {
+			t.Fatalf("after restart on %s: %d", n.site, st)
+		}
+	}
+	if got := svc.calls.Load() - before; got != 1 {
+		t.Errorf("after the Redis restart a new token through 3 nodes made %d calls, want 1 (sharing resumed)", got)
+	}
+
+	// Redis frozen (SIGSTOP): every Redis operation times out, and
+	// requests are still answered within the timeouts + the service.
+	srv.Pause()
+	defer srv.Resume()
+	for i, tok := range []string{"tok-paused-1", "tok-paused-2"} {
+		svc.addSession(tok, aliceSession())
+		began := time.Now()
+		if st := nodes[i].get(t, "GET", "/", tok); st != 200 {
+			t.Errorf("with Redis paused: %d", st)
+		}
+		took := time.Since(began)
+		t.Logf("new token with Redis paused answered in %v", took)
+		if took > 3*100*time.Millisecond+200*time.Millisecond {
+			t.Errorf("with Redis paused a request took %v, want within the Redis timeouts + the service's time", took)
+		}
+	}
+}

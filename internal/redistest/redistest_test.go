@@ -1,0 +1,37 @@
+package redistest
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestServerLifecycle(t *testing.T) {
+	s := Start(t)
+	c := s.Client(nil)
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+
+	s.Pause()
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err := c.Get(short, "k").Err()
+	cancel()
+	if err == nil {
+		t.Fatal("GET on a paused server answered")
+	}
+	s.Resume()
+
+	s.Restart()
+	if n, err := c.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Fatalf("after restart: EXISTS k = %d, %v; want 0 (nothing persisted)", n, err)
+	}
+}
+
+func TestServerArgs(t *testing.T) {
+	s := Start(t, "--requirepass", "pw")
+	if err := s.Client(nil).Ping(context.Background()).Err(); err == nil {
+		t.Fatal("PING without AUTH answered on a server with requirepass")
+	}
+}
