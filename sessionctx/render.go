@@ -189,10 +189,26 @@ func infoNumberOrString(id string) any {
 	if id == "" {
 		return nil
 	}
-	if _, err := strconv.ParseInt(id, 10, 64); err == nil && (id == "0" || id[0] != '0') {
+	if _, err := strconv.ParseInt(id, 10, 64); err == nil && infoIsJSONInteger(id) {
 		return json.Number(id)
 	}
 	return id
+}
+
+// infoIsJSONInteger reports whether id is written the way JSON writes an
+// integer: an optional minus, then 0 or digits without a leading zero.
+// strconv accepts more ("+1", "-012"), which json.Marshal refuses.
+func infoIsJSONInteger(id string) bool {
+	digits := strings.TrimPrefix(id, "-")
+	if digits == "" || (len(digits) > 1 && digits[0] == '0') {
+		return false
+	}
+	for i := 0; i < len(digits); i++ {
+		if digits[i] < '0' || digits[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // infoMillisLayout is the timestamp format vSphere and TR50 answer with.

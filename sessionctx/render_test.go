@@ -429,3 +429,26 @@ func TestInfoHandlesTR50Commands(t *testing.T) {
 		t.Error("GET answered")
 	}
 }
+
+// TestRenderIDsNotWrittenAsJSON: ids strconv reads as integers but JSON
+// does not ("+1", "-012") are rendered as strings, not as a failed answer.
+func TestRenderIDsNotWrittenAsJSON(t *testing.T) {
+	for _, id := range []string{"+1", "-012", "007", "-0", "12"} {
+		for _, shape := range InfoShapes() {
+			s := infoSession()
+			s.ID, s.UserID, s.OrgID = id, id, id
+			a, err := RenderInfo(shape, s, InfoRequest{Method: "GET", Path: "/api/v1/session/" + id, Now: renderNow})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Status >= 500 || !json.Valid(a.Body) {
+				t.Errorf("%s id %q: status %d body %s", shape, id, a.Status, a.Body)
+			}
+		}
+	}
+	for id, want := range map[string]any{"+1": "+1", "-012": "-012", "007": "007", "-0": json.Number("-0"), "12": json.Number("12")} {
+		if got := infoNumberOrString(id); got != want {
+			t.Errorf("infoNumberOrString(%q) = %#v, want %#v", id, got, want)
+		}
+	}
+}
