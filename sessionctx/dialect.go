@@ -139,6 +139,11 @@ type BackendConfig struct {
 	Header http.Header
 	// MaxBody bounds an answer; default DefaultMaxBody.
 	MaxBody int64
+	// Transport, when set, carries the session-service requests in place
+	// of the plain transport built from the TLS fields above (the Caddy
+	// side builds it from reverse_proxy's transport settings). Timeout
+	// still bounds each request, and redirects are still not followed.
+	Transport http.RoundTripper `json:"-"`
 }
 
 // NewBackend builds the client that cfg describes.
@@ -213,16 +218,9 @@ func newService(cfg BackendConfig) (*Service, error) {
 		}
 		tlsCfg.RootCAs = pool
 	}
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   timeout,
-		ResponseHeaderTimeout: timeout,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+	var transport http.RoundTripper = cfg.Transport
+	if transport == nil {
+		transport = plainTransport(tlsCfg, timeout)
 	}
 	return &Service{
 		URL: u,
@@ -236,6 +234,22 @@ func newService(cfg BackendConfig) (*Service, error) {
 		Header:  cfg.Header,
 		MaxBody: maxBody,
 	}, nil
+}
+
+// plainTransport is the session-service transport of a Go user who brings
+// none: keep-alive connections, every phase bounded by timeout.
+func plainTransport(tlsCfg *tls.Config, timeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsCfg,
+		TLSHandshakeTimeout:   timeout,
+		ResponseHeaderTimeout: timeout,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
 }
 
 // Endpoint returns the service's base URL joined with path (and an
