@@ -104,7 +104,7 @@ func (a *AdminAPI) handlePurge(w http.ResponseWriter, r *http.Request) error {
 		if req.All {
 			n = p.Purge()
 		} else {
-			n = p.Resolver.ForgetToken(req.Token)
+			n = p.ForgetToken(req.Token)
 		}
 		purged += n
 		if p.metricsUsers.Load() > 0 {

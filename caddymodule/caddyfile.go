@@ -305,8 +305,8 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	if h.Backend.Dialect == "" {
-		return d.Errf("session_auth needs a backend: session_auth <dialect> <url>, or backend <dialect> <url> in its block (dialects: %s)",
-			strings.Join(sessionctx.DialectNames(), ", "))
+		_, err := sessionctx.DialectOptions("")
+		return d.Errf("session_auth needs a backend: session_auth <dialect> <url>, or backend <dialect> <url> in its block (%v)", err)
 	}
 	return nil
 }
@@ -314,7 +314,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // setBackend checks the dialect and URL and reads the dialect's option
 // block, if the line has one.
 func (h *SessionAuth) setBackend(d *caddyfile.Dispenser, dialect, url string, block bool) error {
-	dl, err := sessionctx.LookupDialect(dialect)
+	defaults, err := sessionctx.DialectOptions(dialect)
 	if err != nil {
 		return d.Errf("backend: %v", err)
 	}
@@ -324,36 +324,36 @@ func (h *SessionAuth) setBackend(d *caddyfile.Dispenser, dialect, url string, bl
 	if err := checkEnvSet("backend url", url); err != nil {
 		return d.Err(err.Error())
 	}
-	h.Backend = BackendConfig{Dialect: dl.Name, URL: url}
+	h.Backend = BackendConfig{Dialect: dialect, URL: url}
 	if !block {
 		return nil
 	}
 	var opts sessionctx.Options
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		if dl.NewOptions == nil {
-			return d.Errf("dialect %s takes no options", dl.Name)
+		if defaults == nil {
+			return d.Errf("dialect %s takes no options", dialect)
 		}
 		if opts == nil {
 			// A zero value, not the defaults, so that the JSON holds
 			// only what the user wrote.
-			opts = reflect.New(reflect.TypeOf(dl.NewOptions()).Elem()).Interface().(sessionctx.Options)
+			opts = reflect.New(reflect.TypeOf(defaults).Elem()).Interface().(sessionctx.Options)
 		}
 		name := d.Val()
 		if seen[name] {
 			// Every option holds one value: a second line would
 			// silently win over the first.
-			return d.Errf("backend %s: option %s given twice", dl.Name, name)
+			return d.Errf("backend %s: option %s given twice", dialect, name)
 		}
 		seen[name] = true
 		if err := opts.SetOption(name, d.RemainingArgs()); err != nil {
-			return d.Errf("backend %s: %v", dl.Name, err)
+			return d.Errf("backend %s: %v", dialect, err)
 		}
 	}
 	if opts != nil {
 		raw, err := json.Marshal(opts)
 		if err != nil {
-			return d.Errf("backend %s options: %v", dl.Name, err)
+			return d.Errf("backend %s options: %v", dialect, err)
 		}
 		h.Backend.Options = raw
 	}

@@ -139,7 +139,20 @@ type identity struct {
 // the session service's raw answer.
 func (id *identity) String() string { return id.vals[fieldUser] }
 
-func prepareIdentity(s *sessionctx.Session) any {
+// identityOf is the identity prepared with the session res holds: the
+// pool's clients prepare every session they cache, so it is made here
+// only for a session from elsewhere.
+func identityOf(res sessionctx.Result) *identity {
+	if id, ok := res.Prepared.(*identity); ok && id.session == res.Session {
+		return id
+	}
+	return newIdentity(res.Session)
+}
+
+// prepareIdentity is the clients' Prepare hook.
+func prepareIdentity(s *sessionctx.Session) any { return newIdentity(s) }
+
+func newIdentity(s *sessionctx.Session) *identity {
 	id := &identity{session: s, placeholders: placeholders(s)}
 	id.vals[fieldUser] = sanitize(s.User)
 	id.vals[fieldUserID] = sanitize(s.UserID)

@@ -54,7 +54,7 @@ func httptestBody(s string) io.ReadCloser { return io.NopCloser(strings.NewReade
 func infoTestSession() *sessionctx.Session {
 	return &sessionctx.Session{
 		ID: "1000001", UserID: "u-1", User: "ann", Email: "ann@example.com", Name: "Ann Example",
-		Roles: []string{"dev"}, Kind: sessionctx.KindUser,
+		Roles: []string{"dev"}, Kind: "user",
 	}
 }
 

@@ -25,7 +25,7 @@ var resolvers = caddy.NewUsagePool()
 // need to name it. It is shared by every handler with the same config, so
 // it outlives any one of them.
 type pooledResolver struct {
-	*sessionctx.Resolver
+	*sessionctx.Client
 	key     string
 	dialect string
 	url     string // without credentials or query: safe to show
@@ -48,55 +48,66 @@ func (p *pooledResolver) Destruct() error {
 	return nil
 }
 
-// resolverKey includes the cluster settings, secret and all (hashed), so
-// a reload that changes them builds a new tier.
-func resolverKey(b sessionctx.BackendConfig, c sessionctx.CacheConfig, cl *clusterSettings) string {
+// resolverKey is a hash of everything that shapes a client: the service,
+// its options as configured (raw JSON), the token sources, the cache and
+// the cluster settings, secret and all, so a reload that changes any of
+// them builds a new one.
+func resolverKey(cfg sessionctx.Config, options json.RawMessage, cl *clusterSettings) string {
 	raw, _ := json.Marshal(struct {
-		B  sessionctx.BackendConfig
-		C  sessionctx.CacheConfig
-		CL *clusterSettings `json:",omitempty"`
-	}{b, c, cl})
+		Dialect, URL string
+		Options      json.RawMessage `json:",omitempty"`
+		Tokens       []sessionctx.TokenSource
+		Header       map[string][]string
+		Timeout      time.Duration
+		MaxBody      int64
+		TLSInsecure  bool
+		TLSCAs       []string
+		Cache        sessionctx.CacheConfig
+		CL           *clusterSettings `json:",omitempty"`
+	}{cfg.Dialect, cfg.URL, options, cfg.Tokens, cfg.Header, cfg.Timeout, cfg.MaxBody,
+		cfg.TLSInsecureSkipVerify, cfg.TLSTrustedCACerts, cfg.Cache, cl})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
 }
 
 // loadResolver returns the shared resolver for this config; its key is
 // what Cleanup must release. On error nothing is held.
-func loadResolver(b sessionctx.BackendConfig, c sessionctx.CacheConfig, cl *clusterSettings) (*pooledResolver, error) {
-	key := resolverKey(b, c, cl)
+func loadResolver(cfg sessionctx.Config, options json.RawMessage, cl *clusterSettings) (*pooledResolver, error) {
+	key := resolverKey(cfg, options, cl)
 	val, _, err := resolvers.LoadOrNew(key, func() (caddy.Destructor, error) {
-		backend, _, err := sessionctx.NewBackend(b)
-		if err != nil {
-			return nil, err
-		}
-		p := &pooledResolver{
-			Resolver: sessionctx.NewResolver(backend, c),
-			key:      key,
-			dialect:  b.Dialect,
-			url:      redactURL(b.URL),
-		}
-		p.Prepare = prepareIdentity
-		p.Observe = func(d time.Duration, err error) {
+		p := &pooledResolver{key: key, dialect: cfg.Dialect, url: redactURL(cfg.URL)}
+		cfg.Prepare = prepareIdentity
+		cfg.Observe = func(d time.Duration, err error) {
 			if p.metricsUsers.Load() > 0 {
 				observeServiceCall(p.dialect, d, err)
 			}
 		}
-		p.OnEvict = func(n int) {
+		cfg.OnEvict = func(n int) {
 			if p.metricsUsers.Load() > 0 {
 				observeEvictions("capacity", n)
 			}
 		}
 		if cl != nil {
-			// The backend's identity alone (not the cache settings)
-			// names its entries in Redis: nodes with the same session
-			// service share, whatever their cache_ttl.
-			tier, err := newTier(cl, resolverKey(b, sessionctx.CacheConfig{}, nil))
+			// The backend's identity alone (not the cache settings or
+			// where tokens are read) names its entries in Redis: nodes
+			// with the same session service share, whatever their
+			// cache_ttl.
+			id := cfg
+			id.Tokens, id.Cache = nil, sessionctx.CacheConfig{}
+			tier, err := newTier(cl, resolverKey(id, options, nil))
 			if err != nil {
 				return nil, fmt.Errorf("cluster: %w", err)
 			}
-			p.tier = tier
-			p.SetTier(tier)
+			p.tier, cfg.Tier = tier, tier
 		}
+		client, err := sessionctx.New(cfg)
+		if err != nil {
+			if p.tier != nil {
+				p.tier.Close()
+			}
+			return nil, err
+		}
+		p.Client = client
 		return p, nil
 	})
 	if err != nil {

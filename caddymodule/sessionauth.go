@@ -4,6 +4,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -103,15 +104,14 @@ type SessionAuth struct {
 	// Default false.
 	DisableMetrics bool `json:"disable_metrics,omitempty"`
 
-	tokens    []sessionctx.TokenSource
-	extract   func(*http.Request, []sessionctx.TokenSource) (sessionctx.Credential, error)
+	tokens    []sessionctx.TokenSource // the sources in force, from client
 	folder    *headerFolder
 	inject    [numFields]string // header names, "" when not injected
 	extra     []presetHeader    // preset headers
 	nvals     int               // most header values injectHeaders sets
 	custom    []customHeader
 	realm     string
-	resolver  *sessionctx.Resolver
+	client    *sessionctx.Client
 	poolKey   string
 	pooled    *pooledResolver
 	metricsOn bool // this handler counts in pooled.metricsUsers
@@ -134,6 +134,28 @@ type BackendConfig struct {
 	URL string `json:"url"`
 	// Options are the dialect's own settings (see docs/dialects.md).
 	Options json.RawMessage `json:"options,omitempty"`
+}
+
+// dialectOptions decodes the dialect's options, strictly: a field the
+// dialect does not know is an error, not a setting silently ignored.
+func (b BackendConfig) dialectOptions() (sessionctx.Options, error) {
+	opts, err := sessionctx.DialectOptions(b.Dialect)
+	if err != nil {
+		return nil, err
+	}
+	raw := bytes.TrimSpace(b.Options)
+	if len(raw) == 0 || string(raw) == "null" || (opts == nil && string(raw) == "{}") {
+		return opts, nil
+	}
+	if opts == nil {
+		return nil, fmt.Errorf("dialect %s takes no options", b.Dialect)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(opts); err != nil {
+		return nil, fmt.Errorf("%s options: %v", b.Dialect, err)
+	}
+	return opts, nil
 }
 
 // Unauthenticated says how to answer a request without a session.
@@ -170,14 +192,11 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.warn = &rate.Sometimes{First: 1, Interval: warnInterval}
 	repl := caddy.NewReplacer()
 
-	if h.Backend.Dialect == "" {
-		return fmt.Errorf("backend: no dialect (one of %s)", strings.Join(sessionctx.DialectNames(), ", "))
-	}
-	d, err := sessionctx.LookupDialect(h.Backend.Dialect)
+	opts, err := h.Backend.dialectOptions()
 	if err != nil {
 		return fmt.Errorf("backend: %v", err)
 	}
-	h.dialect = d.Name
+	h.dialect = h.Backend.Dialect
 	if h.Timeout < 0 || h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.CacheMax < 0 {
 		return fmt.Errorf("timeout, cache_ttl, negative_ttl, stale_if_error and cache_max must not be negative")
 	}
@@ -202,30 +221,31 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 			backendHeaders.Add(k, repl.ReplaceKnown(v, ""))
 		}
 	}
-	bcfg := sessionctx.BackendConfig{
-		Dialect:               d.Name,
+	cfg := sessionctx.Config{
+		Dialect:               h.Backend.Dialect,
 		URL:                   repl.ReplaceKnown(h.Backend.URL, ""),
-		Options:               h.Backend.Options,
+		Options:               opts,
+		Tokens:                h.Tokens,
 		Timeout:               time.Duration(h.Timeout),
 		TLSInsecureSkipVerify: h.TLSInsecureSkipVerify,
 		TLSTrustedCACerts:     h.TLSTrustedCACerts,
 		Header:                backendHeaders,
-	}
-	ccfg := sessionctx.CacheConfig{
-		TTL:          time.Duration(h.CacheTTL),
-		NegativeTTL:  time.Duration(h.NegativeTTL),
-		StaleIfError: time.Duration(h.StaleIfError),
-		Max:          h.CacheMax,
+		Cache: sessionctx.CacheConfig{
+			TTL:          time.Duration(h.CacheTTL),
+			NegativeTTL:  time.Duration(h.NegativeTTL),
+			StaleIfError: time.Duration(h.StaleIfError),
+			Max:          h.CacheMax,
+		},
 	}
 	cl, err := h.Cluster.settings()
 	if err != nil {
 		return err
 	}
-	pooled, err := loadResolver(bcfg, ccfg, cl)
+	pooled, err := loadResolver(cfg, h.Backend.Options, cl)
 	if err != nil {
 		return err
 	}
-	h.pooled, h.resolver, h.poolKey = pooled, pooled.Resolver, pooled.key
+	h.pooled, h.client, h.poolKey = pooled, pooled.Client, pooled.key
 	if !h.DisableMetrics {
 		if reg := ctx.GetMetricsRegistry(); reg != nil {
 			if err := registerMetrics(reg); err != nil {
@@ -234,25 +254,11 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		}
 		pooled.metricsUsers.Add(1)
 		h.metricsOn = true
-		h.counters = newHandlerCounters(d.Name)
+		h.counters = newHandlerCounters(h.dialect)
 	}
 
-	h.tokens = h.Tokens
-	if len(h.tokens) == 0 {
-		h.tokens = d.Tokens
-	}
-	h.tokens = append([]sessionctx.TokenSource(nil), h.tokens...)
-	for i, t := range h.tokens {
-		if err := t.Validate(); err != nil {
-			return fmt.Errorf("tokens: %v", err)
-		}
-		h.tokens[i] = t.Canonical()
-	}
+	h.tokens = h.client.Tokens()
 	h.realm = wwwAuthenticate(h.tokens)
-	h.extract = sessionctx.Extract
-	if d.Extract != nil {
-		h.extract = d.Extractor(h.Backend.Options)
-	}
 
 	if h.HeaderPrefix == "" {
 		h.HeaderPrefix = DefaultHeaderPrefix
@@ -357,27 +363,13 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, folder: h.folder}
 	}
 
-	cred, err := h.extract(r, h.tokens)
-	if err != nil {
-		if h.StripToken {
-			// A malformed token, or one without what the dialect needs
-			// with it, is still a token: it goes no further.
-			h.stripTokens(r)
-		}
-		if h.Optional {
-			h.logRequest(sessionctx.Key{}, nil, "anonymous", false)
-			mapAnonymous(r)
-			return next.ServeHTTP(w, r)
-		}
-		h.logRequest(sessionctx.Key{}, nil, "unauthenticated", false)
-		return h.unauthenticated(w, r, err)
-	}
-
-	res, err := h.resolver.Resolve(r.Context(), cred)
+	res, err := h.client.Authenticate(r)
 	if err != nil {
 		if errors.Is(err, sessionctx.ErrUnauthenticated) {
 			if h.StripToken {
-				h.stripTokens(r)
+				// A malformed token, or one without what the dialect
+				// needs with it, is still a token: it goes no further.
+				h.client.StripTokens(r) // every source, not only the one read
 			}
 			if h.Optional {
 				h.logRequest(res.Key, nil, "anonymous", res.Hit)
@@ -408,10 +400,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	h.logRequest(res.Key, s, outcome, res.Hit)
 
-	id, _ := res.Prepared.(*identity)
-	if id == nil {
-		id = prepareIdentity(s).(*identity)
-	}
+	id := identityOf(res)
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl != nil {
 		repl.Map(id.placeholders)
@@ -421,7 +410,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	r = carrySession(r, id)
 	h.injectHeaders(r.Header, id, repl)
 	if h.StripToken {
-		h.stripTokens(r)
+		h.client.StripTokens(r) // every source, not only the one read
 	}
 
 	if h.isLogout(r) {
@@ -445,15 +434,6 @@ func (h *SessionAuth) tokenHash(key sessionctx.Key) string { return logHash(h.ha
 // token was being looked up. It says nothing of the session service,
 // which may well answer (and fill the cache) a moment later.
 var errClientGaveUp = fmt.Errorf("client gave up during the session lookup: %w", context.Canceled)
-
-// stripTokens removes every configured token source, not only the one
-// read: a second token in another source must not reach the upstream (or
-// Caddy's debug log) either.
-func (h *SessionAuth) stripTokens(r *http.Request) {
-	for _, src := range h.tokens {
-		sessionctx.Strip(r, src)
-	}
-}
 
 // injectHeaders sets the identity headers. One backing array holds every
 // value so the hot path allocates once, not once per header.
@@ -497,7 +477,7 @@ func (h *SessionAuth) isLogout(r *http.Request) bool {
 // forgetOnLogout evicts the token of a logout request the upstream
 // accepted, so the next request with it asks the session service again.
 func (h *SessionAuth) forgetOnLogout(key sessionctx.Key) {
-	evicted := h.resolver.ForgetKey(key)
+	evicted := h.client.Forget(key)
 	if evicted && h.metricsOn {
 		observeEvictions("logout", 1)
 	}
@@ -592,7 +572,7 @@ func (h *SessionAuth) stripQueryTokens(raw string) string {
 	r := http.Request{URL: &u}
 	for _, src := range h.tokens {
 		if src.From == sessionctx.FromQuery {
-			sessionctx.Strip(&r, src)
+			src.Strip(&r)
 		}
 	}
 	return u.RawQuery

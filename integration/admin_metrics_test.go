@@ -87,7 +87,7 @@ type backendStat struct {
 	StaleServes   uint64 `json:"stale_serves"`
 	ServiceCalls  uint64 `json:"service_calls"`
 	ServiceErrors uint64 `json:"service_errors"`
-	Latency       string `json:"service_latency_avg"`
+	Latency       int64  `json:"service_latency_avg_ns"`
 }
 
 // statsFor returns the stats lines whose URL is url.
@@ -367,7 +367,7 @@ func TestOpsAdminPurge(t *testing.T) {
 	if len(st) != 1 {
 		t.Fatalf("stats for %s/: %+v (all: %s)", svc.URL, st, body)
 	}
-	if s := st[0]; s.Dialect != "http" || s.Entries != 2 || s.Hits != 1 || s.Misses != 2 || s.ServiceCalls != 2 || s.Latency == "" {
+	if s := st[0]; s.Dialect != "http" || s.Entries != 2 || s.Hits != 1 || s.Misses != 2 || s.ServiceCalls != 2 || s.Latency <= 0 {
 		t.Errorf("stats %+v: want http, 2 entries, 1 hit, 2 misses, 2 calls, a latency", s)
 	}
 

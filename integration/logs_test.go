@@ -48,7 +48,7 @@ func TestHostileLogSecrecy(t *testing.T) {
 		"rejquery":  "tok-rejquery-secret-2b2b",
 		"rejheader": "tok-rejheader-secret-3c3c",
 		"anonrej":   "tok-anonrej-secret-55aa",
-		"malformed": "tok-malformed-secret-" + strings.Repeat("m", sessionctx.MaxTokenLen),
+		"malformed": "tok-malformed-secret-" + strings.Repeat("m", maxTokenLen),
 		"error":     "tok-error-secret-e0e0",
 		"stale":     "tok-stale-secret-5ta1",
 		"logout":    "tok-logout-secret-0ut0",
@@ -193,7 +193,7 @@ func TestHostileLogSecrecy(t *testing.T) {
 			t.Errorf("no debug line with outcome %q (got %v)", o, outcomes)
 		}
 	}
-	key := sessionctx.KeyOf(sessionctx.Credential{Value: tokens["bearer"], Source: sessionctx.TokenSource{From: sessionctx.FromBearer}})
+	key := sessionctx.TokenSource{From: sessionctx.FromBearer}.Key(tokens["bearer"])
 	mac := hmac.New(sha256.New, []byte(logHashKey))
 	mac.Write(key[:])
 	hash := hex.EncodeToString(mac.Sum(nil)[:8])
@@ -203,7 +203,7 @@ func TestHostileLogSecrecy(t *testing.T) {
 	// The unkeyed hash, which anyone can compute from a guessed token,
 	// must not be there, on routes with or without a log_hash_key.
 	for name, tok := range tokens {
-		plain := sessionctx.KeyOf(sessionctx.Credential{Value: tok, Source: sessionctx.TokenSource{From: sessionctx.FromBearer}}).Short()
+		plain := sessionctx.TokenSource{From: sessionctx.FromBearer}.Key(tok).Short()
 		if strings.Contains(text, plain) {
 			t.Errorf("the %s token's unkeyed hash prefix %s is in the log", name, plain)
 		}

@@ -10,8 +10,11 @@ import (
 	"testing"
 
 	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
-	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
+
+// maxTokenLen is the longest token sessiongate reads (4 KiB): one byte
+// more is refused before any hash or service call.
+const maxTokenLen = 4096
 
 // absurdToken is one hostile token form and what must come of it.
 type absurdToken struct {
@@ -38,12 +41,12 @@ var absurdTokens = []absurdToken{
 	{name: `empty quoted cookie`, path: "/cbqh/", lines: []string{`Cookie: sid=""`}, status: 401, noCall: true},
 	{name: "empty query", path: "/cbqh/?tok=", status: 401, noCall: true},
 	{name: "empty custom header", path: "/cbqh/", lines: []string{"X-Token: Token "}, status: 401, noCall: true},
-	{name: "token one byte over MaxTokenLen", path: "/cbqh/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", sessionctx.MaxTokenLen+1)}, status: 401, noCall: true},
+	{name: "token one byte over MaxTokenLen", path: "/cbqh/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", maxTokenLen+1)}, status: 401, noCall: true},
 	{name: "8 KB cookie token", path: "/cbqh/", lines: []string{"Cookie: sid=" + strings.Repeat("c", 8<<10)}, status: 401, noCall: true},
 	{name: "64 KB bearer (past Caddy's header limit)", path: "/cbqh/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", 64<<10)}, status: 431, noCall: true},
 	{name: "64 KB query token (past the header limit)", path: "/cbqh/?tok=" + strings.Repeat("q", 64<<10), status: 431, noCall: true},
 	{name: "8 KB query token", path: "/cbqh/?tok=" + strings.Repeat("q", 8<<10), status: 401, noCall: true},
-	{name: "token exactly MaxTokenLen (asked, unknown)", path: "/cbqh/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", sessionctx.MaxTokenLen)}, status: 401},
+	{name: "token exactly MaxTokenLen (asked, unknown)", path: "/cbqh/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", maxTokenLen)}, status: 401},
 	{name: "non-ASCII UTF-8 token", path: "/cbqh/", lines: []string{"Authorization: Bearer tök-ålice-日本"}, status: 401},
 	{name: "invalid UTF-8 token", path: "/cbqh/", lines: []string{"Authorization: Bearer \xff\xfe\xfd"}, status: 401},
 	{name: "tab inside token", path: "/cbqh/", lines: []string{"Authorization: Bearer tok\talice"}, status: 401, noCall: true},
@@ -62,7 +65,7 @@ var absurdTokens = []absurdToken{
 	{name: "an empty cookie, then a real one of the same name", path: "/cbqh/", lines: []string{"Cookie: sid=; sid=tok-alice"}, status: 200, user: "alice"},
 	{name: "two Authorization lines: the first bearer wins", path: "/cbqh/", lines: []string{"Authorization: Bearer tok-bob", "Authorization: Bearer tok-alice"}, status: 200, user: "bob"},
 	{name: "a rejected cookie does not fall through to a good bearer", path: "/cbqh/", lines: []string{"Cookie: sid=tok-unknown", "Authorization: Bearer tok-alice"}, status: 401},
-	{name: "an oversized cookie does not fall through to a good bearer", path: "/cbqh/", lines: []string{"Cookie: sid=" + strings.Repeat("c", sessionctx.MaxTokenLen+1), "Authorization: Bearer tok-alice"}, status: 401, noCall: true},
+	{name: "an oversized cookie does not fall through to a good bearer", path: "/cbqh/", lines: []string{"Cookie: sid=" + strings.Repeat("c", maxTokenLen+1), "Authorization: Bearer tok-alice"}, status: 401, noCall: true},
 	{name: "cookie and bearer: the first configured source (cookie) wins", path: "/cbqh/", lines: []string{"Cookie: sid=tok-bob", "Authorization: Bearer tok-alice"}, status: 200, user: "bob"},
 	{name: "bearer and cookie: the first configured source (bearer) wins", path: "/bc/", lines: []string{"Cookie: sid=tok-bob", "Authorization: Bearer tok-alice"}, status: 200, user: "alice"},
 	{name: "query and custom header: query is configured first", path: "/cbqh/?tok=tok-bob", lines: []string{"X-Token: Token tok-alice"}, status: 200, user: "bob"},
@@ -220,7 +223,7 @@ func TestHostileStripTokenMalformed(t *testing.T) {
 	reverse_proxy %s
 }`, httpPort, svc.URL, up.addr()))
 
-	long := strings.Repeat("x", sessionctx.MaxTokenLen+1)
+	long := strings.Repeat("x", maxTokenLen+1)
 	for _, c := range []struct {
 		name, path string
 		lines      []string

@@ -1,7 +1,6 @@
 package sessionctx
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,56 +10,33 @@ import (
 )
 
 func init() {
-	RegisterDialect(&Dialect{
-		Name: "amplify",
+	registerDialect(&dialect{
+		name: "amplify",
 		// The platform's browser session first: a page that also holds an
 		// API token is still the signed-in user.
-		Tokens: []TokenSource{{From: FromCookie, Name: "connect.sid"}, {From: FromBearer}},
-		New: func(svc *Service, _ Options) (Backend, error) {
-			return &amplifyBackend{svc: svc, target: svc.Endpoint("/api/v1/auth/findSession", ""), now: time.Now}, nil
+		tokens: []TokenSource{{From: FromCookie, Name: "connect.sid"}, {From: FromBearer}},
+		backend: func(svc *service, _ Options) (backend, error) {
+			// A cookie is sent on as the connect.sid cookie, byte for
+			// byte (the express signature must verify); anything else is
+			// an access token and goes as a bearer.
+			b := newPreset(svc, http.MethodGet, amplifyFindSessionPath)
+			b.cookie, b.rejects, b.decode = "connect.sid", amplifyRejects, decodeAmplify
+			return b, nil
 		},
+		info: infoShape{render: renderAmplifyInfo, handles: amplifyInfoHandles, productRead: func(InfoRequest) bool { return true }},
 	})
 }
 
-// amplifyBackend asks the Amplify Platform's findSession endpoint.
-type amplifyBackend struct {
-	svc    *Service
-	target string
-	now    func() time.Time
-}
-
-// Resolve implements Backend. A cookie is sent on as the connect.sid
-// cookie, byte for byte (the express signature must verify); anything
-// else is an access token and goes as a bearer.
-func (b *amplifyBackend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
-	req, err := b.svc.NewRequest(ctx, http.MethodGet, b.target, nil)
-	if err != nil {
-		return nil, err
-	}
-	forwardToken(req, cred, "connect.sid")
-	status, raw, err := b.svc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if status != http.StatusOK {
-		return nil, amplifyStatusError(status, raw)
-	}
-	return decodeAmplify(raw, b.now())
-}
-
-// amplifyStatusError classifies a non-200 answer. Amplify rejects a
-// session with a 4xx (401, 400 internalCode 232 for a session that still
-// awaits device authorization, ...) whose body is its own error object,
-// {"success": false, ...}. The same status with any other body (a WAF's
-// HTML page, a proxy's empty 403) comes from something in front of the
-// platform and says nothing about the token: service trouble, as are 408,
-// 429 and 5xx.
-func amplifyStatusError(status int, raw []byte) error {
-	if status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout &&
-		amplifyErrorBody(raw) {
-		return StatusError(status, status)
-	}
-	return StatusError(status)
+// amplifyRejects reports whether a non-200 answer rejects the token.
+// Amplify rejects a session with a 4xx (401, 400 internalCode 232 for a
+// session that still awaits device authorization, ...) whose body is its
+// own error object, {"success": false, ...}. The same status with any
+// other body (a WAF's HTML page, a proxy's empty 403) comes from something
+// in front of the platform and says nothing about the token: service
+// trouble, as are 408, 429 and 5xx.
+func amplifyRejects(status int, raw []byte) bool {
+	return status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout &&
+		amplifyErrorBody(raw)
 }
 
 // amplifyErrorBody reports whether raw is the platform's error object.
@@ -112,7 +88,7 @@ func decodeAmplify(raw []byte, now time.Time) (*Session, error) {
 		Email:   firstString(result, "user.email", "email"),
 		OrgID:   firstString(result, "org.guid", "org_id", "org.org_id"),
 		Org:     firstString(result, "org.name", "org_name"),
-		Kind:    KindUser,
+		Kind:    kindUser,
 		Dialect: "amplify",
 		Raw:     []byte(result.Raw),
 	}
@@ -121,14 +97,8 @@ func decodeAmplify(raw []byte, now time.Time) (*Session, error) {
 	s.Name = strings.TrimSpace(first + " " + last)
 	s.Roles = appendNew(list(result, "roles"), list(result, "role")...)
 	s.Admin = containsAny(s.Roles, []string{"administrator"})
-	if s.UserID == "" && s.User == "" {
-		return nil, fmt.Errorf("%w: amplify result names no user", ErrUnavailable)
-	}
-	if s.UserID == "" {
-		s.UserID = s.User
-	}
-	if s.User == "" {
-		s.User = s.UserID
+	if err := s.fillUser("amplify result names no user"); err != nil {
+		return nil, err
 	}
 	if t, ok := timeValue(result.Get("expiry")); ok {
 		s.ExpiresAt = t

@@ -1,5 +1,7 @@
 package sessionctx
 
+import "strings"
+
 // Amplify wraps every answer in {"success": ..., "result": ...}.
 func renderAmplifyInfo(s *Session, _ InfoRequest) InfoAnswer {
 	if s == nil {
@@ -65,4 +67,13 @@ func infoList(xs []string) []string {
 		return []string{}
 	}
 	return xs
+}
+
+// amplifyFindSessionPath is the one Amplify request session_info answers.
+const amplifyFindSessionPath = "/api/v1/auth/findSession"
+
+// amplifyInfoHandles: the SDK's next calls (/api/v1/team, /api/v1/org/<id>)
+// are the platform's: answering them with the session crashes it.
+func amplifyInfoHandles(req InfoRequest) bool {
+	return isRead(req) && strings.HasSuffix(req.Path, amplifyFindSessionPath)
 }

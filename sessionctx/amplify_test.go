@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,20 +17,36 @@ import (
 
 // dialectBackend builds the named dialect's client for an emulator; the
 // dialect tests share it.
-func dialectBackend(t *testing.T, dialect, url, options string) Backend {
+func dialectBackend(t *testing.T, dialect, url, options string) backend {
 	t.Helper()
-	cfg := BackendConfig{Dialect: dialect, URL: url}
+	cfg := Config{Dialect: dialect, URL: url}
 	if options != "" {
-		cfg.Options = json.RawMessage(options)
+		cfg.Options = optsJSON(t, dialect, options)
 	}
-	b, d, err := NewBackend(cfg)
+	b, d, err := newBackend(cfg)
 	if err != nil {
-		t.Fatalf("NewBackend(%s): %v", dialect, err)
+		t.Fatalf("newBackend(%s): %v", dialect, err)
 	}
-	if d.Name != dialect {
-		t.Fatalf("NewBackend(%s) gave dialect %s", dialect, d.Name)
+	if d.name != dialect {
+		t.Fatalf("newBackend(%s) gave dialect %s", dialect, d.name)
 	}
 	return b
+}
+
+// optsJSON decodes a dialect's options from JSON the way the Caddy side
+// does, strictly.
+func optsJSON(t testing.TB, dialect, raw string) Options {
+	t.Helper()
+	opts, err := DialectOptions(dialect)
+	if err != nil || opts == nil {
+		t.Fatalf("DialectOptions(%s): %v %v", dialect, opts, err)
+	}
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(opts); err != nil {
+		t.Fatalf("%s options %s: %v", dialect, raw, err)
+	}
+	return opts
 }
 
 // wantOutcome checks that err is nil, or wraps the sentinel want.
@@ -68,15 +85,15 @@ func TestAmplifyResolve(t *testing.T) {
 	withRFC := emulator.AmplifyResult("u-guid-4", "di", "di@example.com", "auditor")
 	withRFC["expiry"] = "2030-01-02T03:04:05Z"
 
-	cookie := func(v string) Credential {
-		return Credential{Value: v, Source: TokenSource{From: FromCookie, Name: "connect.sid"}}
+	cookie := func(v string) credential {
+		return credential{Value: v, Source: TokenSource{From: FromCookie, Name: "connect.sid"}}
 	}
-	bearer := func(v string) Credential { return Credential{Value: v, Source: TokenSource{From: FromBearer}} }
+	bearer := func(v string) credential { return credential{Value: v, Source: TokenSource{From: FromBearer}} }
 
 	cases := []struct {
 		name  string
 		setup func(a *emulator.Amplify)
-		cred  Credential
+		cred  credential
 		want  error
 		check func(t *testing.T, s *Session)
 	}{
@@ -84,7 +101,7 @@ func TestAmplifyResolve(t *testing.T) {
 			want := Session{
 				ID: "sess-u-guid-1", UserID: "u-guid-1", User: "ada", Email: "ada@example.com", Name: "Ada Lovelace",
 				OrgID: "org-guid-1", Org: "Acme", Roles: []string{"administrator", "usage_reporter"}, Admin: true,
-				Kind: KindUser, Dialect: "amplify",
+				Kind: kindUser, Dialect: "amplify",
 			}
 			got := *s
 			got.Raw, got.Attrs = nil, nil
@@ -209,7 +226,7 @@ func TestAmplifyRejectionNeedsPlatformBody(t *testing.T) {
 			w.WriteHeader(tt.status)
 			io.WriteString(w, tt.body)
 		}))
-		_, err := dialectBackend(t, "amplify", srv.URL, "").Resolve(context.Background(), Credential{Value: "tok", Source: TokenSource{From: FromBearer}})
+		_, err := dialectBackend(t, "amplify", srv.URL, "").Resolve(context.Background(), credential{Value: "tok", Source: TokenSource{From: FromBearer}})
 		srv.Close()
 		if !errors.Is(err, tt.want) {
 			t.Errorf("%d %q: err %v, want %v", tt.status, tt.body, err, tt.want)

@@ -44,13 +44,13 @@ func newCountingService(t testing.TB, release chan struct{}) *countingService {
 	return s
 }
 
-func newHTTPResolver(t testing.TB, url string, cfg CacheConfig) *Resolver {
+func newHTTPResolver(t testing.TB, url string, cfg CacheConfig) *resolver {
 	t.Helper()
-	b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: url})
+	b, _, err := newBackend(Config{Dialect: "http", URL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewResolver(b, cfg)
+	return newResolver(b, cfg)
 }
 
 func bearerRequest(tok string) *http.Request {
@@ -68,7 +68,7 @@ func TestStampedeOneCall(t *testing.T) {
 	release := make(chan struct{})
 	svc := newCountingService(t, release)
 	res := newHTTPResolver(t, svc.URL, CacheConfig{})
-	cred := Credential{Value: "ok-stampede", Source: TokenSource{From: FromBearer}}
+	cred := credential{Value: "ok-stampede", Source: TokenSource{From: FromBearer}}
 
 	const n = 1000
 	var started, done sync.WaitGroup
@@ -114,7 +114,7 @@ func TestStampedeOneCall(t *testing.T) {
 // random tokens without the cost of a million HTTP calls.
 type rejectAll struct{ calls atomic.Int64 }
 
-func (b *rejectAll) Resolve(context.Context, Credential) (*Session, error) {
+func (b *rejectAll) Resolve(context.Context, credential) (*Session, error) {
 	b.calls.Add(1)
 	return nil, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
 }
@@ -122,11 +122,11 @@ func (b *rejectAll) Resolve(context.Context, Credential) (*Session, error) {
 // acceptAll answers one shared-shape session per token.
 type acceptAll struct{}
 
-func (acceptAll) Resolve(_ context.Context, c Credential) (*Session, error) {
+func (acceptAll) Resolve(_ context.Context, c credential) (*Session, error) {
 	return &Session{
 		ID: c.Value[:16], UserID: "u-" + c.Value[:8], User: "user-" + c.Value[:8],
 		Email: "user-" + c.Value[:8] + "@example.com", Name: "Some User",
-		OrgID: "o1", Org: "Acme", Roles: []string{"dev"}, Perms: []string{"read"}, Kind: KindUser,
+		OrgID: "o1", Org: "Acme", Roles: []string{"dev"}, Perms: []string{"read"}, Kind: kindUser,
 	}, nil
 }
 
@@ -144,20 +144,20 @@ func randomToken(buf []byte) string {
 }
 
 // fillSessions caches n sessions of distinct random tokens.
-func fillSessions(tb testing.TB, r *Resolver, n int) {
+func fillSessions(tb testing.TB, r *resolver, n int) {
 	buf := make([]byte, 16)
 	for range n {
-		if _, err := r.Resolve(context.Background(), Credential{Value: randomToken(buf), Source: TokenSource{From: FromBearer}}); err != nil {
+		if _, err := r.Resolve(context.Background(), credential{Value: randomToken(buf), Source: TokenSource{From: FromBearer}}); err != nil {
 			tb.Fatal(err)
 		}
 	}
 }
 
 // flood sends n distinct random tokens, all rejected.
-func flood(tb testing.TB, r *Resolver, n int) {
+func flood(tb testing.TB, r *resolver, n int) {
 	buf := make([]byte, 16)
 	for range n {
-		if _, err := r.Resolve(context.Background(), Credential{Value: randomToken(buf), Source: TokenSource{From: FromBearer}}); err == nil {
+		if _, err := r.Resolve(context.Background(), credential{Value: randomToken(buf), Source: TokenSource{From: FromBearer}}); err == nil {
 			tb.Fatal("random token accepted")
 		}
 	}
@@ -169,7 +169,7 @@ func flood(tb testing.TB, r *Resolver, n int) {
 func TestFloodStaysBounded(t *testing.T) {
 	const cacheMax, n = 5_000, 50_000
 	backend := &rejectAll{}
-	r := NewResolver(backend, CacheConfig{Max: cacheMax})
+	r := newResolver(backend, CacheConfig{Max: cacheMax})
 	flood(t, r, n)
 	st := r.Stats()
 	if st.Rejections > cacheMax+shardCount || st.Entries != 0 {
@@ -181,7 +181,7 @@ func TestFloodStaysBounded(t *testing.T) {
 	if backend.calls.Load() != n {
 		t.Errorf("service calls = %d, want %d", backend.calls.Load(), n)
 	}
-	pos := NewResolver(acceptAll{}, CacheConfig{Max: cacheMax})
+	pos := newResolver(acceptAll{}, CacheConfig{Max: cacheMax})
 	fillSessions(t, pos, 3*cacheMax)
 	if got := pos.Stats().Entries; got > cacheMax+shardCount {
 		t.Errorf("sessions = %d after %d distinct tokens, want <= %d", got, 3*cacheMax, cacheMax+shardCount)
@@ -195,7 +195,7 @@ func BenchmarkMemory(b *testing.B) {
 	const cacheMax = 100_000
 	for b.Loop() {
 		before := heapInUse()
-		pos := NewResolver(acceptAll{}, CacheConfig{Max: cacheMax})
+		pos := newResolver(acceptAll{}, CacheConfig{Max: cacheMax})
 		fillSessions(b, pos, cacheMax)
 		after := heapInUse()
 		st := pos.Stats()
@@ -205,7 +205,7 @@ func BenchmarkMemory(b *testing.B) {
 
 		before = heapInUse()
 		backend := &rejectAll{}
-		neg := NewResolver(backend, CacheConfig{Max: cacheMax})
+		neg := newResolver(backend, CacheConfig{Max: cacheMax})
 		const n = 1_000_000
 		flood(b, neg, n)
 		after = heapInUse()
@@ -225,7 +225,7 @@ func BenchmarkExtractBearer(b *testing.B) {
 	src := []TokenSource{{From: FromBearer}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Extract(r, src); err != nil {
+		if _, err := extractToken(r, src); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -237,17 +237,17 @@ func BenchmarkExtractCookie(b *testing.B) {
 	src := []TokenSource{{From: FromCookie, Name: "connect.sid"}, {From: FromBearer}}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Extract(r, src); err != nil {
+		if _, err := extractToken(r, src); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkKeyOf(b *testing.B) {
-	c := Credential{Value: "ok-0123456789abcdef0123456789abcdef", Source: TokenSource{From: FromBearer}}
+	c := credential{Value: "ok-0123456789abcdef0123456789abcdef", Source: TokenSource{From: FromBearer}}
 	b.ReportAllocs()
 	for b.Loop() {
-		KeyOf(c)
+		keyOf(c)
 	}
 }
 
@@ -255,7 +255,7 @@ func BenchmarkKeyOf(b *testing.B) {
 func BenchmarkResolveHit(b *testing.B) {
 	svc := newCountingService(b, nil)
 	res := newHTTPResolver(b, svc.URL, CacheConfig{})
-	cred := Credential{Value: "ok-0123456789abcdef0123456789abcdef", Source: TokenSource{From: FromBearer}}
+	cred := credential{Value: "ok-0123456789abcdef0123456789abcdef", Source: TokenSource{From: FromBearer}}
 	if _, err := res.Resolve(context.Background(), cred); err != nil {
 		b.Fatal(err)
 	}
@@ -272,9 +272,9 @@ func BenchmarkResolveHit(b *testing.B) {
 func BenchmarkResolveHitParallel(b *testing.B) {
 	svc := newCountingService(b, nil)
 	res := newHTTPResolver(b, svc.URL, CacheConfig{})
-	creds := make([]Credential, 64)
+	creds := make([]credential, 64)
 	for i := range creds {
-		creds[i] = Credential{Value: fmt.Sprintf("ok-%032d", i), Source: TokenSource{From: FromBearer}}
+		creds[i] = credential{Value: fmt.Sprintf("ok-%032d", i), Source: TokenSource{From: FromBearer}}
 		if _, err := res.Resolve(context.Background(), creds[i]); err != nil {
 			b.Fatal(err)
 		}

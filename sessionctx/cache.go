@@ -14,8 +14,12 @@ import (
 // kind of source it came from. Tokens are never kept in clear.
 type Key [sha256.Size]byte
 
-// KeyOf hashes a credential.
-func KeyOf(c Credential) Key {
+// Key is the cache key of token read from this source: what Result.Key
+// holds for it, and what Client.Forget takes.
+func (src TokenSource) Key(token string) Key { return keyOf(credential{Value: token, Source: src}) }
+
+// keyOf hashes a credential: its source kind and its value.
+func keyOf(c credential) Key {
 	var buf [256]byte
 	b := append(buf[:0], c.Source.From...)
 	b = append(b, 0)

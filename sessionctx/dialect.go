@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,142 +12,108 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
-// Backend asks one session service who owns a token.
-type Backend interface {
+// A dialect is one kind of session service, all in one value: where its
+// clients put their tokens, how a credential is read, how the service is
+// asked, and how its own clients read a session back (session_info).
+// Each dialect registers itself from its own file's init, so adding one
+// is a file plus its _info file, and nothing else to touch.
+type dialect struct {
+	// name is what users type: amplify, tr50, vsphere, eternus, trifacta, http.
+	name string
+	// tokens are where tokens are read when the user configures none.
+	tokens []TokenSource
+	// options returns the dialect's default options; nil when it takes none.
+	options func() Options
+	// extract builds the credential reader from the options, for a
+	// credential made of more than a token (ETERNUS: a session id too);
+	// nil reads the token alone. The credential's Value is what the
+	// cache hashes, so it must hold every part.
+	extract func(opts Options) extractor
+	// backend builds the client of the service from its options.
+	backend func(svc *service, opts Options) (backend, error)
+	// info is the product's own session API, as session_info answers it.
+	info infoShape
+}
+
+// An extractor reads a credential from a request. Its error wraps
+// ErrUnauthenticated, and the credential it returns with one still names
+// the source, so that strip_token can keep a malformed token from the
+// upstream.
+type extractor func(r *http.Request, sources []TokenSource) (credential, error)
+
+// backend asks one session service who owns a token.
+type backend interface {
 	// Resolve returns the live session that cred names. Its error wraps
 	// ErrUnauthenticated when the service rejects the token and
 	// ErrUnavailable when the service gave no usable answer.
-	Resolve(ctx context.Context, cred Credential) (*Session, error)
+	Resolve(ctx context.Context, cred credential) (*Session, error)
 }
 
-// Options are a dialect's own settings. SetOption takes one Caddyfile-style
-// line (a name and its arguments), so the Caddy side can parse any
-// dialect's option block without knowing it; the JSON form is the options
-// struct itself.
+// Options are a dialect's own settings: *HTTPOptions, *EternusOptions or
+// *VSphereOptions (the other dialects take none). SetOption takes one
+// Caddyfile-style line, a name and its arguments, so a configuration
+// front end can fill any dialect's options without knowing them.
 type Options interface {
 	SetOption(name string, args []string) error
 }
 
-// Dialect describes one kind of session service.
-type Dialect struct {
-	// Name is what users type: amplify, tr50, vsphere, eternus, trifacta, http.
-	Name string
-	// Tokens are where tokens are read from when the user configures none.
-	Tokens []TokenSource
-	// Extract, if set, replaces the package's Extract for this dialect:
-	// for a credential made of more than one request value (ETERNUS: a
-	// session id and a token). The credential's Value is what the cache
-	// hashes, so it must hold every part.
-	Extract func(r *http.Request, sources []TokenSource) (Credential, error)
-	// ExtractWith, if set, builds Extract from the dialect's options, for
-	// a credential whose parts are read where the options say (ETERNUS:
-	// the session-id source). It takes precedence over Extract in
-	// Extractor.
-	ExtractWith func(opts Options) func(r *http.Request, sources []TokenSource) (Credential, error)
-	// NewOptions returns the dialect's default options; nil when it has none.
-	NewOptions func() Options
-	// New builds a client for the service. opts is what NewOptions returned,
-	// filled from the configuration.
-	New func(svc *Service, opts Options) (Backend, error)
+// dialects is filled by the dialects' init functions and only read after.
+var dialects = map[string]*dialect{}
+
+func registerDialect(d *dialect) {
+	if _, dup := dialects[d.name]; dup {
+		panic("sessionctx: dialect registered twice: " + d.name)
+	}
+	dialects[d.name] = d
 }
 
-// Extractor returns how this dialect reads a credential from a request,
-// given its options as JSON (BackendConfig.Options). Options that do not
-// decode give the defaults: NewBackend has rejected them already.
-func (d *Dialect) Extractor(options json.RawMessage) func(r *http.Request, sources []TokenSource) (Credential, error) {
-	if d.ExtractWith != nil && d.NewOptions != nil {
-		opts := d.NewOptions()
-		if len(options) > 0 {
-			if err := json.Unmarshal(options, opts); err != nil {
-				opts = d.NewOptions()
-			}
-		}
-		return d.ExtractWith(opts)
-	}
-	if d.Extract != nil {
-		return d.Extract
-	}
-	return Extract
-}
-
-var (
-	dialectsMu sync.RWMutex
-	dialects   = map[string]*Dialect{}
-)
-
-// RegisterDialect makes a dialect available by name. It panics on a
-// duplicate, like http.Handle, since that is a programming error.
-func RegisterDialect(d *Dialect) {
-	dialectsMu.Lock()
-	defer dialectsMu.Unlock()
-	if _, dup := dialects[d.Name]; dup {
-		panic("sessionctx: dialect registered twice: " + d.Name)
-	}
-	dialects[d.Name] = d
-}
-
-// LookupDialect returns the dialect called name.
-func LookupDialect(name string) (*Dialect, error) {
-	dialectsMu.RLock()
-	defer dialectsMu.RUnlock()
+func lookupDialect(name string) (*dialect, error) {
 	if d, ok := dialects[name]; ok {
 		return d, nil
 	}
-	return nil, fmt.Errorf("unknown dialect %q (known: %s)", name, strings.Join(dialectNamesLocked(), ", "))
+	if name == "" {
+		return nil, fmt.Errorf("no dialect (one of %s)", strings.Join(dialectNames(), ", "))
+	}
+	return nil, fmt.Errorf("unknown dialect %q (one of %s)", name, strings.Join(dialectNames(), ", "))
 }
 
-// DialectNames lists the registered dialects, sorted.
-func DialectNames() []string {
-	dialectsMu.RLock()
-	defer dialectsMu.RUnlock()
-	return dialectNamesLocked()
+func dialectNames() []string { return slices.Sorted(maps.Keys(dialects)) }
+
+// DialectOptions returns the default options of the dialect called name,
+// to be filled by SetOption or decoded from JSON and passed as
+// Config.Options; nil for a dialect that takes none. An unknown name is
+// an error that lists the known ones.
+func DialectOptions(name string) (Options, error) {
+	d, err := lookupDialect(name)
+	if err != nil {
+		return nil, err
+	}
+	if d.options == nil {
+		return nil, nil
+	}
+	return d.options(), nil
 }
 
-func dialectNamesLocked() []string {
-	return slices.Sorted(maps.Keys(dialects))
-}
+// defaultTimeout bounds one session-service request when none is configured.
+const defaultTimeout = 3 * time.Second
 
-// DefaultTimeout bounds one session-service request when none is configured.
-const DefaultTimeout = 3 * time.Second
-
-// DefaultMaxBody bounds a session-service answer when none is configured.
+// defaultMaxBody bounds a session-service answer when none is configured.
 // Session objects are a few kilobytes; anything near this is garbage.
-const DefaultMaxBody = 1 << 20
+const defaultMaxBody = 1 << 20
 
-// BackendConfig is everything that shapes a backend.
-type BackendConfig struct {
-	Dialect string
-	URL     string
-	// Options is the dialect's options as JSON, decoded into the struct
-	// that the dialect's NewOptions returns.
-	Options json.RawMessage
-	// Timeout bounds each session-service request; default DefaultTimeout.
-	Timeout time.Duration
-	// TLSInsecureSkipVerify turns off certificate checks of the service.
-	TLSInsecureSkipVerify bool
-	// TLSTrustedCACerts are PEM files whose certificates are trusted for
-	// the service, in place of the system roots.
-	TLSTrustedCACerts []string
-	// Header is sent with every session-service request (an app key...).
-	Header http.Header
-	// MaxBody bounds an answer; default DefaultMaxBody.
-	MaxBody int64
-	// Transport, when set, carries the session-service requests in place
-	// of the plain transport built from the TLS fields above (the Caddy
-	// side builds it from reverse_proxy's transport settings). Timeout
-	// still bounds each request, and redirects are still not followed.
-	Transport http.RoundTripper `json:"-"`
-}
-
-// NewBackend builds the client that cfg describes.
-func NewBackend(cfg BackendConfig) (Backend, *Dialect, error) {
-	d, err := LookupDialect(cfg.Dialect)
+// newBackend builds the client of the service that cfg names.
+func newBackend(cfg Config) (backend, *dialect, error) {
+	d, err := lookupDialect(cfg.Dialect)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := d.checkOptions(cfg.Options)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -156,36 +121,51 @@ func NewBackend(cfg BackendConfig) (Backend, *Dialect, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var opts Options
-	if d.NewOptions != nil {
-		opts = d.NewOptions()
-		if len(cfg.Options) > 0 {
-			dec := json.NewDecoder(strings.NewReader(string(cfg.Options)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(opts); err != nil {
-				return nil, nil, fmt.Errorf("%s options: %v", d.Name, err)
-			}
-		}
-	} else if len(cfg.Options) > 0 && string(cfg.Options) != "null" && string(cfg.Options) != "{}" {
-		return nil, nil, fmt.Errorf("dialect %s takes no options", d.Name)
-	}
-	b, err := d.New(svc, opts)
+	b, err := d.backend(svc, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s backend: %w", d.Name, err)
+		return nil, nil, fmt.Errorf("%s backend: %w", d.name, err)
 	}
 	return b, d, nil
 }
 
-// Service is the HTTP plumbing every dialect shares: where the service is,
+// checkOptions returns the options to use: the defaults when none are
+// given, else the given ones, which must be this dialect's own type.
+func (d *dialect) checkOptions(opts Options) (Options, error) {
+	if d.options == nil {
+		if opts != nil {
+			return nil, fmt.Errorf("dialect %s takes no options", d.name)
+		}
+		return nil, nil
+	}
+	def := d.options()
+	if opts == nil {
+		return def, nil
+	}
+	if reflect.TypeOf(opts) != reflect.TypeOf(def) {
+		return nil, fmt.Errorf("dialect %s takes %T options, not %T", d.name, def, opts)
+	}
+	return opts, nil
+}
+
+// extractor returns how this dialect reads a credential, for options
+// that checkOptions returned.
+func (d *dialect) extractor(opts Options) extractor {
+	if d.extract != nil {
+		return d.extract(opts)
+	}
+	return extractToken
+}
+
+// service is the HTTP plumbing every dialect shares: where the service is,
 // how to reach it, and how much of an answer to read.
-type Service struct {
+type service struct {
 	URL     *url.URL
 	Client  *http.Client
 	Header  http.Header
 	MaxBody int64
 }
 
-func newService(cfg BackendConfig) (*Service, error) {
+func newService(cfg Config) (*service, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("backend url: %v", err)
@@ -198,11 +178,11 @@ func newService(cfg BackendConfig) (*Service, error) {
 	}
 	timeout := cfg.Timeout
 	if timeout == 0 {
-		timeout = DefaultTimeout
+		timeout = defaultTimeout
 	}
 	maxBody := cfg.MaxBody
 	if maxBody <= 0 {
-		maxBody = DefaultMaxBody
+		maxBody = defaultMaxBody
 	}
 	tlsCfg := &tls.Config{InsecureSkipVerify: cfg.TLSInsecureSkipVerify} //nolint:gosec // opt-in, for self-signed session services
 	if len(cfg.TLSTrustedCACerts) > 0 {
@@ -222,7 +202,7 @@ func newService(cfg BackendConfig) (*Service, error) {
 	if transport == nil {
 		transport = plainTransport(tlsCfg, timeout)
 	}
-	return &Service{
+	return &service{
 		URL: u,
 		Client: &http.Client{
 			Transport: transport,
@@ -254,7 +234,7 @@ func plainTransport(tlsCfg *tls.Config, timeout time.Duration) *http.Transport {
 
 // Endpoint returns the service's base URL joined with path (and an
 // optional raw query).
-func (s *Service) Endpoint(path, rawQuery string) string {
+func (s *service) Endpoint(path, rawQuery string) string {
 	u := *s.URL
 	u.Path = strings.TrimSuffix(u.Path, "/") + path
 	u.RawPath = ""
@@ -266,7 +246,7 @@ func (s *Service) Endpoint(path, rawQuery string) string {
 
 // NewRequest builds a session-service request carrying the configured
 // extra headers.
-func (s *Service) NewRequest(ctx context.Context, method, target string, body io.Reader) (*http.Request, error) {
+func (s *service) NewRequest(ctx context.Context, method, target string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return nil, fmt.Errorf("%w: building request: %v", ErrUnavailable, err)
@@ -282,7 +262,7 @@ func (s *Service) NewRequest(ctx context.Context, method, target string, body io
 // Do sends req and reads at most MaxBody bytes of the answer. Transport
 // failures, time-outs and oversized answers wrap ErrUnavailable; the status
 // is the caller's to classify.
-func (s *Service) Do(req *http.Request) (int, []byte, error) {
+func (s *service) Do(req *http.Request) (int, []byte, error) {
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		var uerr *url.Error
@@ -296,14 +276,14 @@ func (s *Service) Do(req *http.Request) (int, []byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, s.MaxBody+1))
 	if err != nil {
-		kind := FailGarbage // an answer begun and cut off
-		if transportKind(err) == FailTimeout {
-			kind = FailTimeout
+		kind := failGarbage // an answer begun and cut off
+		if transportKind(err) == failTimeout {
+			kind = failTimeout
 		}
 		return resp.StatusCode, nil, unavailable(kind, "reading answer: %v", err)
 	}
 	if int64(len(body)) > s.MaxBody {
-		return resp.StatusCode, nil, unavailable(FailTooLarge, "answer larger than %d bytes", s.MaxBody)
+		return resp.StatusCode, nil, unavailable(failTooLarge, "answer larger than %d bytes", s.MaxBody)
 	}
 	return resp.StatusCode, body, nil
 }
@@ -311,7 +291,7 @@ func (s *Service) Do(req *http.Request) (int, []byte, error) {
 // forwardToken puts the credential on req the way it came: a cookie as a
 // cookie (named cookieName, or the source's own name when that is empty),
 // byte for byte; anything else as a bearer token.
-func forwardToken(req *http.Request, cred Credential, cookieName string) {
+func forwardToken(req *http.Request, cred credential, cookieName string) {
 	if cred.Source.From != FromCookie {
 		req.Header.Set("Authorization", "Bearer "+cred.Value)
 		return
@@ -322,13 +302,13 @@ func forwardToken(req *http.Request, cred Credential, cookieName string) {
 	req.Header.Set("Cookie", cookieName+"="+cred.Value)
 }
 
-// StatusError classifies a status that is not a success: one of unauth
+// statusError classifies a status that is not a success: one of unauth
 // wraps ErrUnauthenticated, anything else ErrUnavailable.
-func StatusError(status int, unauth ...int) error {
+func statusError(status int, unauth ...int) error {
 	for _, u := range unauth {
 		if status == u {
 			return fmt.Errorf("%w: session service answered %d", ErrUnauthenticated, status)
 		}
 	}
-	return unavailable(FailStatus, "session service answered %d", status)
+	return unavailable(failStatus, "session service answered %d", status)
 }

@@ -142,7 +142,7 @@ func FuzzDecodeVSphere(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		s, err := decodeVSphere(raw, fuzzNow, 0)
 		checkDecoded(t, "vsphere", s, err)
-		if err == nil && (!s.ExpiresAt.After(fuzzNow) || s.ExpiresAt.After(fuzzNow.Add(DefaultVSphereIdleTimeout))) {
+		if err == nil && (!s.ExpiresAt.After(fuzzNow) || s.ExpiresAt.After(fuzzNow.Add(defaultVSphereIdleTimeout))) {
 			t.Fatalf("ExpiresAt %v outside (now, now+idle]", s.ExpiresAt)
 		}
 	})

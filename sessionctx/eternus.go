@@ -13,27 +13,24 @@ import (
 )
 
 func init() {
-	RegisterDialect(&Dialect{
-		Name:       "eternus",
-		Tokens:     []TokenSource{{From: FromBearer}},
-		NewOptions: func() Options { return NewEternusOptions() },
-		// Extract serves callers that use the dialect without options;
-		// ExtractWith honors session_id_from.
-		Extract:     eternusExtractor(NewEternusOptions()),
-		ExtractWith: eternusExtractor,
-		New: func(svc *Service, opts Options) (Backend, error) {
-			o := opts.(*EternusOptions)
-			if err := o.validate(); err != nil {
+	registerDialect(&dialect{
+		name:    "eternus",
+		tokens:  []TokenSource{{From: FromBearer}},
+		options: func() Options { return newEternusOptions() },
+		extract: eternusExtractor,
+		backend: func(svc *service, opts Options) (backend, error) {
+			if err := opts.(*EternusOptions).validate(); err != nil {
 				return nil, err
 			}
 			return &eternusBackend{svc: svc, now: time.Now}, nil
 		},
+		info: infoShape{render: renderEternusInfo, handles: isRead, productRead: eternusProductRead},
 	})
 }
 
-// DefaultEternusSessionIDHeader carries the ETERNUS session id when the
+// defaultEternusSessionIDHeader carries the ETERNUS session id when the
 // token does not.
-const DefaultEternusSessionIDHeader = "X-Eternus-Session-Id"
+const defaultEternusSessionIDHeader = "X-Eternus-Session-Id"
 
 // EternusOptions configure the eternus dialect.
 type EternusOptions struct {
@@ -43,9 +40,9 @@ type EternusOptions struct {
 	SessionIDFrom TokenSource `json:"session_id_from,omitzero"`
 }
 
-// NewEternusOptions returns the defaults.
-func NewEternusOptions() *EternusOptions {
-	return &EternusOptions{SessionIDFrom: TokenSource{From: FromHeader, Name: DefaultEternusSessionIDHeader}}
+// newEternusOptions returns the defaults.
+func newEternusOptions() *EternusOptions {
+	return &EternusOptions{SessionIDFrom: TokenSource{From: FromHeader, Name: defaultEternusSessionIDHeader}}
 }
 
 // SetOption implements Options: `session_id_from header|cookie|query <name>`.
@@ -75,14 +72,14 @@ func (o *EternusOptions) validate() error {
 // configured sources, and the session id either from the token itself
 // (<session_id>:<token>) or from the session-id source. The credential's
 // Value is always <session_id>:<token>, so the cache key covers both.
-func eternusExtractor(opts Options) func(r *http.Request, sources []TokenSource) (Credential, error) {
+func eternusExtractor(opts Options) extractor {
 	o, _ := opts.(*EternusOptions)
 	if o == nil || o.validate() != nil {
-		o = NewEternusOptions()
+		o = newEternusOptions()
 	}
 	idSrc := o.SessionIDFrom.Canonical()
-	return func(r *http.Request, sources []TokenSource) (Credential, error) {
-		cred, err := Extract(r, sources)
+	return func(r *http.Request, sources []TokenSource) (credential, error) {
+		cred, err := extractToken(r, sources)
 		if err != nil {
 			return cred, err
 		}
@@ -91,14 +88,14 @@ func eternusExtractor(opts Options) func(r *http.Request, sources []TokenSource)
 		}
 		sid, ok := lookup(r, idSrc)
 		if !ok || sid == "" {
-			return Credential{Source: cred.Source}, fmt.Errorf("%w: no ETERNUS session id (in %s, or as <session_id>:<token>)", ErrUnauthenticated, idSrc)
+			return credential{Source: cred.Source}, fmt.Errorf("%w: no ETERNUS session id (in %s, or as <session_id>:<token>)", ErrUnauthenticated, idSrc)
 		}
 		if !validEternusSessionID(sid) {
-			return Credential{Source: cred.Source}, fmt.Errorf("%w: ETERNUS session id in %s is not a number", ErrUnauthenticated, idSrc)
+			return credential{Source: cred.Source}, fmt.Errorf("%w: ETERNUS session id in %s is not a number", ErrUnauthenticated, idSrc)
 		}
 		cred.Value = sid + ":" + cred.Value
-		if len(cred.Value) > MaxTokenLen {
-			return Credential{Source: cred.Source}, fmt.Errorf("%w: credential longer than %d bytes", ErrUnauthenticated, MaxTokenLen)
+		if len(cred.Value) > maxTokenLen {
+			return credential{Source: cred.Source}, fmt.Errorf("%w: credential longer than %d bytes", ErrUnauthenticated, maxTokenLen)
 		}
 		return cred, nil
 	}
@@ -119,20 +116,20 @@ func validEternusSessionID(s string) bool {
 
 // eternusBackend reads the session resource that the credential names.
 type eternusBackend struct {
-	svc     *Service
+	svc     *service
 	now     func() time.Time
 	byToken tokenIndex
 }
 
-// KeysOfToken implements TokenKeyer: the cache keys of every
+// KeysOfToken implements tokenKeyer: the cache keys of every
 // <session_id>:<token> credential resolved with token, so that a purge can
 // name the token alone.
 func (b *eternusBackend) KeysOfToken(token string) []Key { return b.byToken.keys(token) }
 
-// TokenKeyer is a backend whose credentials hold more than the token (an
+// tokenKeyer is a backend whose credentials hold more than the token (an
 // ETERNUS session id and its token): it reports the cache keys of the
 // credentials it resolved with a token, so a purge needs only the token.
-type TokenKeyer interface {
+type tokenKeyer interface {
 	KeysOfToken(token string) []Key
 }
 
@@ -187,7 +184,7 @@ func (x *tokenIndex) keys(token string) []Key {
 }
 
 // Resolve implements Backend.
-func (b *eternusBackend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
+func (b *eternusBackend) Resolve(ctx context.Context, cred credential) (*Session, error) {
 	sid, tok, ok := strings.Cut(cred.Value, ":")
 	if !ok || !validEternusSessionID(sid) || tok == "" {
 		return nil, fmt.Errorf("%w: ETERNUS credential must be <session_id>:<token>", ErrUnauthenticated)
@@ -201,9 +198,9 @@ func (b *eternusBackend) Resolve(ctx context.Context, cred Credential) (*Session
 	if err != nil {
 		return nil, err
 	}
-	// The resolver caches this answer under KeyOf(cred): remember it
+	// The resolver caches this answer under keyOf(cred): remember it
 	// under the token, for a purge that names the token alone.
-	b.byToken.add(tok, KeyOf(cred))
+	b.byToken.add(tok, keyOf(cred))
 	if status != http.StatusOK {
 		// 401: the token is dead; 404: no such session; 403: the token
 		// lives but names another session (a session can only read
@@ -211,9 +208,9 @@ func (b *eternusBackend) Resolve(ctx context.Context, cred Credential) (*Session
 		if !serviceAnswer(raw, "error_code") {
 			// ETERNUS answers errors with {"error_code", "message"}:
 			// another body is from what stands in front of the array.
-			return nil, StatusError(status)
+			return nil, statusError(status)
 		}
-		return nil, StatusError(status, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound)
+		return nil, statusError(status, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound)
 	}
 	s, err := decodeEternus(raw, b.now())
 	if err != nil {
@@ -241,7 +238,7 @@ func decodeEternus(raw []byte, now time.Time) (*Session, error) {
 		UserID:  user,
 		User:    user,
 		Perms:   list(doc, "auth_list"),
-		Kind:    KindUser,
+		Kind:    kindUser,
 		Dialect: "eternus",
 		Raw:     []byte(doc.Raw),
 	}

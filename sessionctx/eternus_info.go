@@ -94,3 +94,8 @@ func eternusFilter(obj map[string]any, params []string) map[string]any {
 	}
 	return out
 }
+
+func eternusProductRead(req InfoRequest) bool {
+	_, id, ok := strings.Cut(req.Path, "/api/v1/session/")
+	return ok && id != "" && !strings.Contains(id, "/")
+}

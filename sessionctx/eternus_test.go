@@ -39,7 +39,7 @@ func eternusLogin(t *testing.T, url, user, password string) (string, string, int
 }
 
 func TestEternusExtract(t *testing.T) {
-	d, err := LookupDialect("eternus")
+	d, err := lookupDialect("eternus")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,18 +72,22 @@ func TestEternusExtract(t *testing.T) {
 			if sources == nil {
 				sources = bearerOnly
 			}
-			cred, err := d.Extractor(json.RawMessage(tc.options))(r, sources)
+			opts, err := d.checkOptions(nil)
+			if tc.options != "" {
+				opts = optsJSON(t, "eternus", tc.options)
+			}
+			cred, err := d.extractor(opts)(r, sources)
 			wantOutcome(t, err, tc.want)
 			if err == nil && cred.Value != tc.value {
 				t.Errorf("Value %q, want %q", cred.Value, tc.value)
 			}
 		})
 	}
-	// Without options, Extract and Extractor agree.
+	// Without options, the default session-id header is read.
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header = http.Header{"Authorization": {"Bearer tok"}, "X-Eternus-Session-Id": {"42"}}
-	if c, err := d.Extract(r, bearerOnly); err != nil || c.Value != "42:tok" {
-		t.Errorf("Extract: %q, %v", c.Value, err)
+	if c, err := d.extractor(nil)(r, bearerOnly); err != nil || c.Value != "42:tok" {
+		t.Errorf("extract: %q, %v", c.Value, err)
 	}
 	var opts EternusOptions
 	if err := opts.SetOption("session_id_from", []string{"bearer", "x"}); err == nil {
@@ -109,7 +113,7 @@ func TestEternusResolve(t *testing.T) {
 	defer srv.Close()
 	b := dialectBackend(t, "eternus", srv.URL, "")
 	resolve := func(value string) (*Session, error) {
-		return b.Resolve(context.Background(), Credential{Value: value, Source: TokenSource{From: FromBearer}})
+		return b.Resolve(context.Background(), credential{Value: value, Source: TokenSource{From: FromBearer}})
 	}
 
 	sid, tok, lifetime := eternusLogin(t, srv.URL, "root", "pw")

@@ -13,9 +13,10 @@ import (
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
-// This resolves sessions without Caddy: a Go service asks a JSON session
-// endpoint who owns each request's token, through the same dialect and
-// cache the plugin uses.
+// This guards a Go HTTP server without Caddy: a middleware asks a JSON
+// session endpoint who owns each request's token, through the same
+// dialect and cache the plugin uses, and hands the session to the
+// handler in the request context.
 func Example() {
 	// A session service: one live token, everything else rejected.
 	var calls atomic.Int32
@@ -29,46 +30,110 @@ func Example() {
 	}))
 	defer service.Close()
 
-	// The http dialect's options map the service's answer to a Session
-	// with GJSON paths; they are the JSON form of the Caddyfile block.
-	backend, dialect, err := sessionctx.NewBackend(sessionctx.BackendConfig{
-		Dialect: "http",
-		URL:     service.URL + "/whoami",
-		Options: []byte(`{"user_id_from": "identity.id", "user_from": "identity.traits.email", "roles_from": "groups"}`),
-	})
+	// One client per session service, shared by every request. The http
+	// dialect's options map the service's answer to a Session with GJSON
+	// paths.
+	opts, _ := sessionctx.DialectOptions("http")
+	mapping := opts.(*sessionctx.HTTPOptions)
+	mapping.UserIDFrom, mapping.UserFrom, mapping.RolesFrom = "identity.id", "identity.traits.email", "groups"
+	client, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: service.URL + "/whoami", Options: mapping})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	resolver := sessionctx.NewResolver(backend, sessionctx.CacheConfig{})
 
-	for _, token := range []string{"alice-token", "alice-token", "mallory-token"} {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.Header.Set("Authorization", "Bearer "+token)
-
-		cred, err := sessionctx.Extract(r, dialect.Tokens) // the http dialect reads a bearer token
-		if err != nil {
-			fmt.Println("no token:", err)
-			continue
-		}
-		res, err := resolver.Resolve(r.Context(), cred)
-		switch {
-		case errors.Is(err, sessionctx.ErrUnauthenticated):
-			fmt.Println("401: token rejected")
-		case errors.Is(err, sessionctx.ErrUnavailable):
-			fmt.Println("503: session service down")
-		default:
-			s := res.Session
-			fmt.Printf("%s (%s) roles=%s cached=%v\n", s.User, s.UserID, strings.Join(s.Roles, ","), res.Hit)
-		}
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := sessionctx.FromContext(r.Context())
+		fmt.Fprintf(w, "hello %s (%s), roles %s", s.User, s.UserID, strings.Join(s.Roles, ","))
+	})
+	guard := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			res, err := client.Authenticate(r)
+			switch {
+			case errors.Is(err, sessionctx.ErrUnauthenticated):
+				http.Error(w, "sign in first", http.StatusUnauthorized)
+			case err != nil:
+				http.Error(w, "try again later", http.StatusServiceUnavailable)
+			default:
+				client.StripTokens(r) // the app never sees the token
+				next.ServeHTTP(w, r.WithContext(sessionctx.NewContext(r.Context(), res.Session)))
+			}
+		})
 	}
+	srv := httptest.NewServer(guard(app))
+	defer srv.Close()
+
+	for _, token := range []string{"alice-token", "alice-token", "mallory-token", ""} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%d %s\n", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	// The second request was answered from the cache, and a request with
+	// no token never reached the service.
 	fmt.Println("session-service calls:", calls.Load())
 
 	// Output:
-	// alice@example.com (u-1001) roles=admin,developer cached=false
-	// alice@example.com (u-1001) roles=admin,developer cached=true
-	// 401: token rejected
+	// 200 hello alice@example.com (u-1001), roles admin,developer
+	// 200 hello alice@example.com (u-1001), roles admin,developer
+	// 401 sign in first
+	// 401 sign in first
 	// session-service calls: 2
+}
+
+// An ETERNUS credential is two values: the session id and the token. The
+// client reads both where ETERNUS clients send them (a bearer token and
+// the session-id header, or a bearer <session_id>:<token>), so a caller
+// cannot hand the resolver half a credential.
+func Example_eternus() {
+	// ETERNUS answers GET /api/v1/session/<id> for the bearer of that
+	// session only.
+	eternus := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/session/1000042" || r.Header.Get("Authorization") != "Bearer t0k3n" {
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error_code": 1001, "message": "Authentication failed (Invalid token)"}`)
+			return
+		}
+		io.WriteString(w, `{"session_id": 1000042, "user_name": "storage-admin", "lifetime": 1800, "auth_list": ["User_Management", "Volume_Management"]}`)
+	}))
+	defer eternus.Close()
+
+	client, err := sessionctx.New(sessionctx.Config{Dialect: "eternus", URL: eternus.URL})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, h := range []http.Header{
+		{"Authorization": {"Bearer t0k3n"}, "X-Eternus-Session-Id": {"1000042"}},
+		{"Authorization": {"Bearer 1000042:t0k3n"}},
+		{"Authorization": {"Bearer t0k3n"}}, // no session id: refused before any call
+		{"Authorization": {"Bearer stolen"}, "X-Eternus-Session-Id": {"1000042"}},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/volumes", nil)
+		r.Header = h
+		res, err := client.Authenticate(r)
+		if err != nil {
+			fmt.Println("401:", errors.Is(err, sessionctx.ErrUnauthenticated))
+			continue
+		}
+		fmt.Printf("%s admin=%v cached=%v\n", res.Session.User, res.Session.Admin, res.Hit)
+	}
+	fmt.Println("service calls:", client.Stats().ServiceCalls)
+
+	// Output:
+	// storage-admin admin=true cached=false
+	// storage-admin admin=true cached=true
+	// 401: true
+	// 401: true
+	// service calls: 2
 }
 
 // A Go upstream behind sessiongate can keep the resolved session in the

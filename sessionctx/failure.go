@@ -15,43 +15,43 @@ import (
 // operator does about each differs (start the service, raise the timeout,
 // fix a certificate, read the service's logs).
 const (
-	FailRefused  = "refused"   // no connection: nothing listening, reset, closed before an answer
-	FailTimeout  = "timeout"   // no answer within the timeout
-	FailTLS      = "tls"       // the certificate or the handshake failed
-	FailStatus   = "status"    // an HTTP status that is neither a session nor a rejection
-	FailGarbage  = "garbage"   // an answer that is not what the dialect reads
-	FailTooLarge = "too_large" // an answer over the size cap
-	FailOther    = "other"
+	failRefused  = "refused"   // no connection: nothing listening, reset, closed before an answer
+	failTimeout  = "timeout"   // no answer within the timeout
+	failTLS      = "tls"       // the certificate or the handshake failed
+	failStatus   = "status"    // an HTTP status that is neither a session nor a rejection
+	failGarbage  = "garbage"   // an answer that is not what the dialect reads
+	failTooLarge = "too_large" // an answer over the size cap
+	failOther    = "other"
 )
 
-// UnavailableError is an ErrUnavailable that says what kind of failure
+// unavailableError is an ErrUnavailable that says what kind of failure
 // it was.
-type UnavailableError struct {
+type unavailableError struct {
 	Kind string
 	msg  string
 }
 
-func (e *UnavailableError) Error() string { return ErrUnavailable.Error() + ": " + e.msg }
+func (e *unavailableError) Error() string { return ErrUnavailable.Error() + ": " + e.msg }
 
 // Unwrap makes errors.Is(err, ErrUnavailable) hold.
-func (e *UnavailableError) Unwrap() error { return ErrUnavailable }
+func (e *unavailableError) Unwrap() error { return ErrUnavailable }
 
 func unavailable(kind, format string, args ...any) error {
-	return &UnavailableError{Kind: kind, msg: fmt.Sprintf(format, args...)}
+	return &unavailableError{Kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
 // FailureKind tells what kind of session-service failure err is. An
 // ErrUnavailable without a kind comes from a dialect that could not read
 // the answer: garbage. Anything else is other.
 func FailureKind(err error) string {
-	var ue *UnavailableError
+	var ue *unavailableError
 	switch {
 	case errors.As(err, &ue):
 		return ue.Kind
 	case errors.Is(err, ErrUnavailable):
-		return FailGarbage
+		return failGarbage
 	}
-	return FailOther
+	return failOther
 }
 
 // transportKind sorts an error from an HTTP round trip.
@@ -67,13 +67,13 @@ func transportKind(err error) string {
 	)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return FailTimeout
+		return failTimeout
 	case errors.As(err, &certErr), errors.As(err, &authErr), errors.As(err, &hostErr),
 		errors.As(err, &invalid), errors.As(err, &recHdErr), errors.As(err, &alert):
-		return FailTLS
+		return failTLS
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, new(*net.OpError)):
-		return FailRefused
+		return failRefused
 	}
-	return FailOther
+	return failOther
 }

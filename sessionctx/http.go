@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -16,13 +15,14 @@ import (
 )
 
 func init() {
-	RegisterDialect(&Dialect{
-		Name:       "http",
-		Tokens:     []TokenSource{{From: FromBearer}},
-		NewOptions: func() Options { return NewHTTPOptions() },
-		New: func(svc *Service, opts Options) (Backend, error) {
-			return NewHTTPBackend(svc, opts.(*HTTPOptions))
+	registerDialect(&dialect{
+		name:    "http",
+		tokens:  []TokenSource{{From: FromBearer}},
+		options: func() Options { return newHTTPOptions() },
+		backend: func(svc *service, opts Options) (backend, error) {
+			return newHTTPBackend(svc, opts.(*HTTPOptions))
 		},
+		info: infoShape{render: renderHTTPInfo},
 	})
 }
 
@@ -74,10 +74,10 @@ type HTTPOptions struct {
 	Mapping
 }
 
-// NewHTTPOptions returns the defaults: a GET with a bearer token, and a
+// newHTTPOptions returns the defaults: a GET with a bearer token, and a
 // mapping that reads sessiongate's own normalized shape, so one
 // sessiongate can resolve against another's session_info.
-func NewHTTPOptions() *HTTPOptions {
+func newHTTPOptions() *HTTPOptions {
 	return &HTTPOptions{Mapping: Mapping{
 		IDFrom: "id", UserIDFrom: "user_id", UserFrom: "user", EmailFrom: "email",
 		NameFrom: "name", OrgIDFrom: "org_id", OrgFrom: "org", RolesFrom: "roles",
@@ -177,16 +177,16 @@ func (m *Mapping) field(option string) *string {
 	return nil
 }
 
-// HTTPBackend is the http dialect's client.
-type HTTPBackend struct {
-	svc    *Service
+// httpBackend is the http dialect's client.
+type httpBackend struct {
+	svc    *service
 	opts   HTTPOptions
 	target string
 	now    func() time.Time
 }
 
-// NewHTTPBackend checks opts and builds the client.
-func NewHTTPBackend(svc *Service, opts *HTTPOptions) (*HTTPBackend, error) {
+// newHTTPBackend checks opts and builds the client.
+func newHTTPBackend(svc *service, opts *HTTPOptions) (*httpBackend, error) {
 	o := *opts
 	if o.Method == "" {
 		o.Method = http.MethodGet
@@ -222,11 +222,11 @@ func NewHTTPBackend(svc *Service, opts *HTTPOptions) (*HTTPBackend, error) {
 	if o.UserIDFrom == "" && o.UserFrom == "" {
 		return nil, fmt.Errorf("need user_id_from or user_from: a session without a user is no identity")
 	}
-	return &HTTPBackend{svc: svc, opts: o, target: svc.URL.String(), now: time.Now}, nil
+	return &httpBackend{svc: svc, opts: o, target: svc.URL.String(), now: time.Now}, nil
 }
 
 // Resolve implements Backend.
-func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
+func (b *httpBackend) Resolve(ctx context.Context, cred credential) (*Session, error) {
 	target := b.target
 	var body io.Reader
 	if b.opts.TokenTo.To == "query" {
@@ -267,9 +267,9 @@ func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, e
 			// The service answers in JSON; a rejection page in anything
 			// else (a WAF's HTML 403, a proxy's empty 401) is from what
 			// stands in front of it, not a verdict on the token.
-			return nil, StatusError(status)
+			return nil, statusError(status)
 		}
-		return nil, StatusError(status, b.opts.UnauthenticatedStatus...)
+		return nil, statusError(status, b.opts.UnauthenticatedStatus...)
 	}
 	s, err := b.opts.Mapping.Decode(raw, b.now())
 	if err != nil {
@@ -277,17 +277,6 @@ func (b *HTTPBackend) Resolve(ctx context.Context, cred Credential) (*Session, e
 	}
 	s.Dialect = "http"
 	return s, nil
-}
-
-// serviceAnswer reports whether raw is a JSON object and, when path is
-// set, holds path: the session service's own error body rather than a page
-// of whatever stands in front of it.
-func serviceAnswer(raw []byte, path string) bool {
-	if !gjson.ValidBytes(raw) {
-		return false
-	}
-	doc := gjson.ParseBytes(raw)
-	return doc.IsObject() && (path == "" || doc.Get(path).Exists())
 }
 
 // cookieOctets reports whether v can be a cookie value as it is: RFC 6265
@@ -327,20 +316,14 @@ func (m *Mapping) Decode(raw []byte, now time.Time) (*Session, error) {
 		Org:    str(doc, m.OrgFrom),
 		Roles:  list(doc, m.RolesFrom),
 		Perms:  list(doc, m.PermsFrom),
-		Kind:   KindUser,
+		Kind:   kindUser,
 		Raw:    raw,
 	}
 	if m.AdminFrom != "" {
 		s.Admin = truthy(doc.Get(m.AdminFrom))
 	}
-	if s.UserID == "" && s.User == "" {
-		return nil, fmt.Errorf("%w: answer names no user (check user_id_from/user_from)", ErrUnavailable)
-	}
-	if s.UserID == "" {
-		s.UserID = s.User
-	}
-	if s.User == "" {
-		s.User = s.UserID
+	if err := s.fillUser("answer names no user (check user_id_from/user_from)"); err != nil {
+		return nil, err
 	}
 	if m.ExpiresFrom != "" {
 		if t, ok := timeValue(doc.Get(m.ExpiresFrom)); ok {
@@ -358,146 +341,4 @@ func (m *Mapping) Decode(raw []byte, now time.Time) (*Session, error) {
 		}
 	}
 	return s, nil
-}
-
-// parseObject checks that a session-service answer is a JSON object. An
-// answer that is not says nothing about the token: the service (or what
-// stands in front of it) is broken, so it wraps ErrUnavailable.
-func parseObject(raw []byte, what string) (gjson.Result, error) {
-	if !gjson.ValidBytes(raw) {
-		return gjson.Result{}, fmt.Errorf("%w: %s is not JSON", ErrUnavailable, what)
-	}
-	doc := gjson.ParseBytes(raw)
-	if !doc.IsObject() {
-		return gjson.Result{}, fmt.Errorf("%w: %s is not a JSON object", ErrUnavailable, what)
-	}
-	return doc, nil
-}
-
-func orMissing(v gjson.Result) string {
-	if !v.Exists() {
-		return "missing"
-	}
-	return v.Raw
-}
-
-// str reads a scalar as text; numbers keep their JSON spelling, so a
-// numeric id 1234567890123 does not turn into 1.234567890123e+12.
-func str(doc gjson.Result, path string) string {
-	if path == "" {
-		return ""
-	}
-	v := doc.Get(path)
-	switch v.Type {
-	case gjson.String:
-		return v.Str
-	case gjson.Number:
-		return v.Raw
-	case gjson.True, gjson.False:
-		return v.Raw
-	}
-	return ""
-}
-
-// list reads a JSON list of scalars, or a string of comma or space
-// separated names.
-func list(doc gjson.Result, path string) []string {
-	if path == "" {
-		return nil
-	}
-	v := doc.Get(path)
-	var out []string
-	add := func(s string) {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	switch {
-	case v.IsArray():
-		v.ForEach(func(_, e gjson.Result) bool {
-			switch e.Type {
-			case gjson.String:
-				add(e.Str)
-			case gjson.Number:
-				add(e.Raw)
-			}
-			return true
-		})
-	case v.Type == gjson.String:
-		for _, f := range strings.FieldsFunc(v.Str, func(r rune) bool { return r == ',' || r == ' ' }) {
-			add(f)
-		}
-	}
-	return out
-}
-
-func truthy(v gjson.Result) bool {
-	switch v.Type {
-	case gjson.True:
-		return true
-	case gjson.String:
-		b, _ := strconv.ParseBool(v.Str)
-		return b
-	case gjson.Number:
-		return v.Num != 0
-	}
-	return false
-}
-
-func number(v gjson.Result) (float64, bool) {
-	switch v.Type {
-	case gjson.Number:
-		return v.Num, !math.IsNaN(v.Num) && !math.IsInf(v.Num, 0)
-	case gjson.String:
-		f, err := strconv.ParseFloat(strings.TrimSpace(v.Str), 64)
-		return f, err == nil && !math.IsNaN(f) && !math.IsInf(f, 0)
-	}
-	return 0, false
-}
-
-// timeValue reads RFC 3339 text, or epoch seconds (milliseconds when the
-// number is too large to be seconds).
-func timeValue(v gjson.Result) (time.Time, bool) {
-	if v.Type == gjson.String {
-		if t, err := time.Parse(time.RFC3339Nano, v.Str); err == nil {
-			return t, true
-		}
-	}
-	n, ok := number(v)
-	if !ok || n <= 0 || n > 1e15 {
-		return time.Time{}, false
-	}
-	t := EpochTime(n)
-	if t.Year() > 9999 {
-		// Not a date a session could mean, and not one that JSON (or
-		// session_info) can write back: no expiry rather than garbage.
-		return time.Time{}, false
-	}
-	return t, true
-}
-
-// maxLifetime bounds a lifetime a session service states in seconds, so
-// an absurd number cannot overflow a time.Duration into the past.
-const maxLifetime = 100 * 365 * 24 * time.Hour
-
-// secondsOf turns a stated number of seconds left into a duration,
-// clamped to [0, maxLifetime].
-func secondsOf(secs float64) time.Duration {
-	if secs <= 0 {
-		return 0
-	}
-	if secs >= maxLifetime.Seconds() {
-		return maxLifetime
-	}
-	return time.Duration(secs * float64(time.Second))
-}
-
-// EpochTime reads epoch seconds, or epoch milliseconds when the number is
-// too large to be seconds (past the year 5138).
-func EpochTime(n float64) time.Time {
-	if n > 1e11 {
-		return time.UnixMilli(int64(n))
-	}
-	sec, frac := math.Modf(n)
-	return time.Unix(int64(sec), int64(frac*1e9))
 }

@@ -38,7 +38,7 @@ func TestMappingDecode(t *testing.T) {
 				"identity":{"id":"i-1","traits":{"email":"ann@example.com","name":"Ann"},
 				"metadata_public":{"roles":["admin","ops"],"admin":true}}}`,
 			want: &Session{ID: "s-1", UserID: "i-1", User: "ann@example.com", Email: "ann@example.com",
-				Name: "Ann", Roles: []string{"admin", "ops"}, Admin: true, Kind: KindUser,
+				Name: "Ann", Roles: []string{"admin", "ops"}, Admin: true, Kind: kindUser,
 				ExpiresAt: time.Date(2026, 11, 23, 13, 0, 0, 0, time.UTC)},
 		},
 		{
@@ -59,14 +59,14 @@ func TestMappingDecode(t *testing.T) {
 			body: `{"uid":1234567890123,"login":"bob","groups":"a, b c","scope":["read",7],"exp":` +
 				`1795449600,"left":"60","su":"true","org":42}`,
 			want: &Session{UserID: "1234567890123", User: "bob", Roles: []string{"a", "b", "c"},
-				Perms: []string{"read", "7"}, Admin: true, OrgID: "42", Kind: KindUser,
+				Perms: []string{"read", "7"}, Admin: true, OrgID: "42", Kind: kindUser,
 				ExpiresAt: t0.Add(time.Minute)},
 		},
 		{
 			name: "user id fills user",
 			m:    Mapping{UserIDFrom: "sub"},
 			body: `{"sub":"x"}`,
-			want: &Session{UserID: "x", User: "x", Kind: KindUser},
+			want: &Session{UserID: "x", User: "x", Kind: kindUser},
 		},
 		{name: "not JSON", m: kratosMapping(), body: `<html>`, wantErr: ErrUnavailable},
 		{name: "truncated JSON", m: kratosMapping(), body: `{"identity":{"id":`, wantErr: ErrUnavailable},
@@ -95,10 +95,10 @@ func TestMappingDecode(t *testing.T) {
 }
 
 func TestEpochTime(t *testing.T) {
-	if got := EpochTime(1795449600); !got.Equal(time.Unix(1795449600, 0)) {
+	if got := epochTime(1795449600); !got.Equal(time.Unix(1795449600, 0)) {
 		t.Errorf("seconds: %v", got)
 	}
-	if got := EpochTime(1795449600123); !got.Equal(time.UnixMilli(1795449600123)) {
+	if got := epochTime(1795449600123); !got.Equal(time.UnixMilli(1795449600123)) {
 		t.Errorf("milliseconds: %v", got)
 	}
 }
@@ -159,12 +159,12 @@ func TestHTTPBackendRequest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, last, lastBody := recordingService(t, 200, ok)
-			b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL + "/me?v=1", Options: []byte(tt.opts),
+			b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL + "/me?v=1", Options: optsJSON(t, "http", tt.opts),
 				Header: http.Header{"X-App-Key": {"k1"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := b.Resolve(context.Background(), Credential{Value: "tok"})
+			s, err := b.Resolve(context.Background(), credential{Value: "tok"})
 			if err != nil || s.User != "ann" {
 				t.Fatalf("session %+v, err %v", s, err)
 			}
@@ -189,11 +189,11 @@ func TestHTTPBackendStatuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		srv, _, _ := recordingService(t, tt.status, `{}`)
-		b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL, Options: []byte(tt.opts)})
+		b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL, Options: optsJSON(t, "http", tt.opts)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Resolve(context.Background(), Credential{Value: "tok"}); !errors.Is(err, tt.want) {
+		if _, err := b.Resolve(context.Background(), credential{Value: "tok"}); !errors.Is(err, tt.want) {
 			t.Errorf("status %d with %s: err %v, want %v", tt.status, tt.opts, err, tt.want)
 		}
 	}
@@ -202,28 +202,29 @@ func TestHTTPBackendStatuses(t *testing.T) {
 func TestHTTPBackendErrorsDoNotRepeatToken(t *testing.T) {
 	srv, _, _ := recordingService(t, 200, `{}`)
 	srv.Close() // refused
-	b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL, Options: []byte(`{"token_to":{"to":"query","name":"t"}}`)})
+	b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL, Options: optsJSON(t, "http", `{"token_to":{"to":"query","name":"t"}}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = b.Resolve(context.Background(), Credential{Value: "supersecrettoken"})
+	_, err = b.Resolve(context.Background(), credential{Value: "supersecrettoken"})
 	if !errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "supersecrettoken") {
 		t.Fatalf("err %v: want ErrUnavailable without the token", err)
 	}
 }
 
 func TestNewBackendRejectsBadConfig(t *testing.T) {
-	for name, cfg := range map[string]BackendConfig{
-		"unknown dialect":    {Dialect: "nope", URL: "http://x"},
-		"relative url":       {Dialect: "http", URL: "/whoami"},
-		"ftp url":            {Dialect: "http", URL: "ftp://x/y"},
-		"negative timeout":   {Dialect: "http", URL: "http://x", Timeout: -1},
-		"unknown option":     {Dialect: "http", URL: "http://x", Options: []byte(`{"nope":1}`)},
-		"body without token": {Dialect: "http", URL: "http://x", Options: []byte(`{"token_to":{"to":"body","body":"{}"}}`)},
-		"no user mapping":    {Dialect: "http", URL: "http://x", Options: []byte(`{"user_from":"","user_id_from":""}`)},
-		"missing CA file":    {Dialect: "http", URL: "https://x", TLSTrustedCACerts: []string{"/nonexistent.pem"}},
+	for name, cfg := range map[string]Config{
+		"unknown dialect":     {Dialect: "nope", URL: "http://x"},
+		"relative url":        {Dialect: "http", URL: "/whoami"},
+		"ftp url":             {Dialect: "http", URL: "ftp://x/y"},
+		"negative timeout":    {Dialect: "http", URL: "http://x", Timeout: -1},
+		"another's options":   {Dialect: "http", URL: "http://x", Options: newEternusOptions()},
+		"options, takes none": {Dialect: "amplify", URL: "http://x", Options: newHTTPOptions()},
+		"body without token":  {Dialect: "http", URL: "http://x", Options: optsJSON(t, "http", `{"token_to":{"to":"body","body":"{}"}}`)},
+		"no user mapping":     {Dialect: "http", URL: "http://x", Options: optsJSON(t, "http", `{"user_from":"","user_id_from":""}`)},
+		"missing CA file":     {Dialect: "http", URL: "https://x", TLSTrustedCACerts: []string{"/nonexistent.pem"}},
 	} {
-		if _, _, err := NewBackend(cfg); err == nil {
+		if _, _, err := newBackend(cfg); err == nil {
 			t.Errorf("%s: want an error", name)
 		}
 	}
@@ -272,11 +273,11 @@ func TestHTTPBackendRejectionNeedsJSON(t *testing.T) {
 		{403, `Forbidden`, ErrUnavailable},
 	} {
 		srv, _, _ := recordingService(t, tt.status, tt.body)
-		b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL})
+		b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Resolve(context.Background(), Credential{Value: "tok"}); !errors.Is(err, tt.want) {
+		if _, err := b.Resolve(context.Background(), credential{Value: "tok"}); !errors.Is(err, tt.want) {
 			t.Errorf("%d %q: err %v, want %v", tt.status, tt.body, err, tt.want)
 		}
 	}
@@ -291,19 +292,19 @@ func TestHTTPBackendCookieRefusesNonOctets(t *testing.T) {
 		io.WriteString(w, `{"user":"ann"}`)
 	}))
 	t.Cleanup(srv.Close)
-	b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL, Options: []byte(`{"token_to":{"to":"cookie","name":"sid"}}`)})
+	b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL, Options: optsJSON(t, "http", `{"token_to":{"to":"cookie","name":"sid"}}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{"zz; impersonate=alice", "zz;x", "a b", `a"b`, "a,b", `a\b`, "a\tb", "a\x7fb", "é"} {
-		if _, err := b.Resolve(context.Background(), Credential{Value: tok}); !errors.Is(err, ErrUnauthenticated) {
+		if _, err := b.Resolve(context.Background(), credential{Value: tok}); !errors.Is(err, ErrUnauthenticated) {
 			t.Errorf("%q: err %v, want unauthenticated", tok, err)
 		}
 	}
 	if calls != 0 {
 		t.Errorf("%d service calls for refused tokens", calls)
 	}
-	if s, err := b.Resolve(context.Background(), Credential{Value: "s%3Aab.c-d_e~f!#$&'()*+/:<=>?@[]^`{|}"}); err != nil || s.User != "ann" || calls != 1 {
+	if s, err := b.Resolve(context.Background(), credential{Value: "s%3Aab.c-d_e~f!#$&'()*+/:<=>?@[]^`{|}"}); err != nil || s.User != "ann" || calls != 1 {
 		t.Errorf("cookie-octet token: %v %v (%d calls)", s, err, calls)
 	}
 }

@@ -41,7 +41,7 @@ func TestRejectionNeedsDialectBody(t *testing.T) {
 		if tt.dialect == "vsphere" {
 			opts = `{"api":"current"}`
 		}
-		cred := Credential{Value: "tok", Source: TokenSource{From: FromBearer}}
+		cred := credential{Value: "tok", Source: TokenSource{From: FromBearer}}
 		if tt.dialect == "eternus" {
 			cred.Value = "1000001:tok"
 		}

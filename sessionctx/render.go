@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -31,27 +30,41 @@ type InfoAnswer struct {
 	Body   []byte
 }
 
-// NormalizedShape is the shape name of sessiongate's own session JSON,
-// the default of session_info.
-const NormalizedShape = "normalized"
+// normalizedShape is the shape name of sessiongate's own session JSON,
+// the default of session_info. It is the one shape that is no dialect.
+const normalizedShape = "normalized"
 
-// An infoRenderer renders s in one dialect's server shape; s nil means
-// the request has no session and gets the dialect's unauthenticated answer.
-type infoRenderer func(s *Session, req InfoRequest) InfoAnswer
-
-var infoRenderers = map[string]infoRenderer{
-	NormalizedShape: renderNormalizedInfo,
-	"http":          renderHTTPInfo,
-	"amplify":       renderAmplifyInfo,
-	"tr50":          renderTR50Info,
-	"vsphere":       renderVSphereInfo,
-	"eternus":       renderEternusInfo,
-	"trifacta":      renderTrifactaInfo,
+// infoShape is a product's own session API as session_info answers it.
+type infoShape struct {
+	// render renders s in the product's shape; s nil means the request
+	// has no session and gets the product's unauthenticated answer.
+	render func(s *Session, req InfoRequest) InfoAnswer
+	// handles reports whether req is one the product's clients send to
+	// read their session; nil: every request is. Other requests to the
+	// same paths (vSphere login and logout, ETERNUS DELETE) belong to the
+	// product itself, and session_info passes them on.
+	handles func(req InfoRequest) bool
+	// productRead reports whether req, which handles accepted, is the
+	// product's own session read on its own path; nil: none is.
+	productRead func(req InfoRequest) bool
 }
 
-// InfoShapes lists the shapes RenderInfo knows, sorted.
+var normalizedInfo = infoShape{render: renderNormalizedInfo}
+
+func lookupShape(name string) (infoShape, bool) {
+	if name == "" || name == normalizedShape {
+		return normalizedInfo, true
+	}
+	if d, ok := dialects[name]; ok {
+		return d.info, true
+	}
+	return infoShape{}, false
+}
+
+// InfoShapes lists the shapes RenderInfo knows, sorted: every dialect's,
+// and "normalized", sessiongate's own.
 func InfoShapes() []string {
-	return slices.Sorted(maps.Keys(infoRenderers))
+	return slices.Sorted(slices.Values(append(dialectNames(), normalizedShape)))
 }
 
 // RenderInfo renders s (nil: no session) the way the session service of
@@ -61,45 +74,24 @@ func InfoShapes() []string {
 // another dialect is translated from the normalized fields. An empty shape
 // is the normalized one.
 func RenderInfo(shape string, s *Session, req InfoRequest) (InfoAnswer, error) {
-	if shape == "" {
-		shape = NormalizedShape
-	}
-	render, ok := infoRenderers[shape]
+	sh, ok := lookupShape(shape)
 	if !ok {
 		return InfoAnswer{}, fmt.Errorf("unknown session_info shape %q (known: %s)", shape, strings.Join(InfoShapes(), ", "))
 	}
 	if req.Now.IsZero() {
 		req.Now = time.Now()
 	}
-	return render(s, req), nil
+	return sh.render(s, req), nil
 }
 
-// AmplifyFindSessionPath is the one Amplify request session_info answers.
-const AmplifyFindSessionPath = "/api/v1/auth/findSession"
-
-// InfoHandles reports whether a request is one that shape's clients send
-// to read their session. Other requests to the same paths (vSphere login
+// InfoHandles reports whether req is one that shape's clients send to
+// read their session. Other requests to the same paths (vSphere login
 // and logout, ETERNUS DELETE) belong to the product itself: session_info
 // passes them on. sessiongate's own shapes (normalized, http) read the
 // session whatever the method.
 func InfoHandles(shape string, req InfoRequest) bool {
-	read := req.Method == "GET" || req.Method == "HEAD"
-	switch shape {
-	case "vsphere":
-		if strings.HasPrefix(req.Path, "/rest/") {
-			return read || (req.Method == "POST" && req.Query.Get("~action") == "get")
-		}
-		return read
-	case "tr50":
-		return req.Method == "POST" && tr50OnlySessionInfo(req.Body)
-	case "amplify":
-		// The SDK's next calls (/api/v1/team, /api/v1/org/<id>) are the
-		// platform's: answering them with the session crashes it.
-		return read && strings.HasSuffix(req.Path, AmplifyFindSessionPath)
-	case "eternus", "trifacta":
-		return read
-	}
-	return true
+	sh, ok := lookupShape(shape)
+	return ok && (sh.handles == nil || sh.handles(req))
 }
 
 // IsProductSessionRead reports whether req is the product's own request
@@ -108,22 +100,12 @@ func InfoHandles(shape string, req InfoRequest) bool {
 // Trifacta /v2/session, Amplify findSession, a TR50 session.info). A
 // session_auth with no session for it answers in the product's shape.
 func IsProductSessionRead(shape string, req InfoRequest) bool {
-	if !InfoHandles(shape, req) {
-		return false
-	}
-	switch shape {
-	case "vsphere":
-		return strings.HasSuffix(req.Path, "/api/session") || strings.HasSuffix(req.Path, "/rest/com/vmware/cis/session")
-	case "eternus":
-		_, id, ok := strings.Cut(req.Path, "/api/v1/session/")
-		return ok && id != "" && !strings.Contains(id, "/")
-	case "trifacta":
-		return strings.HasSuffix(req.Path, "/v2/session")
-	case "amplify", "tr50":
-		return true
-	}
-	return false
+	sh, ok := lookupShape(shape)
+	return ok && sh.productRead != nil && InfoHandles(shape, req) && sh.productRead(req)
 }
+
+// isRead is a GET or HEAD: how most products' clients read a session.
+func isRead(req InfoRequest) bool { return req.Method == "GET" || req.Method == "HEAD" }
 
 func renderNormalizedInfo(s *Session, _ InfoRequest) InfoAnswer {
 	if s == nil {

@@ -18,7 +18,7 @@ func infoSession() *Session {
 	return &Session{
 		ID: "1000042", UserID: "17", User: "alice", Email: "alice@example.com", Name: "Alice Liddell",
 		OrgID: "55", Org: "acme", Roles: []string{"wrangler", "dataAdmin"}, Perms: []string{"read", "write"},
-		Admin: true, Kind: KindUser,
+		Admin: true, Kind: kindUser,
 		CreatedAt:      time.Date(2026, 3, 4, 9, 0, 0, 0, time.UTC),
 		LastAccessedAt: time.Date(2026, 3, 4, 9, 59, 0, 0, time.UTC),
 		ExpiresAt:      renderNow.Add(90 * time.Second),
@@ -93,7 +93,7 @@ func TestRenderUnknownShape(t *testing.T) {
 }
 
 func TestRenderNormalized(t *testing.T) {
-	for _, shape := range []string{"", NormalizedShape} {
+	for _, shape := range []string{"", normalizedShape} {
 		st, m := renderShape(t, shape, infoSession(), InfoRequest{})
 		if st != 200 {
 			t.Fatalf("status %d", st)
@@ -236,7 +236,7 @@ func TestRenderTR50(t *testing.T) {
 		"cmd.params.roleKeys": []string{"dataAdmin", "wrangler"}, "cmd.params.ttl": 90,
 		"cmd.params.startTime": "2026-03-04T09:00:00.000Z", "cmd.params.lastAccessed": "2026-03-04T09:59:00.000Z",
 	})
-	app := &Session{UserID: "a-1", User: "sensor-app", Kind: KindApp, OrgID: "o"}
+	app := &Session{UserID: "a-1", User: "sensor-app", Kind: kindApp, OrgID: "o"}
 	_, m = renderShape(t, "tr50", app, InfoRequest{})
 	checkInfoFields(t, m, map[string]any{"1.params.appId": "a-1", "1.params.appName": "sensor-app"})
 	if _, ok := m["1"].(map[string]any)["params"].(map[string]any)["userId"]; ok {

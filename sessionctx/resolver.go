@@ -12,12 +12,12 @@ import (
 
 // Cache defaults, as the docs give them.
 const (
-	DefaultCacheTTL    = 5 * time.Minute
-	DefaultNegativeTTL = 10 * time.Second
-	DefaultCacheMax    = 100000
+	defaultCacheTTL    = 5 * time.Minute
+	defaultNegativeTTL = 10 * time.Second
+	defaultCacheMax    = 100000
 )
 
-// CacheConfig shapes a Resolver's cache. Zero values take the defaults.
+// CacheConfig shapes a Client's cache. Zero values take the defaults.
 type CacheConfig struct {
 	// TTL is the upper bound on a cached session; the session's own
 	// expiry shortens it.
@@ -34,16 +34,16 @@ type CacheConfig struct {
 
 func (c CacheConfig) withDefaults() CacheConfig {
 	if c.TTL <= 0 {
-		c.TTL = DefaultCacheTTL
+		c.TTL = defaultCacheTTL
 	}
 	if c.NegativeTTL <= 0 {
-		c.NegativeTTL = DefaultNegativeTTL
+		c.NegativeTTL = defaultNegativeTTL
 	}
 	if c.StaleIfError < 0 {
 		c.StaleIfError = 0
 	}
 	if c.Max <= 0 {
-		c.Max = DefaultCacheMax
+		c.Max = defaultCacheMax
 	}
 	return c
 }
@@ -51,10 +51,13 @@ func (c CacheConfig) withDefaults() CacheConfig {
 // Result is a resolved session and how it was obtained.
 type Result struct {
 	Session *Session
-	// Prepared is what the resolver's Prepare hook made of the session.
+	// Prepared is what Config.Prepare made of the session.
 	Prepared any
 	// Key is the token's cache key.
 	Key Key
+	// Source is where the token was read; set with an error too, so that a
+	// malformed token can still be stripped.
+	Source TokenSource
 	// Hit is true when no session-service call was made for this request.
 	Hit bool
 	// Stale is true when the session was served past its TTL because the
@@ -62,39 +65,34 @@ type Result struct {
 	Stale bool
 }
 
-// Stats are a Resolver's counters since it was made.
+// Stats are a Client's counters since it was made.
 type Stats struct {
-	Entries        int    `json:"entries"`
-	Rejections     int    `json:"rejections"`
-	Hits           uint64 `json:"hits"`
-	Misses         uint64 `json:"misses"`
-	StaleServes    uint64 `json:"stale_serves"`
-	ServiceCalls   uint64 `json:"service_calls"`
-	ServiceErrors  uint64 `json:"service_errors"`
-	Evictions      uint64 `json:"evictions"`
-	ServiceLatency string `json:"service_latency_avg,omitempty"`
+	Entries           int           `json:"entries"`
+	Rejections        int           `json:"rejections"`
+	Hits              uint64        `json:"hits"`
+	Misses            uint64        `json:"misses"`
+	StaleServes       uint64        `json:"stale_serves"`
+	ServiceCalls      uint64        `json:"service_calls"`
+	ServiceErrors     uint64        `json:"service_errors"`
+	Evictions         uint64        `json:"evictions"`
+	ServiceLatencyAvg time.Duration `json:"service_latency_avg_ns,omitempty"`
 }
 
-// Resolver resolves tokens through a Backend with a bounded cache: one
+// resolver resolves tokens through a Backend with a bounded cache: one
 // service call per token however many requests race for it, sessions kept
 // for min(TTL, what the session has left), rejections for NegativeTTL,
 // service errors never.
-type Resolver struct {
-	backend Backend
-	cfg     CacheConfig
-	pos     entryStore
-	neg     entryStore
-	flight  singleflight.Group
+type resolver struct {
+	be     backend
+	cfg    CacheConfig
+	pos    entryStore
+	neg    entryStore
+	flight singleflight.Group
 
-	// Prepare, if set, is called once per session the service answers;
-	// its result is cached with the session and returned in Result, so
-	// per-session work (sanitized header values) is not redone per request.
-	Prepare func(*Session) any
-	// Observe, if set, is told of every session-service call.
-	Observe func(d time.Duration, err error)
-	// OnEvict, if set, is told when entries are pushed out to make room
-	// (not of Forget or Purge, whose callers know already).
-	OnEvict func(n int)
+	// The hooks of Config: Prepare, Observe and OnEvict.
+	prepare func(*Session) any
+	observe func(d time.Duration, err error)
+	onEvict func(n int)
 
 	now func() time.Time
 
@@ -110,35 +108,32 @@ type Resolver struct {
 	forgets atomic.Uint64
 }
 
-// NewResolver makes a resolver for backend.
-func NewResolver(backend Backend, cfg CacheConfig) *Resolver {
+// newResolver makes a resolver for backend.
+func newResolver(be backend, cfg CacheConfig) *resolver {
 	cfg = cfg.withDefaults()
-	return &Resolver{
-		backend: backend,
-		cfg:     cfg,
-		pos:     newStore(cfg.Max),
-		neg:     newStore(cfg.Max),
-		now:     time.Now,
+	return &resolver{
+		be:  be,
+		cfg: cfg,
+		pos: newStore(cfg.Max),
+		neg: newStore(cfg.Max),
+		now: time.Now,
 	}
 }
 
 // SetTier makes the resolver share its answers and revocations with the
 // other resolvers on t. Call it before the first Resolve.
-func (r *Resolver) SetTier(t Tier) {
+func (r *resolver) setTier(t Tier) {
 	r.tier = t
 	t.Attach(func(k Key) { r.forgetLocal(k) }, func() { r.purgeLocal() })
 }
 
 // SetClock replaces the resolver's clock; for tests.
-func (r *Resolver) SetClock(now func() time.Time) { r.now = now }
-
-// Config returns the cache configuration in force, defaults filled in.
-func (r *Resolver) Config() CacheConfig { return r.cfg }
+func (r *resolver) setClock(now func() time.Time) { r.now = now }
 
 // Resolve returns the session that cred names. The error wraps
 // ErrUnauthenticated or ErrUnavailable.
-func (r *Resolver) Resolve(ctx context.Context, cred Credential) (Result, error) {
-	key := KeyOf(cred)
+func (r *resolver) Resolve(ctx context.Context, cred credential) (Result, error) {
+	key := keyOf(cred)
 	now := r.now().UnixNano()
 	if res, err, ok := r.cached(key, now); ok {
 		r.hits.Add(1)
@@ -150,7 +145,7 @@ func (r *Resolver) Resolve(ctx context.Context, cred Credential) (Result, error)
 
 // resolveMiss is Resolve's slow path, in its own function so that the
 // flight closure's capture of key does not move key to the heap on hits.
-func (r *Resolver) resolveMiss(ctx context.Context, key Key, cred Credential) (Result, error) {
+func (r *resolver) resolveMiss(ctx context.Context, key Key, cred credential) (Result, error) {
 	ch := r.flight.DoChan(string(key[:]), func() (any, error) {
 		// A flight that ended between our lookup and this call may have
 		// filled the cache already.
@@ -178,7 +173,7 @@ func (r *Resolver) resolveMiss(ctx context.Context, key Key, cred Credential) (R
 
 // cached answers from the cache when it can: a fresh session, or a fresh
 // rejection.
-func (r *Resolver) cached(key Key, now int64) (Result, error, bool) {
+func (r *resolver) cached(key Key, now int64) (Result, error, bool) {
 	if e := r.pos.get(key, now); e != nil && now < e.fresh {
 		return Result{Session: e.session, Prepared: e.prepared, Key: key, Hit: true}, nil, true
 	}
@@ -190,7 +185,7 @@ func (r *Resolver) cached(key Key, now int64) (Result, error, bool) {
 
 // shared answers from the tier when another node has: the answer fills
 // the cache as if the service had given it, without calling the service.
-func (r *Resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
+func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 	forgets := r.forgets.Load()
 	now := r.now()
 	e := r.tier.Get(ctx, key, now)
@@ -207,8 +202,8 @@ func (r *Resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 		return Result{Key: key}, fmt.Errorf("%w: token rejected (shared)", ErrUnauthenticated), true
 	}
 	ent := &entry{session: e.Session, fresh: e.Fresh.UnixNano(), stale: e.Stale.UnixNano()}
-	if r.Prepare != nil {
-		ent.prepared = r.Prepare(e.Session)
+	if r.prepare != nil {
+		ent.prepared = r.prepare(e.Session)
 	}
 	if r.forgets.Load() == forgets {
 		r.neg.delete(key)
@@ -217,15 +212,15 @@ func (r *Resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 	return Result{Session: e.Session, Prepared: ent.prepared, Key: key}, nil, true
 }
 
-func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result, error) {
+func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result, error) {
 	r.calls.Add(1)
 	forgets := r.forgets.Load()
 	start := r.now()
-	s, err := r.backend.Resolve(ctx, cred)
+	s, err := r.be.Resolve(ctx, cred)
 	took := r.now().Sub(start)
 	r.callNanos.Add(uint64(max(took, 0)))
-	if r.Observe != nil {
-		r.Observe(took, err)
+	if r.observe != nil {
+		r.observe(took, err)
 	}
 	now := r.now()
 	if err == nil && s == nil {
@@ -248,8 +243,8 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 			stale = s.ExpiresAt
 		}
 		e := &entry{session: s, fresh: fresh.UnixNano(), stale: stale.UnixNano()}
-		if r.Prepare != nil {
-			e.prepared = r.Prepare(s)
+		if r.prepare != nil {
+			e.prepared = r.prepare(s)
 		}
 		if r.forgets.Load() == forgets {
 			r.neg.delete(key)
@@ -270,7 +265,7 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 	default:
 		r.errs.Add(1)
 		if !errors.Is(err, ErrUnavailable) {
-			err = unavailable(FailOther, "%v", err)
+			err = unavailable(failOther, "%v", err)
 		}
 		if e := r.pos.get(key, now.UnixNano()); e != nil {
 			r.staleServes.Add(1)
@@ -280,22 +275,22 @@ func (r *Resolver) fetch(ctx context.Context, key Key, cred Credential) (Result,
 	}
 }
 
-func (r *Resolver) evicted(n int) {
+func (r *resolver) evicted(n int) {
 	if n == 0 {
 		return
 	}
 	r.evictions.Add(uint64(n))
-	if r.OnEvict != nil {
-		r.OnEvict(n)
+	if r.onEvict != nil {
+		r.onEvict(n)
 	}
 }
 
 // Forget evicts a token's entries (a logout, a revoked session) and
 // reports whether there was one.
-func (r *Resolver) Forget(cred Credential) bool { return r.ForgetKey(KeyOf(cred)) }
+func (r *resolver) Forget(cred credential) bool { return r.ForgetKey(keyOf(cred)) }
 
 // ForgetKey is Forget by key, on every node when the resolver has a tier.
-func (r *Resolver) ForgetKey(key Key) bool {
+func (r *resolver) ForgetKey(key Key) bool {
 	if r.tier != nil {
 		r.tier.Forget(key)
 	}
@@ -304,7 +299,7 @@ func (r *Resolver) ForgetKey(key Key) bool {
 
 // forgetLocal is ForgetKey on this node only: what an invalidation from
 // another node does.
-func (r *Resolver) forgetLocal(key Key) bool {
+func (r *resolver) forgetLocal(key Key) bool {
 	r.forgets.Add(1)
 	p := r.pos.delete(key)
 	n := r.neg.delete(key)
@@ -314,14 +309,14 @@ func (r *Resolver) forgetLocal(key Key) bool {
 // ForgetToken evicts every entry resolved with token, whatever source it
 // came in by, and for a backend whose credentials hold more than the
 // token (ETERNUS), every credential it resolved with it.
-func (r *Resolver) ForgetToken(token string) int {
+func (r *resolver) ForgetToken(token string) int {
 	n := 0
 	for _, from := range []string{FromCookie, FromHeader, FromBearer, FromQuery} {
-		if r.ForgetKey(KeyOf(Credential{Value: token, Source: TokenSource{From: from}})) {
+		if r.ForgetKey(keyOf(credential{Value: token, Source: TokenSource{From: from}})) {
 			n++
 		}
 	}
-	if tk, ok := r.backend.(TokenKeyer); ok {
+	if tk, ok := r.be.(tokenKeyer); ok {
 		for _, key := range tk.KeysOfToken(token) {
 			if r.ForgetKey(key) {
 				n++
@@ -333,20 +328,20 @@ func (r *Resolver) ForgetToken(token string) int {
 
 // Purge evicts every entry, on every node when the resolver has a tier,
 // and returns how many there were here.
-func (r *Resolver) Purge() int {
+func (r *resolver) Purge() int {
 	if r.tier != nil {
 		r.tier.Purge()
 	}
 	return r.purgeLocal()
 }
 
-func (r *Resolver) purgeLocal() int {
+func (r *resolver) purgeLocal() int {
 	r.forgets.Add(1)
 	return r.pos.clear() + r.neg.clear()
 }
 
 // Stats returns the counters.
-func (r *Resolver) Stats() Stats {
+func (r *resolver) Stats() Stats {
 	now := r.now().UnixNano()
 	st := Stats{
 		Entries:       r.pos.live(now),
@@ -359,7 +354,7 @@ func (r *Resolver) Stats() Stats {
 		Evictions:     r.evictions.Load(),
 	}
 	if st.ServiceCalls > 0 {
-		st.ServiceLatency = (time.Duration(r.callNanos.Load() / st.ServiceCalls)).String()
+		st.ServiceLatencyAvg = time.Duration(r.callNanos.Load() / st.ServiceCalls)
 	}
 	return st
 }

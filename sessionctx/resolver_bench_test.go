@@ -14,7 +14,7 @@ import (
 // fail.
 type memBackend struct{ down atomic.Bool }
 
-func (m *memBackend) Resolve(_ context.Context, c Credential) (*Session, error) {
+func (m *memBackend) Resolve(_ context.Context, c credential) (*Session, error) {
 	if m.down.Load() {
 		return nil, fmt.Errorf("%w: down", ErrUnavailable)
 	}
@@ -24,15 +24,15 @@ func (m *memBackend) Resolve(_ context.Context, c Credential) (*Session, error) 
 	return &Session{UserID: c.Value, User: c.Value, Roles: []string{"dev"}}, nil
 }
 
-func benchCreds(prefix string, n int) []Credential {
-	creds := make([]Credential, n)
+func benchCreds(prefix string, n int) []credential {
+	creds := make([]credential, n)
 	for i := range creds {
-		creds[i] = Credential{Value: fmt.Sprintf("%s%032d", prefix, i), Source: TokenSource{From: FromBearer}}
+		creds[i] = credential{Value: fmt.Sprintf("%s%032d", prefix, i), Source: TokenSource{From: FromBearer}}
 	}
 	return creds
 }
 
-func warm(b *testing.B, r *Resolver, creds []Credential) {
+func warm(b *testing.B, r *resolver, creds []credential) {
 	b.Helper()
 	for _, c := range creds {
 		if _, err := r.Resolve(context.Background(), c); err != nil {
@@ -48,7 +48,7 @@ func BenchmarkCacheParallel(b *testing.B) {
 
 	// hits: 10,000 live sessions, requests spread over all of them.
 	b.Run("hits_10k_sessions", func(b *testing.B) {
-		r := NewResolver(&memBackend{}, CacheConfig{})
+		r := newResolver(&memBackend{}, CacheConfig{})
 		creds := benchCreds("ok-", 10000)
 		warm(b, r, creds)
 		var seed atomic.Uint64
@@ -68,7 +68,7 @@ func BenchmarkCacheParallel(b *testing.B) {
 	// one_hot_token: every goroutine on the same session (a shared
 	// service account): the worst case for shard contention.
 	b.Run("one_hot_token", func(b *testing.B) {
-		r := NewResolver(&memBackend{}, CacheConfig{})
+		r := newResolver(&memBackend{}, CacheConfig{})
 		creds := benchCreds("ok-", 1)
 		warm(b, r, creds)
 		b.ReportAllocs()
@@ -86,7 +86,7 @@ func BenchmarkCacheParallel(b *testing.B) {
 	// full 10,000-entry cache: a flood, each one a service call, an
 	// insert and an eviction.
 	b.Run("random_tokens_bounded", func(b *testing.B) {
-		r := NewResolver(&memBackend{}, CacheConfig{Max: 10000})
+		r := newResolver(&memBackend{}, CacheConfig{Max: 10000})
 		var n atomic.Uint64
 		b.ReportAllocs()
 		b.ResetTimer()
@@ -94,7 +94,7 @@ func BenchmarkCacheParallel(b *testing.B) {
 			buf := make([]byte, 0, 40)
 			for pb.Next() {
 				buf = fmt.Appendf(buf[:0], "bad-%032d", n.Add(1))
-				if _, err := r.Resolve(ctx, Credential{Value: string(buf), Source: TokenSource{From: FromBearer}}); err == nil {
+				if _, err := r.Resolve(ctx, credential{Value: string(buf), Source: TokenSource{From: FromBearer}}); err == nil {
 					b.Fatal("a random token passed")
 				}
 			}
@@ -109,10 +109,10 @@ func BenchmarkCacheParallel(b *testing.B) {
 	// singleflight and a stale serve.
 	b.Run("stale_outage", func(b *testing.B) {
 		be := &memBackend{}
-		r := NewResolver(be, CacheConfig{TTL: time.Minute, StaleIfError: 24 * time.Hour})
+		r := newResolver(be, CacheConfig{TTL: time.Minute, StaleIfError: 24 * time.Hour})
 		start := time.Now()
 		var offset atomic.Int64
-		r.SetClock(func() time.Time { return start.Add(time.Duration(offset.Load())) })
+		r.setClock(func() time.Time { return start.Add(time.Duration(offset.Load())) })
 		creds := benchCreds("ok-", 1000)
 		warm(b, r, creds)
 		be.down.Store(true)

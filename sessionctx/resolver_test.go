@@ -22,7 +22,7 @@ type fakeBackend struct {
 	calls    atomic.Int64
 }
 
-func (f *fakeBackend) Resolve(_ context.Context, c Credential) (*Session, error) {
+func (f *fakeBackend) Resolve(_ context.Context, c credential) (*Session, error) {
 	f.calls.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -55,15 +55,15 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newTestResolver(cfg CacheConfig, sessions map[string]*Session) (*Resolver, *fakeBackend, *clock) {
+func newTestResolver(cfg CacheConfig, sessions map[string]*Session) (*resolver, *fakeBackend, *clock) {
 	fb := &fakeBackend{sessions: sessions}
-	r := NewResolver(fb, cfg)
+	r := newResolver(fb, cfg)
 	c := &clock{now: t0}
-	r.SetClock(c.Now)
+	r.setClock(c.Now)
 	return r, fb, c
 }
 
-func cred(v string) Credential { return Credential{Value: v, Source: TokenSource{From: FromBearer}} }
+func cred(v string) credential { return credential{Value: v, Source: TokenSource{From: FromBearer}} }
 
 func TestResolverCachesForTTL(t *testing.T) {
 	r, fb, c := newTestResolver(CacheConfig{TTL: time.Minute}, map[string]*Session{"a": {User: "ann"}})
@@ -232,7 +232,7 @@ func TestResolverForgetAndPurge(t *testing.T) {
 func TestResolverPrepare(t *testing.T) {
 	r, _, _ := newTestResolver(CacheConfig{}, map[string]*Session{"a": {User: "ann"}})
 	var prepared atomic.Int64
-	r.Prepare = func(s *Session) any { prepared.Add(1); return "prep:" + s.User }
+	r.prepare = func(s *Session) any { prepared.Add(1); return "prep:" + s.User }
 	for i := 0; i < 3; i++ {
 		res, err := r.Resolve(context.Background(), cred("a"))
 		if err != nil || res.Prepared != "prep:ann" {
@@ -256,11 +256,11 @@ func TestResolverOneCallUnderConcurrentMisses(t *testing.T) {
 		w.Write([]byte(`{"user":"ann"}`))
 	}))
 	defer srv.Close()
-	b, _, err := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL})
+	b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewResolver(b, CacheConfig{})
+	r := newResolver(b, CacheConfig{})
 
 	const n = 100
 	var started, done sync.WaitGroup
@@ -309,8 +309,8 @@ func TestResolverWaiterCancellation(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	b, _, _ := NewBackend(BackendConfig{Dialect: "http", URL: srv.URL})
-	r := NewResolver(b, CacheConfig{})
+	b, _, _ := newBackend(Config{Dialect: "http", URL: srv.URL})
+	r := newResolver(b, CacheConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := r.Resolve(ctx, cred("x"))
@@ -320,14 +320,14 @@ func TestResolverWaiterCancellation(t *testing.T) {
 }
 
 func TestKeyOf(t *testing.T) {
-	a := KeyOf(Credential{Value: "tok", Source: TokenSource{From: FromBearer}})
-	b := KeyOf(Credential{Value: "tok", Source: TokenSource{From: FromCookie, Name: "x"}})
-	long := KeyOf(Credential{Value: strings.Repeat("t", 1000)})
+	a := keyOf(credential{Value: "tok", Source: TokenSource{From: FromBearer}})
+	b := keyOf(credential{Value: "tok", Source: TokenSource{From: FromCookie, Name: "x"}})
+	long := keyOf(credential{Value: strings.Repeat("t", 1000)})
 	if a == b || a == long {
 		t.Fatal("different credentials share a key")
 	}
-	if a != KeyOf(Credential{Value: "tok", Source: TokenSource{From: FromBearer}}) {
-		t.Fatal("KeyOf is not deterministic")
+	if a != keyOf(credential{Value: "tok", Source: TokenSource{From: FromBearer}}) {
+		t.Fatal("keyOf is not deterministic")
 	}
 	if strings.Contains(a.Short(), "tok") || len(a.Short()) != 12 {
 		t.Fatalf("Short() = %q", a.Short())
@@ -341,7 +341,7 @@ type blockingBackend struct {
 	release chan struct{}
 }
 
-func (b *blockingBackend) Resolve(context.Context, Credential) (*Session, error) {
+func (b *blockingBackend) Resolve(context.Context, credential) (*Session, error) {
 	b.entered <- struct{}{}
 	<-b.release
 	return &Session{User: "ann"}, nil
@@ -351,7 +351,7 @@ func (b *blockingBackend) Resolve(context.Context, Credential) (*Session, error)
 // being fetched must not be undone by the fetch caching the old session.
 func TestResolverForgetDuringFlight(t *testing.T) {
 	b := &blockingBackend{entered: make(chan struct{}), release: make(chan struct{})}
-	r := NewResolver(b, CacheConfig{})
+	r := newResolver(b, CacheConfig{})
 	done := make(chan error)
 	go func() {
 		res, err := r.Resolve(context.Background(), cred("a"))

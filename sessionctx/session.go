@@ -4,29 +4,30 @@
 //
 // It imports nothing from Caddy, so an upstream written in Go, or another
 // proxy, can resolve sessions with the same dialects and cache that the
-// sessiongate Caddy plugin uses:
+// sessiongate Caddy plugin uses. One Client per session service, shared by
+// every request (the cache, and the collapsing of concurrent misses into
+// one service call, live in it):
 //
-//	backend, dialect, err := sessionctx.NewBackend(sessionctx.BackendConfig{Dialect: "http", URL: "https://auth.internal/whoami"})
-//	resolver := sessionctx.NewResolver(backend, sessionctx.CacheConfig{}) // once, shared by every request
+//	client, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: "https://auth.internal/whoami"})
 //	...
-//	cred, err := sessionctx.Extract(r, dialect.Tokens) // per request
-//	res, err := resolver.Resolve(r.Context(), cred)
+//	res, err := client.Authenticate(r) // per request
 //
-// Build one Resolver per session service and share it: the cache, and the
-// collapsing of concurrent misses into one service call, live in it.
-// Dialect.Extract, when set, replaces Extract for dialects whose credential
-// has more than one part.
+// The client reads the credential where the dialect's clients send it (or
+// where Config.Tokens says), so reading and resolving cannot disagree:
+// an ETERNUS credential is a session id and a token, a TR50 one may sit in
+// the request body.
 //
-// Errors that a caller must tell apart wrap ErrUnauthenticated (the token
-// names no live session: answer 401) or ErrUnavailable (the session service
-// could not answer: answer 503, never 401, since the token may be fine), so
-// errors.Is picks the right response. The package example shows the whole
-// round trip against a test session service.
+// Errors that a caller must tell apart wrap ErrUnauthenticated (no token,
+// or one that names no live session: answer 401) or ErrUnavailable (the
+// session service could not answer: answer 503, never 401, since the token
+// may be fine), so errors.Is picks the right response. The package examples
+// show the whole round trip against a test session service.
 package sessionctx
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -46,8 +47,8 @@ var (
 
 // Kinds of session.
 const (
-	KindUser = "user"
-	KindApp  = "app"
+	kindUser = "user"
+	kindApp  = "app"
 )
 
 // Session is the normalized session information, the same whatever dialect
@@ -88,6 +89,22 @@ func (s *Session) dropUnwritableTimes() {
 			*t = time.Time{}
 		}
 	}
+}
+
+// fillUser lets User and UserID each stand in for the other when the
+// service named the user one way only. A session naming no one is not a
+// session: the answer is unusable, and why says what was missing.
+func (s *Session) fillUser(why string) error {
+	if s.UserID == "" && s.User == "" {
+		return fmt.Errorf("%w: %s", ErrUnavailable, why)
+	}
+	if s.UserID == "" {
+		s.UserID = s.User
+	}
+	if s.User == "" {
+		s.User = s.UserID
+	}
+	return nil
 }
 
 // HasRole reports whether the session has any of the roles.

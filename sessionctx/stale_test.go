@@ -18,7 +18,7 @@ type flakyBackend struct {
 	calls   int
 }
 
-func (f *flakyBackend) Resolve(_ context.Context, c Credential) (*Session, error) {
+func (f *flakyBackend) Resolve(_ context.Context, c credential) (*Session, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -44,13 +44,13 @@ type staleClock struct {
 func (c *staleClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *staleClock) advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
-var good = Credential{Value: "good", Source: TokenSource{From: FromBearer}}
+var good = credential{Value: "good", Source: TokenSource{From: FromBearer}}
 
-func staleResolver(cfg CacheConfig) (*Resolver, *flakyBackend, *staleClock) {
+func staleResolver(cfg CacheConfig) (*resolver, *flakyBackend, *staleClock) {
 	b := &flakyBackend{}
-	r := NewResolver(b, cfg)
+	r := newResolver(b, cfg)
 	c := &staleClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	r.SetClock(c.Now)
+	r.setClock(c.Now)
 	return r, b, c
 }
 
@@ -149,17 +149,17 @@ func TestStaleHooks(t *testing.T) {
 	var mu sync.Mutex
 	var observed []error
 	evicted := 0
-	r.Observe = func(_ time.Duration, err error) { mu.Lock(); observed = append(observed, err); mu.Unlock() }
-	r.OnEvict = func(n int) { mu.Lock(); evicted += n; mu.Unlock() }
+	r.observe = func(_ time.Duration, err error) { mu.Lock(); observed = append(observed, err); mu.Unlock() }
+	r.onEvict = func(n int) { mu.Lock(); evicted += n; mu.Unlock() }
 
 	r.Resolve(ctx, good)
 	// Max 1 is one entry per shard: more rejected tokens than shards
 	// must push some out.
 	for i := range 2 * shardCount {
-		r.Resolve(ctx, Credential{Value: fmt.Sprintf("bad-%d", i), Source: TokenSource{From: FromBearer}})
+		r.Resolve(ctx, credential{Value: fmt.Sprintf("bad-%d", i), Source: TokenSource{From: FromBearer}})
 	}
 	b.setFail(errDown)
-	r.Resolve(ctx, Credential{Value: "other", Source: TokenSource{From: FromBearer}})
+	r.Resolve(ctx, credential{Value: "other", Source: TokenSource{From: FromBearer}})
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -16,9 +16,9 @@ const (
 	FromQuery  = "query"
 )
 
-// MaxTokenLen bounds a token. Real session tokens are far shorter; a longer
+// maxTokenLen bounds a token. Real session tokens are far shorter; a longer
 // one is rejected before it costs a hash or a session-service call.
-const MaxTokenLen = 4096
+const maxTokenLen = 4096
 
 // TokenSource is one place a token is read from.
 type TokenSource struct {
@@ -68,8 +68,8 @@ func (s TokenSource) String() string {
 	return s.From + " " + s.Name
 }
 
-// Credential is a token as read from a request.
-type Credential struct {
+// credential is a token as read from a request.
+type credential struct {
 	// Value is the token, byte for byte as the client sent it (for a
 	// header: after the prefix).
 	Value string
@@ -83,26 +83,26 @@ type Credential struct {
 // which of two tokens wins by sending both: the configured order decides.
 // A token that is too long or holds control characters is reported as
 // found but malformed: the caller must reject it, not fall through to
-// another source. The Credential returned with that error names the
+// another source. The credential returned with that error names the
 // Source (never the Value), so that strip_token can still keep the
 // malformed token from the upstream.
-func Extract(r *http.Request, sources []TokenSource) (Credential, error) {
+func extractToken(r *http.Request, sources []TokenSource) (credential, error) {
 	for _, src := range sources {
 		v, ok := lookup(r, src)
 		if !ok || v == "" {
 			continue
 		}
 		if err := checkToken(v); err != nil {
-			return Credential{Source: src}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, src, err)
+			return credential{Source: src}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, src, err)
 		}
-		return Credential{Value: v, Source: src}, nil
+		return credential{Value: v, Source: src}, nil
 	}
-	return Credential{}, fmt.Errorf("%w: no session token", ErrUnauthenticated)
+	return credential{}, fmt.Errorf("%w: no session token", ErrUnauthenticated)
 }
 
 func checkToken(v string) error {
-	if len(v) > MaxTokenLen {
-		return fmt.Errorf("longer than %d bytes", MaxTokenLen)
+	if len(v) > maxTokenLen {
+		return fmt.Errorf("longer than %d bytes", maxTokenLen)
 	}
 	for i := 0; i < len(v); i++ {
 		if c := v[i]; c < 0x20 || c == 0x7f {
@@ -223,9 +223,10 @@ func queryValue(raw, name string) (string, bool) {
 	return "", false
 }
 
-// Strip removes every copy of the token's source from the request, so the
-// upstream never sees the credential.
-func Strip(r *http.Request, src TokenSource) {
+// Strip removes every copy of this source from the request (every header
+// spelling an upstream reads as the same name), so the upstream never sees
+// the credential.
+func (src TokenSource) Strip(r *http.Request) {
 	switch src.From {
 	case FromCookie:
 		stripCookie(r.Header, src.Name)

@@ -18,7 +18,7 @@ func FuzzExtract(f *testing.F) {
 	f.Add("bearer   abc  ", `sid="quoted"; sid=second`, "token=%41%42&token=2", "")
 	f.Add("Bearer ", "sid=", "token=&token=x", "Token xyz")
 	f.Add("Bearer a\x00b", "sid=a\x7fb", "token=%00", "\xff\xfe")
-	f.Add(strings.Repeat("Bearer x", 1000), strings.Repeat("sid=x;", 2000), "token=%zz", "Token "+strings.Repeat("y", MaxTokenLen+1))
+	f.Add(strings.Repeat("Bearer x", 1000), strings.Repeat("sid=x;", 2000), "token=%zz", "Token "+strings.Repeat("y", maxTokenLen+1))
 	f.Add("Bearer tok\r\nX-Evil: 1", "=; ;=;sid", "%74oken=abc", "token abc")
 	// Found by hand, then kept: url.Values drops a pair with a ';', so
 	// Strip once left a token that Extract had read.
@@ -46,7 +46,7 @@ func FuzzExtract(f *testing.F) {
 			URL: &url.URL{Path: "/", RawQuery: rawQuery},
 		}
 		for _, srcs := range sources {
-			cred, err := Extract(r, srcs)
+			cred, err := extractToken(r, srcs)
 			if err != nil {
 				if !errors.Is(err, ErrUnauthenticated) {
 					t.Fatalf("Extract(%v) error %v does not wrap ErrUnauthenticated", srcs, err)
@@ -58,9 +58,9 @@ func FuzzExtract(f *testing.F) {
 				// able to take it out all the same.
 				if cred.Source.From != "" {
 					stripped := r.Clone(r.Context())
-					Strip(stripped, cred.Source)
+					cred.Source.Strip(stripped)
 					if v, ok := lookup(stripped, cred.Source); ok && v != "" {
-						t.Fatalf("after Strip(%v) the malformed token is still there: %q", cred.Source, v)
+						t.Fatalf("after Strip of %v the malformed token is still there: %q", cred.Source, v)
 					}
 				}
 				continue
@@ -69,8 +69,8 @@ func FuzzExtract(f *testing.F) {
 			if v == "" {
 				t.Fatalf("Extract(%v) returned an empty token without an error", srcs)
 			}
-			if len(v) > MaxTokenLen {
-				t.Fatalf("Extract(%v) returned a %d-byte token, max %d", srcs, len(v), MaxTokenLen)
+			if len(v) > maxTokenLen {
+				t.Fatalf("Extract(%v) returned a %d-byte token, max %d", srcs, len(v), maxTokenLen)
 			}
 			for i := 0; i < len(v); i++ {
 				if c := v[i]; c < 0x20 || c == 0x7f {
@@ -89,9 +89,9 @@ func FuzzExtract(f *testing.F) {
 			// Stripping the source that carried the token must not panic
 			// and must leave no token there to be found again.
 			stripped := r.Clone(r.Context())
-			Strip(stripped, cred.Source)
-			if again, err := Extract(stripped, []TokenSource{cred.Source}); err == nil {
-				t.Fatalf("after Strip(%v) the request still carries token %q", cred.Source, again.Value)
+			cred.Source.Strip(stripped)
+			if again, err := extractToken(stripped, []TokenSource{cred.Source}); err == nil {
+				t.Fatalf("after Strip of %v the request still carries token %q", cred.Source, again.Value)
 			}
 		}
 	})

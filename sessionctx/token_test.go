@@ -52,7 +52,7 @@ func TestExtract(t *testing.T) {
 			header: http.Header{"Authorization": {"Bearer b"}}, want: "b", wantSrc: FromBearer},
 		{name: "nothing", sources: []TokenSource{cookie, bearerSrc, query}, wantErr: true},
 		{name: "too long", sources: []TokenSource{bearerSrc},
-			header: http.Header{"Authorization": {"Bearer " + strings.Repeat("x", MaxTokenLen+1)}}, wantErr: true},
+			header: http.Header{"Authorization": {"Bearer " + strings.Repeat("x", maxTokenLen+1)}}, wantErr: true},
 		{name: "control character", sources: []TokenSource{hdr},
 			header: http.Header{"Sessionid": {"a\x00b"}}, wantErr: true},
 		{name: "malformed does not fall through", sources: []TokenSource{hdr, bearerSrc},
@@ -68,7 +68,7 @@ func TestExtract(t *testing.T) {
 			for k, v := range tt.header {
 				r.Header[k] = v
 			}
-			got, err := Extract(r, tt.sources)
+			got, err := extractToken(r, tt.sources)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("got %+v, want an error", got)
@@ -98,10 +98,10 @@ func TestStrip(t *testing.T) {
 	r.Header.Set("Authorization", "Bearer secret")
 	r.Header.Set("Sessionid", "secret")
 
-	Strip(r, TokenSource{From: FromCookie, Name: "sid"})
-	Strip(r, TokenSource{From: FromQuery, Name: "sid"})
-	Strip(r, TokenSource{From: FromBearer})
-	Strip(r, TokenSource{From: FromHeader, Name: "Sessionid"})
+	TokenSource{From: FromCookie, Name: "sid"}.Strip(r)
+	TokenSource{From: FromQuery, Name: "sid"}.Strip(r)
+	TokenSource{From: FromBearer}.Strip(r)
+	TokenSource{From: FromHeader, Name: "Sessionid"}.Strip(r)
 
 	if got := r.Header.Values("Cookie"); len(got) != 1 || got[0] != "a=1; b=2" {
 		t.Errorf("cookies after strip: %q", got)
@@ -120,14 +120,14 @@ func TestStrip(t *testing.T) {
 	spelled.Header["Vmware_api_session_id"] = []string{"secret2"}
 	spelled.Header["vmware_API-session_ID"] = []string{"secret3"}
 	spelled.Header["Vmware-Api-Session"] = []string{"kept"}
-	Strip(spelled, TokenSource{From: FromHeader, Name: "vmware-api-session-id"})
+	TokenSource{From: FromHeader, Name: "vmware-api-session-id"}.Strip(spelled)
 	if len(spelled.Header) != 1 || spelled.Header.Get("Vmware-Api-Session") != "kept" {
 		t.Errorf("headers after strip: %v", spelled.Header)
 	}
 
 	only := httptest.NewRequest("GET", "/", nil)
 	only.Header.Set("Cookie", "sid=secret")
-	Strip(only, TokenSource{From: FromCookie, Name: "sid"})
+	TokenSource{From: FromCookie, Name: "sid"}.Strip(only)
 	if _, ok := only.Header["Cookie"]; ok {
 		t.Errorf("an emptied Cookie header should be removed, got %q", only.Header["Cookie"])
 	}
@@ -168,7 +168,7 @@ func TestExtractHeaderSpellings(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header = tc.header
-		cred, err := Extract(r, []TokenSource{src})
+		cred, err := extractToken(r, []TokenSource{src})
 		if cred.Value != tc.want || (tc.want == "") != (err != nil) {
 			t.Errorf("%v: got %q, %v; want %q", tc.header, cred.Value, err, tc.want)
 		}

@@ -2,7 +2,6 @@ package sessionctx
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,19 +13,22 @@ import (
 )
 
 func init() {
-	RegisterDialect(&Dialect{
-		Name:    "tr50",
-		Tokens:  []TokenSource{{From: FromHeader, Name: "sessionId"}, {From: FromCookie, Name: "sessionId"}},
-		Extract: extractTR50,
-		New: func(svc *Service, _ Options) (Backend, error) {
-			return &tr50Backend{svc: svc, target: svc.Endpoint("/api", ""), now: time.Now}, nil
+	registerDialect(&dialect{
+		name:    "tr50",
+		tokens:  []TokenSource{{From: FromHeader, Name: "sessionId"}, {From: FromCookie, Name: "sessionId"}},
+		extract: func(Options) extractor { return extractTR50 },
+		backend: func(svc *service, _ Options) (backend, error) {
+			b := newPreset(svc, http.MethodPost, "/api")
+			b.body, b.rejects, b.decode = tr50Request, tr50Rejects, decodeTR50
+			return b, nil
 		},
+		info: infoShape{render: renderTR50Info, handles: tr50InfoHandles, productRead: func(InfoRequest) bool { return true }},
 	})
 }
 
-// TR50BodySource names a session id read from a TR50 request envelope's
+// tr50BodySource names a session id read from a TR50 request envelope's
 // auth.sessionId, where TR50 clients send it.
-var TR50BodySource = TokenSource{From: "body", Name: "auth.sessionId"}
+var tr50BodySource = TokenSource{From: "body", Name: "auth.sessionId"}
 
 // maxTR50Envelope bounds the body read for auth.sessionId: a command
 // envelope is a few hundred bytes, and a larger body is some other upload.
@@ -35,8 +37,8 @@ const maxTR50Envelope = 64 << 10
 // extractTR50 reads the configured sources, then, when none carries a
 // token, the auth.sessionId of a POSTed JSON envelope. The body is put
 // back whole for the handlers that follow.
-func extractTR50(r *http.Request, sources []TokenSource) (Credential, error) {
-	cred, err := Extract(r, sources)
+func extractTR50(r *http.Request, sources []TokenSource) (credential, error) {
+	cred, err := extractToken(r, sources)
 	if err == nil || cred.Source.From != "" || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 		return cred, err
 	}
@@ -53,9 +55,9 @@ func extractTR50(r *http.Request, sources []TokenSource) (Credential, error) {
 		return cred, err
 	}
 	if cerr := checkToken(v.Str); cerr != nil {
-		return Credential{Source: TR50BodySource}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, TR50BodySource, cerr)
+		return credential{Source: tr50BodySource}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, tr50BodySource, cerr)
 	}
-	return Credential{Value: v.Str, Source: TR50BodySource}, nil
+	return credential{Value: v.Str, Source: tr50BodySource}, nil
 }
 
 // readBackBody is a request body with the bytes already read put back.
@@ -64,36 +66,17 @@ type readBackBody struct {
 	io.Closer
 }
 
-// tr50Backend runs TR50's session.info command.
-type tr50Backend struct {
-	svc    *Service
-	target string
-	now    func() time.Time
+// tr50Request is the session.info command envelope for cred.
+func tr50Request(cred credential) string {
+	tok, _ := json.Marshal(cred.Value)
+	return `{"auth":{"sessionId":` + string(tok) + `},"1":{"command":"session.info"}}`
 }
 
-// Resolve implements Backend.
-func (b *tr50Backend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
-	tok, _ := json.Marshal(cred.Value)
-	body := `{"auth":{"sessionId":` + string(tok) + `},"1":{"command":"session.info"}}`
-	req, err := b.svc.NewRequest(ctx, http.MethodPost, b.target, strings.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	status, raw, err := b.svc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if status != http.StatusOK {
-		// TR50 reports a bad session inside a 200; an HTTP 401/403 can
-		// only come from a gateway in front of it that refused the same
-		// session, so it is a verdict too.
-		if !serviceAnswer(raw, "") {
-			return nil, StatusError(status)
-		}
-		return nil, StatusError(status, http.StatusUnauthorized, http.StatusForbidden)
-	}
-	return decodeTR50(raw, b.now())
+// tr50Rejects: TR50 reports a bad session inside a 200; an HTTP 401/403
+// can only come from a gateway in front of it that refused the same
+// session, so it is a verdict too, when it answers in JSON.
+func tr50Rejects(status int, raw []byte) bool {
+	return (status == http.StatusUnauthorized || status == http.StatusForbidden) && serviceAnswer(raw, "")
 }
 
 // decodeTR50 maps a session.info answer to a session. The command may be
@@ -132,25 +115,19 @@ func decodeTR50(raw []byte, now time.Time) (*Session, error) {
 		Org:     str(p, "orgKey"),
 		Roles:   list(p, "roleKeys"),
 		Admin:   truthy(p.Get("hasSuperAdmin")) || truthy(p.Get("hasOrgAdmin")),
-		Kind:    KindUser,
+		Kind:    kindUser,
 		Dialect: "tr50",
 		Raw:     []byte(p.Raw),
 	}
 	s.UserID, s.User = str(p, "userId"), str(p, "userName")
 	if s.UserID == "" && s.User == "" {
 		s.UserID, s.User = str(p, "appId"), str(p, "appName")
-		s.Kind = KindApp
+		s.Kind = kindApp
 	}
-	if s.UserID == "" && s.User == "" {
-		return nil, fmt.Errorf("%w: tr50 session names neither user nor app", ErrUnavailable)
+	if err := s.fillUser("tr50 session names neither user nor app"); err != nil {
+		return nil, err
 	}
-	if s.UserID == "" {
-		s.UserID = s.User
-	}
-	if s.User == "" {
-		s.User = s.UserID
-	}
-	if s.Kind == KindUser && strings.Contains(s.User, "@") {
+	if s.Kind == kindUser && strings.Contains(s.User, "@") {
 		s.Email = s.User
 	}
 	if perms := p.Get("perms"); perms.IsObject() {

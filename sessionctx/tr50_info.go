@@ -109,7 +109,7 @@ func tr50Session(s *Session, req InfoRequest) map[string]any {
 		"hasSuperOps":   false,
 		"hasOrgAdmin":   s.Admin,
 	}
-	if s.Kind == KindApp {
+	if s.Kind == kindApp {
 		p["appId"] = s.UserID
 		p["appName"] = s.User
 	} else {
@@ -143,4 +143,10 @@ func tr50Session(s *Session, req InfoRequest) map[string]any {
 		p["lastAccessed"] = infoMillis(s.LastAccessedAt)
 	}
 	return p
+}
+
+// tr50InfoHandles: a POSTed envelope of session.info commands only; every
+// other command goes on to the real service.
+func tr50InfoHandles(req InfoRequest) bool {
+	return req.Method == "POST" && tr50OnlySessionInfo(req.Body)
 }

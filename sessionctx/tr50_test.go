@@ -19,13 +19,13 @@ func TestTR50Resolve(t *testing.T) {
 	user := emulator.TR50UserParams("u-17", "ops@acme.example", 3600, last)
 	admin := emulator.TR50AdminParams("u-1", "root", 600, last)
 	app := emulator.TR50AppParams("app-9", "Gateway Agent", 0, last)
-	cred := func(v string) Credential {
-		return Credential{Value: v, Source: TokenSource{From: FromHeader, Name: "SessionId"}}
+	cred := func(v string) credential {
+		return credential{Value: v, Source: TokenSource{From: FromHeader, Name: "SessionId"}}
 	}
 	cases := []struct {
 		name  string
 		setup func(e *emulator.TR50)
-		cred  Credential
+		cred  credential
 		want  error
 		check func(t *testing.T, s *Session)
 	}{
@@ -33,7 +33,7 @@ func TestTR50Resolve(t *testing.T) {
 			want := Session{
 				ID: "sess-u-17", UserID: "u-17", User: "ops@acme.example", Email: "ops@acme.example",
 				OrgID: "org-4711", Org: "ACME", Roles: []string{"operator", "viewer"},
-				Perms: []string{"alarm.ack", "thing.list"}, Admin: true, Kind: KindUser, Dialect: "tr50",
+				Perms: []string{"alarm.ack", "thing.list"}, Admin: true, Kind: kindUser, Dialect: "tr50",
 			}
 			got := *s
 			got.Raw, got.Attrs, got.CreatedAt, got.LastAccessedAt, got.ExpiresAt = nil, nil, time.Time{}, time.Time{}, time.Time{}
@@ -61,7 +61,7 @@ func TestTR50Resolve(t *testing.T) {
 			}
 		}},
 		{name: "application session", cred: cred("sess-app"), check: func(t *testing.T, s *Session) {
-			if s.Kind != KindApp || s.UserID != "app-9" || s.User != "Gateway Agent" || s.Email != "" || s.Admin {
+			if s.Kind != kindApp || s.UserID != "app-9" || s.User != "Gateway Agent" || s.Email != "" || s.Admin {
 				t.Errorf("got %+v", s)
 			}
 			if s.Attrs["thingKey"] != "gateway-7" || !s.ExpiresAt.IsZero() {

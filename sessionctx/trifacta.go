@@ -1,7 +1,6 @@
 package sessionctx
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -11,14 +10,19 @@ import (
 )
 
 func init() {
-	RegisterDialect(&Dialect{
-		Name: "trifacta",
+	registerDialect(&dialect{
+		name: "trifacta",
 		// Browser sessions use a cookie whose name each deployment picks:
 		// configure it with `token cookie <name>`.
-		Tokens: []TokenSource{{From: FromBearer}},
-		New: func(svc *Service, _ Options) (Backend, error) {
-			return &trifactaBackend{svc: svc, target: svc.Endpoint("/v2/session", ""), now: time.Now}, nil
+		tokens: []TokenSource{{From: FromBearer}},
+		backend: func(svc *service, _ Options) (backend, error) {
+			// A cookie goes on as the same cookie (a browser session);
+			// anything else is an access token, sent as a bearer.
+			b := newPreset(svc, http.MethodGet, "/v2/session")
+			b.rejects, b.decode = trifactaRejects, decodeTrifacta
+			return b, nil
 		},
+		info: infoShape{render: renderTrifactaInfo, handles: isRead, productRead: trifactaProductRead},
 	})
 }
 
@@ -34,34 +38,10 @@ var trifactaMapping = Mapping{
 	AdminFrom:  "isAdmin",
 }
 
-// trifactaBackend asks Trifacta who the current person is.
-type trifactaBackend struct {
-	svc    *Service
-	target string
-	now    func() time.Time
-}
-
-// Resolve implements Backend. A cookie goes on as the same cookie (a
-// browser session); anything else is an access token, sent as a bearer.
-func (b *trifactaBackend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
-	req, err := b.svc.NewRequest(ctx, http.MethodGet, b.target, nil)
-	if err != nil {
-		return nil, err
-	}
-	forwardToken(req, cred, "")
-	status, raw, err := b.svc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if status != http.StatusOK {
-		if !serviceAnswer(raw, "") {
-			// Trifacta answers in JSON ({"exception": ...}); an HTML
-			// page is from what stands in front of it.
-			return nil, StatusError(status)
-		}
-		return nil, StatusError(status, http.StatusUnauthorized, http.StatusForbidden)
-	}
-	return decodeTrifacta(raw, b.now())
+// trifactaRejects: Trifacta answers a dead token with 401 or 403 and its
+// JSON ({"exception": ...}); an HTML page is from what stands in front.
+func trifactaRejects(status int, raw []byte) bool {
+	return (status == http.StatusUnauthorized || status == http.StatusForbidden) && serviceAnswer(raw, "")
 }
 
 // decodeTrifacta maps a person object to a session. A disabled person's

@@ -1,5 +1,7 @@
 package sessionctx
 
+import "strings"
+
 // Trifacta answers GET /v2/session with the person object itself, and
 // failures as {"exception": {...}}.
 func renderTrifactaInfo(s *Session, _ InfoRequest) InfoAnswer {
@@ -39,3 +41,5 @@ func trifactaPerson(s *Session) map[string]any {
 		"roles":               roles,
 	}
 }
+
+func trifactaProductRead(req InfoRequest) bool { return strings.HasSuffix(req.Path, "/v2/session") }

@@ -15,18 +15,18 @@ func TestTrifactaResolve(t *testing.T) {
 	admin := emulator.TrifactaPerson(42, "ada@example.com", "Ada L", true, false, "admin", "dataAdmin")
 	wrangler := emulator.TrifactaPerson(7, "bob@example.com", "Bob", false, false, "wrangler")
 	disabled := emulator.TrifactaPerson(9, "eve@example.com", "Eve", false, true, "wrangler")
-	bearer := func(v string) Credential { return Credential{Value: v, Source: TokenSource{From: FromBearer}} }
+	bearer := func(v string) credential { return credential{Value: v, Source: TokenSource{From: FromBearer}} }
 	cases := []struct {
 		name  string
 		setup func(e *emulator.Trifacta)
-		cred  Credential
+		cred  credential
 		want  error
 		check func(t *testing.T, s *Session)
 	}{
 		{name: "admin by access token", cred: bearer("tok-ada"), check: func(t *testing.T, s *Session) {
 			want := Session{
 				UserID: "42", User: "ada@example.com", Email: "ada@example.com", Name: "Ada L", OrgID: "7",
-				Roles: []string{"admin", "dataAdmin"}, Admin: true, Kind: KindUser, Dialect: "trifacta",
+				Roles: []string{"admin", "dataAdmin"}, Admin: true, Kind: kindUser, Dialect: "trifacta",
 			}
 			got := *s
 			got.Raw, got.Attrs, got.CreatedAt = nil, nil, time.Time{}
@@ -41,7 +41,7 @@ func TestTrifactaResolve(t *testing.T) {
 				t.Errorf("attrs %v, created %v", s.Attrs, s.CreatedAt)
 			}
 		}},
-		{name: "browser cookie goes on as the cookie", cred: Credential{Value: "cookie-bob", Source: TokenSource{From: FromCookie, Name: emulator.TrifactaCookie}},
+		{name: "browser cookie goes on as the cookie", cred: credential{Value: "cookie-bob", Source: TokenSource{From: FromCookie, Name: emulator.TrifactaCookie}},
 			check: func(t *testing.T, s *Session) {
 				if s.UserID != "7" || s.Admin || !s.HasRole("wrangler") {
 					t.Errorf("got %+v", s)

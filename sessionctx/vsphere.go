@@ -13,25 +13,26 @@ import (
 )
 
 func init() {
-	RegisterDialect(&Dialect{
-		Name:       "vsphere",
-		Tokens:     []TokenSource{{From: FromHeader, Name: "vmware-api-session-id"}, {From: FromCookie, Name: "vmware-api-session-id"}},
-		NewOptions: func() Options { return &VSphereOptions{} },
-		New: func(svc *Service, opts Options) (Backend, error) {
+	registerDialect(&dialect{
+		name:    "vsphere",
+		tokens:  []TokenSource{{From: FromHeader, Name: "vmware-api-session-id"}, {From: FromCookie, Name: "vmware-api-session-id"}},
+		options: func() Options { return &VSphereOptions{} },
+		backend: func(svc *service, opts Options) (backend, error) {
 			return newVSphereBackend(svc, opts.(*VSphereOptions))
 		},
+		info: infoShape{render: renderVSphereInfo, handles: vsphereInfoHandles, productRead: vsphereProductRead},
 	})
 }
 
 // Which vSphere session API to ask.
 const (
-	VSphereAPIAuto    = "auto"
-	VSphereAPICurrent = "current"
-	VSphereAPILegacy  = "legacy"
+	vsphereAPIAuto    = "auto"
+	vsphereAPICurrent = "current"
+	vsphereAPILegacy  = "legacy"
 )
 
-// DefaultVSphereIdleTimeout is vCenter's default session idle timeout.
-const DefaultVSphereIdleTimeout = 30 * time.Minute
+// defaultVSphereIdleTimeout is vCenter's default session idle timeout.
+const defaultVSphereIdleTimeout = 30 * time.Minute
 
 // VSphereOptions configure the vsphere dialect.
 type VSphereOptions struct {
@@ -55,7 +56,7 @@ func (o *VSphereOptions) SetOption(name string, args []string) error {
 	switch name {
 	case "api":
 		switch args[0] {
-		case VSphereAPIAuto, VSphereAPICurrent, VSphereAPILegacy:
+		case vsphereAPIAuto, vsphereAPICurrent, vsphereAPILegacy:
 			o.API = args[0]
 			return nil
 		}
@@ -72,7 +73,7 @@ func (o *VSphereOptions) SetOption(name string, args []string) error {
 
 func parseIdleTimeout(s string) (time.Duration, error) {
 	if s == "" {
-		return DefaultVSphereIdleTimeout, nil
+		return defaultVSphereIdleTimeout, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
@@ -83,7 +84,7 @@ func parseIdleTimeout(s string) (time.Duration, error) {
 
 // vsphereBackend asks vCenter's session service.
 type vsphereBackend struct {
-	svc             *Service
+	svc             *service
 	api             string
 	idle            time.Duration
 	current, legacy string
@@ -93,12 +94,12 @@ type vsphereBackend struct {
 	useLegacy atomic.Bool
 }
 
-func newVSphereBackend(svc *Service, o *VSphereOptions) (*vsphereBackend, error) {
+func newVSphereBackend(svc *service, o *VSphereOptions) (*vsphereBackend, error) {
 	api := o.API
 	switch api {
 	case "":
-		api = VSphereAPIAuto
-	case VSphereAPIAuto, VSphereAPICurrent, VSphereAPILegacy:
+		api = vsphereAPIAuto
+	case vsphereAPIAuto, vsphereAPICurrent, vsphereAPILegacy:
 	default:
 		return nil, fmt.Errorf("api %q: want auto, current or legacy", api)
 	}
@@ -117,14 +118,14 @@ func newVSphereBackend(svc *Service, o *VSphereOptions) (*vsphereBackend, error)
 }
 
 // Resolve implements Backend.
-func (b *vsphereBackend) Resolve(ctx context.Context, cred Credential) (*Session, error) {
-	legacy := b.api == VSphereAPILegacy || (b.api == VSphereAPIAuto && b.useLegacy.Load())
+func (b *vsphereBackend) Resolve(ctx context.Context, cred credential) (*Session, error) {
+	legacy := b.api == vsphereAPILegacy || (b.api == vsphereAPIAuto && b.useLegacy.Load())
 	if !legacy {
 		status, raw, err := b.call(ctx, http.MethodGet, b.current, cred)
 		if err != nil {
 			return nil, err
 		}
-		if status != http.StatusNotFound || b.api == VSphereAPICurrent {
+		if status != http.StatusNotFound || b.api == vsphereAPICurrent {
 			return b.classify(status, raw)
 		}
 	}
@@ -132,7 +133,7 @@ func (b *vsphereBackend) Resolve(ctx context.Context, cred Credential) (*Session
 	if err != nil {
 		return nil, err
 	}
-	if b.api == VSphereAPIAuto && (status == http.StatusOK || status == http.StatusUnauthorized) {
+	if b.api == vsphereAPIAuto && (status == http.StatusOK || status == http.StatusUnauthorized) {
 		// Only an answer in the legacy API's own terms proves it is the
 		// one to use; a 404 on both is a wrong URL, not a legacy vCenter.
 		b.useLegacy.Store(true)
@@ -140,7 +141,7 @@ func (b *vsphereBackend) Resolve(ctx context.Context, cred Credential) (*Session
 	return b.classify(status, raw)
 }
 
-func (b *vsphereBackend) call(ctx context.Context, method, target string, cred Credential) (int, []byte, error) {
+func (b *vsphereBackend) call(ctx context.Context, method, target string, cred credential) (int, []byte, error) {
 	req, err := b.svc.NewRequest(ctx, method, target, nil)
 	if err != nil {
 		return 0, nil, err
@@ -152,9 +153,9 @@ func (b *vsphereBackend) call(ctx context.Context, method, target string, cred C
 func (b *vsphereBackend) classify(status int, raw []byte) (*Session, error) {
 	if status != http.StatusOK {
 		if status == http.StatusUnauthorized && !vsphereUnauthenticated(raw) {
-			return nil, StatusError(status)
+			return nil, statusError(status)
 		}
-		return nil, StatusError(status, http.StatusUnauthorized)
+		return nil, statusError(status, http.StatusUnauthorized)
 	}
 	return decodeVSphere(raw, b.now(), b.idle)
 }
@@ -178,14 +179,14 @@ func decodeVSphere(raw []byte, now time.Time, idle time.Duration) (*Session, err
 		UserID:  user.Str,
 		User:    user.Str,
 		Org:     vsphereDomain(user.Str),
-		Kind:    KindUser,
+		Kind:    kindUser,
 		Dialect: "vsphere",
 		Raw:     []byte(doc.Raw),
 	}
 	s.CreatedAt, _ = timeValue(doc.Get("created_time"))
 	s.LastAccessedAt, _ = timeValue(doc.Get("last_accessed_time"))
 	if idle <= 0 {
-		idle = DefaultVSphereIdleTimeout
+		idle = defaultVSphereIdleTimeout
 	}
 	s.ExpiresAt = idleExpiry(s.LastAccessedAt, idle, now)
 	return s, nil

@@ -53,3 +53,16 @@ func vsphereSession(s *Session) map[string]any {
 	}
 	return obj
 }
+
+// vsphereInfoHandles: under /rest/ the legacy API also reads a session
+// with POST ?~action=get; a POST or DELETE elsewhere is a login or logout.
+func vsphereInfoHandles(req InfoRequest) bool {
+	if strings.HasPrefix(req.Path, "/rest/") {
+		return isRead(req) || (req.Method == "POST" && req.Query.Get("~action") == "get")
+	}
+	return isRead(req)
+}
+
+func vsphereProductRead(req InfoRequest) bool {
+	return strings.HasSuffix(req.Path, "/api/session") || strings.HasSuffix(req.Path, "/rest/com/vmware/cis/session")
+}

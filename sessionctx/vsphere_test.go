@@ -33,8 +33,8 @@ func vsphereLogin(t *testing.T, url, user string) string {
 }
 
 func TestVSphereResolve(t *testing.T) {
-	vcred := func(v string) Credential {
-		return Credential{Value: v, Source: TokenSource{From: FromHeader, Name: "Vmware-Api-Session-Id"}}
+	vcred := func(v string) credential {
+		return credential{Value: v, Source: TokenSource{From: FromHeader, Name: "Vmware-Api-Session-Id"}}
 	}
 	cases := []struct {
 		name    string
@@ -48,7 +48,7 @@ func TestVSphereResolve(t *testing.T) {
 		check                func(t *testing.T, s *Session)
 	}{
 		{name: "current API", token: "t-dom", current: 2, check: func(t *testing.T, s *Session) {
-			if s.User != `VSPHERE.LOCAL\Administrator` || s.UserID != s.User || s.Org != "VSPHERE.LOCAL" || s.Kind != KindUser || s.Dialect != "vsphere" {
+			if s.User != `VSPHERE.LOCAL\Administrator` || s.UserID != s.User || s.Org != "VSPHERE.LOCAL" || s.Kind != kindUser || s.Dialect != "vsphere" {
 				t.Errorf("got %+v", s)
 			}
 			if !strings.HasPrefix(string(s.Raw), `{"created_time"`) {
@@ -124,7 +124,7 @@ func TestVSphereLoginAndIdleTTL(t *testing.T) {
 		emu.AddSession("idle", "carol", last) // each get refreshes the last access
 		before := time.Now()
 		s, err := dialectBackend(t, "vsphere", srv.URL, tc.options).Resolve(context.Background(),
-			Credential{Value: tc.token, Source: TokenSource{From: FromHeader, Name: "Vmware-Api-Session-Id"}})
+			credential{Value: tc.token, Source: TokenSource{From: FromHeader, Name: "Vmware-Api-Session-Id"}})
 		if err != nil {
 			t.Fatalf("%s %s: %v", tc.options, tc.token, err)
 		}
@@ -185,7 +185,7 @@ func TestVSphereOptions(t *testing.T) {
 			t.Errorf("SetOption(%s %v) = %v, want ok=%v", tc.name, tc.args, err, tc.ok)
 		}
 	}
-	if _, _, err := NewBackend(BackendConfig{Dialect: "vsphere", URL: "https://vc.example", Options: json.RawMessage(`{"api":"v9"}`)}); err == nil {
-		t.Errorf("NewBackend took api v9")
+	if _, _, err := newBackend(Config{Dialect: "vsphere", URL: "https://vc.example", Options: &VSphereOptions{API: "v9"}}); err == nil {
+		t.Errorf("newBackend took api v9")
 	}
 }

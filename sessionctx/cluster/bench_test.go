@@ -28,7 +28,7 @@ func BenchmarkTierL2Hit(b *testing.B) {
 			b.Fatal("not connected")
 		}
 	}
-	key := sessionctx.KeyOf(cred("goodbench"))
+	key := key("goodbench")
 	now := time.Now()
 	tier.Set(context.Background(), key, &sessionctx.SharedEntry{
 		Session: &sessionctx.Session{User: "alice", Roles: []string{"a", "b"}, Raw: []byte(`{"u":"alice"}`)},
@@ -44,12 +44,16 @@ func BenchmarkTierL2Hit(b *testing.B) {
 
 // BenchmarkTierL1Hit is the node's own cache, for comparison.
 func BenchmarkTierL1Hit(b *testing.B) {
-	r := sessionctx.NewResolver(&countingBackend{}, sessionctx.CacheConfig{})
-	c := cred("goodbench")
-	r.Resolve(context.Background(), c)
+	c, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: newCounting(b, 0).url, Tokens: []sessionctx.TokenSource{tokenSource}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set(tokenSource.Name, "goodbench")
+	c.Authenticate(r)
 	defer reportCPU(b)()
 	for b.Loop() {
-		if _, err := r.Resolve(context.Background(), c); err != nil {
+		if _, err := c.Authenticate(r); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -63,16 +67,17 @@ func BenchmarkServiceCall(b *testing.B) {
 		w.Write([]byte(`{"user_id":"u1","user":"alice","roles":["a","b"]}`))
 	}))
 	defer svc.Close()
-	backend, _, err := sessionctx.NewBackend(sessionctx.BackendConfig{Dialect: "http", URL: svc.URL})
+	c, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: svc.URL})
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := sessionctx.NewResolver(backend, sessionctx.CacheConfig{})
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	i := 0
 	defer reportCPU(b)()
 	for b.Loop() {
 		i++
-		if _, err := r.Resolve(context.Background(), sessionctx.Credential{Value: "tok-" + strconv.Itoa(i), Source: sessionctx.TokenSource{From: sessionctx.FromBearer}}); err != nil {
+		r.Header.Set("Authorization", "Bearer tok-"+strconv.Itoa(i))
+		if _, err := c.Authenticate(r); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -101,7 +106,7 @@ func cpuTime() time.Duration {
 // other, make M service calls.
 func TestTierNodesTimesTokens(t *testing.T) {
 	srv := redistest.Start(t)
-	b := &countingBackend{}
+	b := newCounting(t, 0)
 	const nodes, tokens = 3, 50
 	var ns []node
 	for range nodes {
@@ -109,7 +114,7 @@ func TestTierNodesTimesTokens(t *testing.T) {
 	}
 	for i := range tokens {
 		for _, n := range ns {
-			if _, err := n.Resolve(context.Background(), cred(fmt.Sprintf("good%d", i))); err != nil {
+			if _, err := n.Resolve(context.Background(), (fmt.Sprintf("good%d", i))); err != nil {
 				t.Fatal(err)
 			}
 		}

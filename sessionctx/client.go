@@ -1,0 +1,148 @@
+package sessionctx
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Config describes one session service and how its answers are cached.
+// Only Dialect and URL are required; every zero value takes its default.
+type Config struct {
+	// Dialect is the kind of session service: amplify, tr50, vsphere,
+	// eternus, trifacta or http.
+	Dialect string
+	// URL is the service's base URL (http or https), or for the http
+	// dialect the whole "who am I" URL.
+	URL string
+	// Options are the dialect's own settings, of the type DialectOptions
+	// returns for it; nil takes the defaults.
+	Options Options
+	// Tokens are where tokens are read, in order; the first source that
+	// carries one decides. Default: where the product's own clients put
+	// them (the dialect's default).
+	Tokens []TokenSource
+	// Header is sent with every session-service request (an API key...).
+	Header http.Header
+	// Timeout bounds each session-service request. Default 3s.
+	Timeout time.Duration
+	// MaxBody bounds a session-service answer. Default 1 MiB.
+	MaxBody int64
+	// TLSInsecureSkipVerify turns off certificate checks of the service.
+	TLSInsecureSkipVerify bool
+	// TLSTrustedCACerts are PEM files whose certificates are trusted for
+	// the service, in place of the system roots.
+	TLSTrustedCACerts []string
+	// Transport, when set, carries the session-service requests in place
+	// of the plain transport built from the TLS fields above (the Caddy
+	// side builds it from reverse_proxy's transport settings). Timeout
+	// still bounds each request, and redirects are still not followed.
+	Transport http.RoundTripper
+	// Cache shapes the cache of answers.
+	Cache CacheConfig
+	// Tier, when set, is a cache shared with other nodes (the cluster
+	// package's Redis tier), asked on a miss before the session service
+	// and told of every revocation.
+	Tier Tier
+
+	// Prepare, when set, is called once per session the service answers;
+	// its result is kept with the session and returned in Result.Prepared
+	// on every hit, so per-session work is not redone per request.
+	Prepare func(*Session) any
+	// Observe, when set, is told of every session-service call: how long
+	// it took and its error (nil for a session, wrapping
+	// ErrUnauthenticated for a rejection).
+	Observe func(took time.Duration, err error)
+	// OnEvict, when set, is told how many entries were pushed out to make
+	// room (not of Forget or Purge, whose callers know already).
+	OnEvict func(n int)
+}
+
+// Client authenticates requests against one session service. It reads
+// the credential the way the dialect says and resolves it through the
+// cache, so that extraction and resolution cannot be mismatched. A Client
+// is safe for concurrent use.
+type Client struct {
+	dialect string
+	tokens  []TokenSource
+	extract extractor
+	r       *resolver
+}
+
+// New checks cfg and builds its client. The Tier, if any, is attached at
+// once; the client makes no request until the first Authenticate.
+func New(cfg Config) (*Client, error) {
+	be, d, err := newBackend(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts, _ := d.checkOptions(cfg.Options) // checked by newBackend
+	tokens := cfg.Tokens
+	if len(tokens) == 0 {
+		tokens = d.tokens
+	}
+	c := &Client{dialect: d.name, tokens: make([]TokenSource, len(tokens)), extract: d.extractor(opts)}
+	for i, t := range tokens {
+		if err := t.Validate(); err != nil {
+			return nil, fmt.Errorf("tokens: %v", err)
+		}
+		c.tokens[i] = t.Canonical()
+	}
+	if cfg.Cache.TTL < 0 || cfg.Cache.NegativeTTL < 0 || cfg.Cache.StaleIfError < 0 || cfg.Cache.Max < 0 {
+		return nil, fmt.Errorf("cache durations and size must not be negative")
+	}
+	c.r = newResolver(be, cfg.Cache)
+	c.r.prepare, c.r.observe, c.r.onEvict = cfg.Prepare, cfg.Observe, cfg.OnEvict
+	if cfg.Tier != nil {
+		c.r.setTier(cfg.Tier)
+	}
+	return c, nil
+}
+
+// Authenticate reads the request's credential and returns the session it
+// names. Its error wraps ErrUnauthenticated (no token, a malformed one, or
+// one the service rejected) or ErrUnavailable (the service gave no usable
+// answer, and no stale session may be served); a cancelled request
+// context gives the context's error. Result.Source and Result.Key are set
+// whenever a token was found, even with an error.
+func (c *Client) Authenticate(r *http.Request) (Result, error) {
+	cred, err := c.extract(r, c.tokens)
+	if err != nil {
+		return Result{Source: cred.Source}, err
+	}
+	res, err := c.r.Resolve(r.Context(), cred)
+	res.Source = cred.Source
+	return res, err
+}
+
+// Dialect is the name of the client's dialect.
+func (c *Client) Dialect() string { return c.dialect }
+
+// Tokens are the token sources in force, in the order they are read.
+func (c *Client) Tokens() []TokenSource { return append([]TokenSource(nil), c.tokens...) }
+
+// StripTokens removes every token source in force from r, not only the
+// one a token was read from: a second token in another source must not
+// reach the upstream either.
+func (c *Client) StripTokens(r *http.Request) {
+	for _, src := range c.tokens {
+		src.Strip(r)
+	}
+}
+
+// Forget drops a token's entries (a logout, a revoked session), on every
+// node when the client has a Tier, and reports whether there were any
+// here. A lookup in flight when it is called does not cache its answer.
+func (c *Client) Forget(key Key) bool { return c.r.ForgetKey(key) }
+
+// ForgetToken drops every entry resolved with token, whatever source it
+// came in by (for ETERNUS, every session id it was used with), and
+// returns how many there were here.
+func (c *Client) ForgetToken(token string) int { return c.r.ForgetToken(token) }
+
+// Purge drops every entry, on every node when the client has a Tier, and
+// returns how many there were here.
+func (c *Client) Purge() int { return c.r.Purge() }
+
+// Stats returns the client's counters since it was made.
+func (c *Client) Stats() Stats { return c.r.Stats() }
