@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/sessiongate/caddy-sessiongate/internal/headername"
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
@@ -259,7 +260,7 @@ func foldName(s string) string {
 	return string(b)
 }
 
-func foldByte(c byte) byte { return sessionctx.FoldHeaderByte(c) }
+func foldByte(c byte) byte { return headername.Fold(c) }
 
 // protected reports whether a client-sent header name is one the plugin
 // owns.

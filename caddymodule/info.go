@@ -76,12 +76,12 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	return writeInfo(w, r, answer)
 }
 
-// infoRequest reads what the shape of dialect depends on. TR50's is in
-// the body, which is put back whole for whatever handles the request; pass
+// infoRequest reads what the shape of dialect depends on. For some
+// (TR50) it is in the body, which is put back whole for whatever handles the request; pass
 // is true for a body too large to be a session read.
 func infoRequest(r *http.Request, dialect string) (req sessionctx.InfoRequest, pass bool, err error) {
 	req = sessionctx.InfoRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
-	if dialect == "tr50" && r.Method == http.MethodPost && r.Body != nil {
+	if sessionctx.InfoReadsBody(dialect) && r.Method == http.MethodPost && r.Body != nil {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxInfoBody+1))
 		if err != nil {
 			return req, false, caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("session_info: reading request: %w", err))

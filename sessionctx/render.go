@@ -47,6 +47,9 @@ type infoShape struct {
 	// productRead reports whether req, which handles accepted, is the
 	// product's own session read on its own path; nil: none is.
 	productRead func(req InfoRequest) bool
+	// readsBody is set when handles looks at a POST's body (TR50's
+	// command envelope).
+	readsBody bool
 }
 
 var normalizedInfo = infoShape{render: renderNormalizedInfo}
@@ -102,6 +105,15 @@ func InfoHandles(shape string, req InfoRequest) bool {
 func IsProductSessionRead(shape string, req InfoRequest) bool {
 	sh, ok := lookupShape(shape)
 	return ok && sh.productRead != nil && InfoHandles(shape, req) && sh.productRead(req)
+}
+
+// InfoReadsBody reports whether shape tells its session reads by the body
+// of a POST (TR50's command envelope), so that InfoRequest.Body must be
+// filled for InfoHandles to decide; the other shapes decide by method,
+// path and query alone.
+func InfoReadsBody(shape string) bool {
+	sh, ok := lookupShape(shape)
+	return ok && sh.readsBody
 }
 
 // isRead is a GET or HEAD: how most products' clients read a session.

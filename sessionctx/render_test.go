@@ -452,3 +452,11 @@ func TestRenderIDsNotWrittenAsJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestInfoReadsBody(t *testing.T) {
+	for _, shape := range InfoShapes() {
+		if got, want := InfoReadsBody(shape), shape == "tr50"; got != want {
+			t.Errorf("InfoReadsBody(%s) = %v, want %v", shape, got, want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/sessiongate/caddy-sessiongate/internal/headername"
 )
 
 // Where a token can be read from.
@@ -141,7 +143,7 @@ func headerValue(h http.Header, name, prefix string) (string, bool) {
 	// gives the same token.
 	var others []string
 	for k := range h {
-		if k != name && sameSpelling(k, name) {
+		if k != name && headername.Same(k, name) {
 			others = append(others, k)
 		}
 	}
@@ -249,37 +251,10 @@ func (src TokenSource) Strip(r *http.Request) {
 func stripHeaderSpellings(h http.Header, name string) {
 	h.Del(name)
 	for k := range h {
-		if sameSpelling(k, name) {
+		if headername.Same(k, name) {
 			delete(h, k)
 		}
 	}
-}
-
-func sameSpelling(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		if FoldHeaderByte(a[i]) != FoldHeaderByte(b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// FoldHeaderByte folds a header name's byte the way the loosest upstream
-// reads it: case is ignored, and every byte that is not a letter or digit
-// ('-', '_', '.', '~'...) is one separator, since CGI, PHP, nginx with
-// underscores_in_headers and WSGI merge them all into '_'. Matching names
-// through it catches every spelling an upstream could take for the name.
-func FoldHeaderByte(c byte) byte {
-	switch {
-	case c >= 'A' && c <= 'Z':
-		return c + ('a' - 'A')
-	case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		return c
-	}
-	return '-'
 }
 
 // stripQuery removes every pair that queryValue would read as name, working

@@ -22,7 +22,7 @@ func init() {
 			b.body, b.rejects, b.decode = tr50Request, tr50Rejects, decodeTR50
 			return b, nil
 		},
-		info: infoShape{render: renderTR50Info, handles: tr50InfoHandles, productRead: func(InfoRequest) bool { return true }},
+		info: infoShape{render: renderTR50Info, handles: tr50InfoHandles, productRead: func(InfoRequest) bool { return true }, readsBody: true},
 	})
 }
 
