@@ -12,10 +12,6 @@ ARG CADDY_VERSION=2.11.9
 
 FROM caddy:${CADDY_VERSION}-builder AS builder
 
-# go.mod may ask for a newer Go than the builder image carries; golang
-# images set GOTOOLCHAIN=local, which would refuse rather than fetch it.
-ENV GOTOOLCHAIN=auto
-
 WORKDIR /src
 COPY . .
 RUN sh build/xcaddy-build.sh /usr/bin/caddy
