@@ -515,10 +515,13 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 
 // redirectTarget fills in the redirect template. A placeholder in the
 // URL's query is query-escaped, so a request URI carrying its own '&' or
-// '?' stays one parameter of the login URL; placeholders before the query
-// are left as written (the template's author builds that part). A token
-// read from the query never travels into the login URL: it is cut from
-// every request-URI placeholder, strip_token or not.
+// '?' stays one parameter of the login URL. One before the query is
+// path-escaped ('/' kept), so a value from the request cannot start a
+// query or fragment of its own ({env.*} and {file.*} are the operator's
+// and go in as written), and a target the template did not start with "//" never
+// becomes protocol-relative (another host). A token read from the query
+// never travels into the login URL: it is cut from every request-URI
+// placeholder, strip_token or not.
 func (h *SessionAuth) redirectTarget(r *http.Request) string {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
@@ -526,8 +529,15 @@ func (h *SessionAuth) redirectTarget(r *http.Request) string {
 	}
 	base, query, hasQuery := strings.Cut(h.redirect, "?")
 	target, _ := repl.ReplaceFunc(base, func(key string, val any) (any, error) {
-		return h.withoutQueryToken(key, caddy.ToString(val)), nil
+		v := caddy.ToString(val)
+		if strings.HasPrefix(key, "env.") || strings.HasPrefix(key, "file.") {
+			return v, nil // the operator's own value: a login URL, say
+		}
+		return pathEscape(h.withoutQueryToken(key, v)), nil
 	})
+	if !strings.HasPrefix(base, "//") && strings.HasPrefix(target, "//") {
+		target = "/" + strings.TrimLeft(target, "/")
+	}
 	if !hasQuery {
 		return target
 	}
@@ -535,6 +545,17 @@ func (h *SessionAuth) redirectTarget(r *http.Request) string {
 		return url.QueryEscape(h.withoutQueryToken(key, caddy.ToString(val))), nil
 	})
 	return target + "?" + query
+}
+
+// pathEscape escapes v for a URL path, each segment on its own so that
+// '/' stays a separator while '?', '#', backslashes, spaces and control
+// bytes do not survive.
+func pathEscape(v string) string {
+	segs := strings.Split(v, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
 }
 
 // withoutQueryToken cuts the configured query tokens from the value of a

@@ -381,6 +381,42 @@ func TestRedirectEscapesReturnURI(t *testing.T) {
 	}
 }
 
+// TestRedirectEscapesPathPlaceholders: a placeholder before the login
+// URL's query is path-escaped, so a request path cannot add a query of its
+// own, and a redirect the template keeps on this host never becomes a
+// protocol-relative one to another host.
+func TestRedirectEscapesPathPlaceholders(t *testing.T) {
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		on_unauthenticated redirect "{http.request.uri.path}/signin"
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	for _, tc := range []struct{ path, wantPath string }{
+		{"//evil.example/x", "/evil.example/x/signin"},
+		{"/a%3Fnext=https:%2F%2Fevil.example", "/a?next=https://evil.example/signin"},
+		{"/plain", "/plain/signin"},
+	} {
+		resp, _ := do(t, tester, "GET", tc.path, http.Header{"Accept": {"text/html"}})
+		loc := resp.Header.Get("Location")
+		u, err := url.Parse(loc)
+		if resp.StatusCode != http.StatusFound || err != nil {
+			t.Errorf("%s: status %d, Location %q (%v)", tc.path, resp.StatusCode, loc, err)
+			continue
+		}
+		if u.Host != "" || u.Scheme != "" || strings.HasPrefix(loc, "//") || u.RawQuery != "" || u.Path != tc.wantPath {
+			t.Errorf("%s: Location %q: host %q query %q path %q, want a path of this host, %q", tc.path, loc, u.Host, u.RawQuery, u.Path, tc.wantPath)
+		}
+	}
+	if up.hits.Load() != 0 {
+		t.Errorf("the upstream was reached %d times", up.hits.Load())
+	}
+}
+
 // TestRetryAfterSetting: retry_after sets the Retry-After of a 503, in
 // whole seconds rounded up; without it, 5.
 func TestRetryAfterSetting(t *testing.T) {
