@@ -66,6 +66,7 @@ type Client struct {
 	dialect string
 	tokens  []TokenSource
 	extract extractor
+	parts   []TokenSource // where the rest of a credential is read
 	r       *resolver
 }
 
@@ -82,6 +83,11 @@ func New(cfg Config) (*Client, error) {
 		tokens = d.tokens
 	}
 	c := &Client{dialect: d.name, tokens: make([]TokenSource, len(tokens)), extract: d.extractor(opts)}
+	if d.parts != nil {
+		for _, p := range d.parts(opts) {
+			c.parts = append(c.parts, p.Canonical())
+		}
+	}
 	for i, t := range tokens {
 		if err := t.Validate(); err != nil {
 			return nil, fmt.Errorf("tokens: %v", err)
@@ -122,10 +128,14 @@ func (c *Client) Dialect() string { return c.dialect }
 func (c *Client) Tokens() []TokenSource { return append([]TokenSource(nil), c.tokens...) }
 
 // StripTokens removes every token source in force from r, not only the
-// one a token was read from: a second token in another source must not
-// reach the upstream either.
+// one a token was read from (a second token in another source must not
+// reach the upstream either), and every other part of a credential (the
+// ETERNUS session-id header).
 func (c *Client) StripTokens(r *http.Request) {
 	for _, src := range c.tokens {
+		src.Strip(r)
+	}
+	for _, src := range c.parts {
 		src.Strip(r)
 	}
 }

@@ -35,6 +35,10 @@ type dialect struct {
 	// nil reads the token alone. The credential's Value is what the
 	// cache hashes, so it must hold every part.
 	extract func(opts Options) extractor
+	// parts, when set, lists the sources besides the token that carry a
+	// part of the credential (ETERNUS: the session-id header), so that
+	// stripping the token strips them too.
+	parts func(opts Options) []TokenSource
 	// backend builds the client of the service from its options.
 	backend func(svc *service, opts Options) (backend, error)
 	// info is the product's own session API, as session_info answers it.

@@ -18,6 +18,9 @@ func init() {
 		tokens:  []TokenSource{{From: FromBearer}},
 		options: func() Options { return newEternusOptions() },
 		extract: eternusExtractor,
+		parts: func(opts Options) []TokenSource {
+			return []TokenSource{opts.(*EternusOptions).sessionIDFrom()}
+		},
 		backend: func(svc *service, opts Options) (backend, error) {
 			if err := opts.(*EternusOptions).validate(); err != nil {
 				return nil, err
@@ -45,6 +48,14 @@ func newEternusOptions() *EternusOptions {
 	return &EternusOptions{SessionIDFrom: TokenSource{From: FromHeader, Name: defaultEternusSessionIDHeader}}
 }
 
+// sessionIDFrom is SessionIDFrom, or the default header when unset.
+func (o *EternusOptions) sessionIDFrom() TokenSource {
+	if o.SessionIDFrom == (TokenSource{}) {
+		return TokenSource{From: FromHeader, Name: defaultEternusSessionIDHeader}
+	}
+	return o.SessionIDFrom
+}
+
 // SetOption implements Options: `session_id_from header|cookie|query <name>`.
 func (o *EternusOptions) SetOption(name string, args []string) error {
 	if name != "session_id_from" {
@@ -58,7 +69,7 @@ func (o *EternusOptions) SetOption(name string, args []string) error {
 }
 
 func (o *EternusOptions) validate() error {
-	src := o.SessionIDFrom
+	src := o.sessionIDFrom()
 	if src.From == FromBearer {
 		return fmt.Errorf("session_id_from: want header, cookie or query, not bearer (the bearer carries the token)")
 	}
@@ -77,7 +88,7 @@ func eternusExtractor(opts Options) extractor {
 	if o == nil || o.validate() != nil {
 		o = newEternusOptions()
 	}
-	idSrc := o.SessionIDFrom.Canonical()
+	idSrc := o.sessionIDFrom().Canonical()
 	return func(r *http.Request, sources []TokenSource) (credential, error) {
 		cred, err := extractToken(r, sources)
 		if err != nil {

@@ -225,3 +225,29 @@ func TestDecodeEternus(t *testing.T) {
 		})
 	}
 }
+
+// TestEternusStripTokens: stripping an ETERNUS credential strips both its
+// parts, the token and the session id, wherever the options read it; zero
+// options read the default header.
+func TestEternusStripTokens(t *testing.T) {
+	for name, opts := range map[string]*EternusOptions{
+		"zero options": {},
+		"query id":     {SessionIDFrom: TokenSource{From: FromQuery, Name: "sid"}},
+	} {
+		c, err := New(Config{Dialect: "eternus", URL: "http://eternus.invalid", Options: opts})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		r := httptest.NewRequest(http.MethodGet, "/volumes?sid=1000042&x=1", nil)
+		r.Header.Set("Authorization", "Bearer t0k3n")
+		r.Header.Set("X-Eternus-Session-Id", "1000042")
+		c.StripTokens(r)
+		idGone := r.Header.Get("X-Eternus-Session-Id") == ""
+		if opts.SessionIDFrom.From == FromQuery {
+			idGone = r.URL.Query().Get("sid") == "" && r.URL.Query().Get("x") == "1"
+		}
+		if r.Header.Get("Authorization") != "" || !idGone {
+			t.Errorf("%s: after StripTokens: %v %q", name, r.Header, r.URL.RawQuery)
+		}
+	}
+}
