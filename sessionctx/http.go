@@ -191,6 +191,11 @@ func newHTTPBackend(svc *service, opts *HTTPOptions) (*httpBackend, error) {
 	if o.Method == "" {
 		o.Method = http.MethodGet
 	}
+	if o.Mapping == (Mapping{}) {
+		// Options built in Go that set no path read sessiongate's own
+		// shape, as the defaults do.
+		o.Mapping = newHTTPOptions().Mapping
+	}
 	if o.TokenTo.To == "" {
 		o.TokenTo.To = "header"
 	}

@@ -308,3 +308,18 @@ func TestHTTPBackendCookieRefusesNonOctets(t *testing.T) {
 		t.Errorf("cookie-octet token: %v %v (%d calls)", s, err, calls)
 	}
 }
+
+// TestHTTPZeroOptions: options a Go user builds without a mapping read
+// the normalized shape, like the defaults, instead of naming no user.
+func TestHTTPZeroOptions(t *testing.T) {
+	srv, _, _ := recordingService(t, 200, `{"user_id":"u-1","user":"ann"}`)
+	c, err := New(Config{Dialect: "http", URL: srv.URL, Options: &HTTPOptions{Method: "POST"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer tok")
+	if res, err := c.Authenticate(r); err != nil || res.Session.User != "ann" || res.Session.UserID != "u-1" {
+		t.Fatalf("%+v %v", res.Session, err)
+	}
+}
