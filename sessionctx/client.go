@@ -73,11 +73,18 @@ type Client struct {
 // New checks cfg and builds its client. The Tier, if any, is attached at
 // once; the client makes no request until the first Authenticate.
 func New(cfg Config) (*Client, error) {
-	be, d, err := newBackend(cfg)
+	d, err := lookupDialect(cfg.Dialect)
 	if err != nil {
 		return nil, err
 	}
-	opts, _ := d.checkOptions(cfg.Options) // checked by newBackend
+	opts, err := d.checkOptions(cfg.Options)
+	if err != nil {
+		return nil, err
+	}
+	be, err := d.newBackend(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
 	tokens := cfg.Tokens
 	if len(tokens) == 0 {
 		tokens = d.tokens

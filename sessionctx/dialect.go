@@ -121,15 +121,22 @@ func newBackend(cfg Config) (backend, *dialect, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	b, err := d.newBackend(cfg, opts)
+	return b, d, err
+}
+
+// newBackend builds the client of this dialect's service at cfg's URL,
+// with options that checkOptions returned.
+func (d *dialect) newBackend(cfg Config, opts Options) (backend, error) {
 	svc, err := newService(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	b, err := d.backend(svc, opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s backend: %w", d.name, err)
+		return nil, fmt.Errorf("%s backend: %w", d.name, err)
 	}
-	return b, d, nil
+	return b, nil
 }
 
 // checkOptions returns the options to use: the defaults when none are
