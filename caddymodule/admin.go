@@ -125,7 +125,7 @@ func decodePurge(body io.Reader) (purgeRequest, error) {
 	var req purgeRequest
 	raw, err := io.ReadAll(io.LimitReader(body, maxPurgeBody+1))
 	if err != nil {
-		return req, fmt.Errorf("reading body: %v", err)
+		return req, fmt.Errorf("reading body: %w", err)
 	}
 	if len(raw) > maxPurgeBody {
 		return req, fmt.Errorf("body larger than %d bytes", maxPurgeBody)

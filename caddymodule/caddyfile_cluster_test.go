@@ -21,7 +21,9 @@ func TestCaddyfileClusterAdapts(t *testing.T) {
 	var h struct {
 		Cluster map[string]any `json:"cluster"`
 	}
-	json.Unmarshal([]byte(got), &h)
+	if err := json.Unmarshal([]byte(got), &h); err != nil {
+		t.Fatal(err)
+	}
 	want := map[string]any{"url": "redis://user:pw@redis.internal:6379/0", "secret": "{env.SESSIONGATE_CLUSTER_SECRET}", "key_prefix": "sg1:", "timeout": float64(50e6)}
 	if fmt.Sprint(h.Cluster) != fmt.Sprint(want) {
 		t.Fatalf("cluster = %v, want %v (handler %s)", h.Cluster, want, got)

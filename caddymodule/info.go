@@ -125,15 +125,15 @@ func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string) (bo
 	if dialect == "" || dialect == "http" {
 		return false, nil
 	}
+	// A request that is not the product's session read, or that its
+	// renderer cannot answer, gets the plain 401 instead.
 	req, pass, err := infoRequest(r, dialect)
-	if err != nil || pass || !sessionctx.IsProductSessionRead(dialect, req) {
-		return false, nil
+	if err == nil && !pass && sessionctx.IsProductSessionRead(dialect, req) {
+		if answer, err := sessionctx.RenderInfo(dialect, nil, req); err == nil {
+			return true, writeInfo(w, r, answer)
+		}
 	}
-	answer, err := sessionctx.RenderInfo(dialect, nil, req)
-	if err != nil {
-		return false, nil
-	}
-	return true, writeInfo(w, r, answer)
+	return false, nil
 }
 
 // restoredBody puts back the bytes read ahead of the rest of a body.

@@ -66,7 +66,9 @@ func TestOpsPoolSharesAndReleases(t *testing.T) {
 	if n := poolHolds(srv.URL); n != 1 || b.pooled.Client != b.client {
 		t.Fatalf("after releasing a and c the pool holds %d resolvers, want b's", n)
 	}
-	b.Cleanup()
+	if err := b.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
 	if n := poolHolds(srv.URL); n != 0 {
 		t.Fatalf("after every handler is gone the pool still holds %d resolvers", n)
 	}
@@ -82,7 +84,7 @@ func TestOpsFailedProvisionHoldsNothing(t *testing.T) {
 	if err := running.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer running.Cleanup()
+	defer cleanup(t, running)
 	key := running.poolKey
 	for name, h := range map[string]*SessionAuth{
 		"bad url":              {Backend: BackendConfig{Dialect: "http", URL: "ftp://nowhere"}},
@@ -128,7 +130,7 @@ func TestOpsErrorKinds(t *testing.T) {
 	}
 	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, buf, _ := w.(http.Hijacker).Hijack()
-		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"user\":")
+		_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"user\":") // a bufio write fails at Flush
 		buf.Flush()
 		conn.Close()
 	}))
@@ -283,7 +285,7 @@ func TestOpsLogsNeverCarryToken(t *testing.T) {
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Cleanup()
+	defer cleanup(t, h)
 	h.logger = logger
 	// Real time, in small steps: the cache's clock is its own.
 	advance := time.Sleep

@@ -46,9 +46,17 @@ func provisionAuth(t testing.TB, h *SessionAuth, url string) *SessionAuth {
 	if err := h.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.Cleanup() })
+	t.Cleanup(func() { cleanup(t, h) })
 	h.logger = zap.NewNop()
 	return h
+}
+
+// cleanup releases h, failing the test if its Cleanup fails.
+func cleanup(t testing.TB, h *SessionAuth) {
+	t.Helper()
+	if err := h.Cleanup(); err != nil {
+		t.Error(err)
+	}
 }
 
 func requestWithReplacer(method, target string, hdr http.Header) (*http.Request, *caddy.Replacer) {

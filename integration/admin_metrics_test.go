@@ -697,7 +697,7 @@ func TestOpsClientGivesUpMidLookup(t *testing.T) {
 	b, _ := sampleSum(before, "caddy_sessiongate_requests_total", `outcome="service_error"`)
 	a, _ := sampleSum(after, "caddy_sessiongate_requests_total", `outcome="service_error"`)
 	if a != b {
-		t.Errorf("a cancelled client counted as a service error (%v -> %v)", b, a)
+		t.Errorf("a canceled client counted as a service error (%v -> %v)", b, a)
 	}
 	raw, err := os.ReadFile(logFile)
 	if err != nil {
@@ -706,14 +706,14 @@ func TestOpsClientGivesUpMidLookup(t *testing.T) {
 	logged := false
 	for _, line := range strings.Split(string(raw), "\n") {
 		if strings.Contains(line, "session service unavailable") {
-			t.Errorf("a cancelled client was logged as a service failure: %s", line)
+			t.Errorf("a canceled client was logged as a service failure: %s", line)
 		}
 		if strings.Contains(line, `"status":503`) {
-			t.Errorf("a cancelled client was logged as a 503: %s", line)
+			t.Errorf("a canceled client was logged as a 503: %s", line)
 		}
 		if strings.Contains(line, `"level":"warn"`) || strings.Contains(line, `"level":"error"`) {
 			if strings.Contains(line, "tok-slow") || strings.Contains(line, "session") {
-				t.Errorf("a cancelled client was logged above DEBUG: %s", line)
+				t.Errorf("a canceled client was logged above DEBUG: %s", line)
 			}
 		}
 		logged = logged || strings.Contains(line, `"status":499`)

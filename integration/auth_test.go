@@ -272,7 +272,7 @@ func hijackClose(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"user\":")
+	_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"user\":")
 	buf.Flush()
 	conn.Close()
 	return true

@@ -68,7 +68,9 @@ http://%s {
 }
 `, n.admin, n.site, svcURL, redisURL, upstream)
 	file := filepath.Join(dir, "Caddyfile")
-	os.WriteFile(file, []byte(cfg), 0o600)
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
 	cmd.Env = append(os.Environ(), "SG_NODE_SECRET="+clusterSecret, "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_DATA_HOME="+dir)
 	var logs bytes.Buffer
@@ -77,8 +79,9 @@ http://%s {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		// The process is killed on purpose: Wait's error is the kill.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		if t.Failed() {
 			t.Logf("node %s log:\n%s", n.site, logs.String())
 		}
@@ -110,8 +113,11 @@ func (n caddyNode) cluster() (map[string]any, error) {
 			Cluster map[string]any `json:"cluster"`
 		} `json:"backends"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || len(out.Backends) != 1 || out.Backends[0].Cluster == nil {
-		return nil, fmt.Errorf("stats: %v %+v", err, out)
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	if len(out.Backends) != 1 || out.Backends[0].Cluster == nil {
+		return nil, fmt.Errorf("stats: %+v", out)
 	}
 	out.Backends[0].Cluster["entries"] = float64(out.Backends[0].Entries)
 	return out.Backends[0].Cluster, nil
@@ -126,7 +132,7 @@ func (n caddyNode) get(t *testing.T, method, path, token string) int {
 		t.Errorf("%s %s on %s: %v", method, path, n.site, err)
 		return 0
 	}
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
 }

@@ -23,13 +23,15 @@ func TestHostileReadmeNamesRealTests(t *testing.T) {
 		t.Fatalf("the security section cites %d tests; the table names one per row", len(cited))
 	}
 	var src strings.Builder
-	filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+	if err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && strings.HasSuffix(path, "_test.go") {
 			b, _ := os.ReadFile(path)
 			src.Write(b)
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range cited {
 		if !strings.Contains(src.String(), "func "+c[1]+"(") {
 			t.Errorf("README's security section cites %s, which no test file defines", c[1])

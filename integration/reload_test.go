@@ -93,7 +93,9 @@ func TestHostileReloadUnderLoad(t *testing.T) {
 	}
 	reloadTo(1)
 	for _, tok := range []string{"tok-alice", "tok-bob"} {
-		get(tok)
+		if _, _, err := get(tok); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n := svc.calls.Load(); n != 2 {
 		t.Fatalf("warm-up: %d session-service calls for 2 tokens, want 2", n)

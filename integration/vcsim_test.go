@@ -72,8 +72,9 @@ func startVcsim(t *testing.T) *vcsim {
 		t.Fatalf("starting vcsim: %v", err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		// The process is killed on purpose: Wait's error is the kill.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 	})
 
 	// Ready when it completes a TLS handshake; the handshake also gives
@@ -111,7 +112,9 @@ func (v *vcsim) call(t *testing.T, method, path string, h http.Header) (int, []b
 	}
 	defer resp.Body.Close()
 	var b bytes.Buffer
-	b.ReadFrom(resp.Body)
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
 	return resp.StatusCode, b.Bytes()
 }
 

@@ -140,7 +140,7 @@ func (t *TR50) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		SessionID string `json:"sessionId"`
 	}
 	if a, ok := env["auth"]; ok {
-		json.Unmarshal(a, &auth)
+		_ = json.Unmarshal(a, &auth) // a malformed auth object names no session: the header is tried next
 	}
 	if auth.SessionID == "" {
 		auth.SessionID = r.Header.Get("sessionId")
@@ -162,7 +162,7 @@ func (t *TR50) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var cmd struct {
 			Command string `json:"command"`
 		}
-		json.Unmarshal(raw, &cmd)
+		_ = json.Unmarshal(raw, &cmd) // a malformed command has no name: "Unknown command."
 		switch {
 		case !known:
 			out[key] = tr50Failure(-90008, "Session not found or expired.")

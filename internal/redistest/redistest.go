@@ -103,7 +103,7 @@ func (s *Server) Start() {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }() // the exit status is Stop's kill
 	s.cmd, s.done, s.out, s.pause = cmd, done, out, false
 
 	// Ready is the first moment a client's connection gets an answer; a
@@ -168,9 +168,9 @@ func (s *Server) Stop() {
 		return
 	}
 	if s.pause {
-		s.cmd.Process.Signal(syscall.SIGCONT)
+		_ = s.cmd.Process.Signal(syscall.SIGCONT) // the kill below ends it either way
 	}
-	s.cmd.Process.Kill()
+	_ = s.cmd.Process.Kill() // fails only if it has already exited, which is what Stop wants
 	<-s.done
 	s.cmd = nil
 }
@@ -201,7 +201,7 @@ func (s *Server) signal(sig syscall.Signal, paused bool) {
 		s.t.Fatalf("redis-server is not running")
 	}
 	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.t.Fatalf("signalling redis-server: %v", err)
+		s.t.Fatalf("signaling redis-server: %v", err)
 	}
 	s.pause = paused
 }
