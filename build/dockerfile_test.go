@@ -125,7 +125,7 @@ func TestToolsLiveInTheirOwnModule(t *testing.T) {
 	for _, tool := range []string{
 		"github.com/caddyserver/xcaddy/cmd/xcaddy",
 		"github.com/vmware/govmomi/vcsim",
-		"honnef.co/go/tools/cmd/staticcheck",
+		"github.com/golangci/golangci-lint/v2/cmd/golangci-lint",
 	} {
 		if !regexp.MustCompile(`(?m)^\s*(tool\s+)?` + regexp.QuoteMeta(tool) + `\s*$`).MatchString(tools) {
 			t.Errorf("tools/go.mod has no tool directive for %s", tool)
@@ -134,11 +134,14 @@ func TestToolsLiveInTheirOwnModule(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^\s*github\.com/caddyserver/xcaddy v0\.4\.7\b`).MatchString(tools) {
 		t.Error("tools/go.mod does not pin github.com/caddyserver/xcaddy v0.4.7")
 	}
+	if !strings.Contains(read(t, "../.ci/run"), "go tool -modfile=tools/go.mod golangci-lint run ./...") {
+		t.Error(".ci/run does not run the tools module's golangci-lint over ./...")
+	}
 	mod := read(t, "../go.mod")
 	if regexp.MustCompile(`(?m)^tool\b`).MatchString(mod) {
 		t.Error("go.mod has tool directives: tools belong in tools/go.mod")
 	}
-	for _, dep := range []string{"github.com/caddyserver/xcaddy", "honnef.co/go/tools"} {
+	for _, dep := range []string{"github.com/caddyserver/xcaddy", "github.com/golangci/golangci-lint/v2", "honnef.co/go/tools"} {
 		if strings.Contains(mod, dep+" ") {
 			t.Errorf("go.mod requires %s, a tool's module", dep)
 		}
