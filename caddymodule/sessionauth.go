@@ -153,7 +153,7 @@ func (b BackendConfig) dialectOptions() (sessionctx.Options, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(opts); err != nil {
-		return nil, fmt.Errorf("%s options: %v", b.Dialect, err)
+		return nil, fmt.Errorf("%s options: %w", b.Dialect, err)
 	}
 	return opts, nil
 }
@@ -194,7 +194,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 
 	opts, err := h.Backend.dialectOptions()
 	if err != nil {
-		return fmt.Errorf("backend: %v", err)
+		return fmt.Errorf("backend: %w", err)
 	}
 	h.dialect = h.Backend.Dialect
 	if h.Timeout < 0 || h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.CacheMax < 0 {
@@ -249,7 +249,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	if !h.DisableMetrics {
 		if reg := ctx.GetMetricsRegistry(); reg != nil {
 			if err := registerMetrics(reg); err != nil {
-				return fmt.Errorf("metrics: %v", err)
+				return fmt.Errorf("metrics: %w", err)
 			}
 		}
 		pooled.metricsUsers.Add(1)

@@ -140,8 +140,10 @@ func TestTierOneServiceCallAcrossNodes(t *testing.T) {
 func TestTierNothingReadableInRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	a := newNode(t, srv, newCounting(t, 0), "backend1")
-	a.Resolve(context.Background(), ("goodsecrettoken"))
-	a.Resolve(context.Background(), ("badsecrettoken"))
+	if _, err := a.Resolve(context.Background(), "goodsecrettoken"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = a.Resolve(context.Background(), "badsecrettoken") // rejected: its cached rejection is looked for below
 	rc := srv.Client(nil)
 	keys, err := rc.Keys(context.Background(), "*").Result()
 	if err != nil || len(keys) < 2 {
@@ -162,8 +164,12 @@ func TestTierInvalidationReachesOtherNode(t *testing.T) {
 	b := newCounting(t, 0)
 	a, c := newNode(t, srv, b, "backend1"), newNode(t, srv, b, "backend1")
 	ctx := context.Background()
-	a.Resolve(ctx, ("good1"))
-	c.Resolve(ctx, ("good1"))
+	if _, err := a.Resolve(ctx, "good1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Resolve(ctx, "good1"); err != nil {
+		t.Fatal(err)
+	}
 	if st := c.Stats(); st.Entries != 1 {
 		t.Fatalf("node B holds %d entries, want 1", st.Entries)
 	}
@@ -182,14 +188,20 @@ func TestTierInvalidationReachesOtherNode(t *testing.T) {
 	}
 
 	// Purge of all.
-	a.Resolve(ctx, ("good2"))
-	c.Resolve(ctx, ("good2"))
+	if _, err := a.Resolve(ctx, "good2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Resolve(ctx, "good2"); err != nil {
+		t.Fatal(err)
+	}
 	calls := b.calls.Load()
 	start = time.Now()
 	a.Purge()
 	waitFor(t, time.Second, "node B to purge", func() bool { return c.Stats().Entries == 0 })
 	t.Logf("purge reached node B in %.2f ms", float64(time.Since(start).Microseconds())/1000)
-	c.Resolve(ctx, ("good2"))
+	if _, err := c.Resolve(ctx, "good2"); err != nil {
+		t.Fatal(err)
+	}
 	if got := b.calls.Load(); got != calls+1 {
 		t.Fatalf("service calls = %d, want %d: a purged entry must not come back from Redis", got, calls+1)
 	}
@@ -201,8 +213,12 @@ func TestTierTamperedEntryNeverServed(t *testing.T) {
 	a, c := newNode(t, srv, b, "backend1"), newNode(t, srv, b, "backend1")
 	ctx := context.Background()
 	rc := srv.Client(nil)
-	a.Resolve(ctx, ("good1"))
-	a.Resolve(ctx, ("good2"))
+	if _, err := a.Resolve(ctx, "good1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Resolve(ctx, "good2"); err != nil {
+		t.Fatal(err)
+	}
 	keys, _ := rc.Keys(ctx, "*:s:*").Result()
 	if len(keys) != 2 {
 		t.Fatalf("entry keys = %v", keys)
@@ -319,8 +335,12 @@ func TestTierRedisKillRestart(t *testing.T) {
 		return a.tier.Stats().Connected && c.tier.Stats().Connected
 	})
 	calls := b.calls.Load()
-	a.Resolve(ctx, ("goodafter"))
-	c.Resolve(ctx, ("goodafter"))
+	if _, err := a.Resolve(ctx, "goodafter"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Resolve(ctx, "goodafter"); err != nil {
+		t.Fatal(err)
+	}
 	if got := b.calls.Load() - calls; got != 1 {
 		t.Fatalf("service calls after restart = %d, want 1 (sharing resumed)", got)
 	}
@@ -336,7 +356,9 @@ func TestTierResubscribeEmptiesCache(t *testing.T) {
 	b := newCounting(t, 0)
 	a := newNode(t, srv, b, "backend1")
 	ctx := context.Background()
-	a.Resolve(ctx, ("good1"))
+	if _, err := a.Resolve(ctx, "good1"); err != nil {
+		t.Fatal(err)
+	}
 	if a.Stats().Entries != 1 {
 		t.Fatal("no entry cached")
 	}
