@@ -224,7 +224,7 @@ func TestAmplifyRejectionNeedsPlatformBody(t *testing.T) {
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(tt.status)
-			io.WriteString(w, tt.body)
+			_, _ = io.WriteString(w, tt.body)
 		}))
 		_, err := dialectBackend(t, "amplify", srv.URL, "").Resolve(context.Background(), credential{Value: "tok", Source: TokenSource{From: FromBearer}})
 		srv.Close()

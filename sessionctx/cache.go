@@ -125,7 +125,9 @@ func (s *store) shard(k Key) *shard {
 // go-cache's Get only, which keeps no reference to the key it is given;
 // for an entry's own key (which never changes once stored) it is the key
 // go-cache stores.
-func view(k *Key) string { return unsafe.String(&k[0], len(k)) }
+func view(k *Key) string {
+	return unsafe.String(&k[0], len(k)) //nolint:gosec // G103: a read-only view of an array that is never written after the entry is stored
+}
 
 func (s *store) get(k Key, now int64) *entry {
 	v, ok := s.shard(k).c.Get(view(&k))

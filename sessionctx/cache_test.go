@@ -13,8 +13,9 @@ import (
 
 func testKey(i int) Key {
 	var k Key
-	binary.LittleEndian.PutUint64(k[:], uint64(i))
-	binary.LittleEndian.PutUint64(k[8:], uint64(i)*0x9e3779b97f4a7c15)
+	u := uint64(i) //nolint:gosec // G115: any bit pattern makes a key
+	binary.LittleEndian.PutUint64(k[:], u)
+	binary.LittleEndian.PutUint64(k[8:], u*0x9e3779b97f4a7c15)
 	return k
 }
 
@@ -151,8 +152,8 @@ func TestResolverStatsCountLiveOnly(t *testing.T) {
 	}
 	r, _, clk := newTestResolver(CacheConfig{TTL: time.Minute, NegativeTTL: 10 * time.Second}, sessions)
 	for i := range 500 {
-		r.Resolve(context.Background(), cred(fmt.Sprintf("s-%d", i)))
-		r.Resolve(context.Background(), cred(fmt.Sprintf("bad-%d", i)))
+		_, _ = r.Resolve(context.Background(), cred(fmt.Sprintf("s-%d", i)))
+		_, _ = r.Resolve(context.Background(), cred(fmt.Sprintf("bad-%d", i)))
 	}
 	if st := r.Stats(); st.Entries != 500 || st.Rejections != 500 {
 		t.Fatalf("stats %+v, want 500 sessions and 500 rejections", st)
@@ -177,7 +178,7 @@ func TestResolverFullCacheStillCaches(t *testing.T) {
 	}
 	r, fb, _ := newTestResolver(CacheConfig{Max: max}, sessions)
 	for i := range max * 2 {
-		r.Resolve(context.Background(), cred(fmt.Sprintf("s-%d", i)))
+		_, _ = r.Resolve(context.Background(), cred(fmt.Sprintf("s-%d", i)))
 	}
 	before := fb.calls.Load()
 	for range 10 {

@@ -97,7 +97,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	for i, t := range tokens {
 		if err := t.Validate(); err != nil {
-			return nil, fmt.Errorf("tokens: %v", err)
+			return nil, fmt.Errorf("tokens: %w", err)
 		}
 		c.tokens[i] = t.Canonical()
 	}
@@ -115,7 +115,7 @@ func New(cfg Config) (*Client, error) {
 // Authenticate reads the request's credential and returns the session it
 // names. Its error wraps ErrUnauthenticated (no token, a malformed one, or
 // one the service rejected) or ErrUnavailable (the service gave no usable
-// answer, and no stale session may be served); a cancelled request
+// answer, and no stale session may be served); a canceled request
 // context gives the context's error. Result.Source and Result.Key are set
 // whenever a token was found, even with an error.
 func (c *Client) Authenticate(r *http.Request) (Result, error) {

@@ -179,7 +179,7 @@ type service struct {
 func newService(cfg Config) (*service, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil {
-		return nil, fmt.Errorf("backend url: %v", err)
+		return nil, fmt.Errorf("backend url: %w", err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("backend url %q: want an absolute http:// or https:// URL", cfg.URL)
@@ -199,9 +199,9 @@ func newService(cfg Config) (*service, error) {
 	if len(cfg.TLSTrustedCACerts) > 0 {
 		pool := x509.NewCertPool()
 		for _, f := range cfg.TLSTrustedCACerts {
-			pem, err := os.ReadFile(f)
+			pem, err := os.ReadFile(f) //nolint:gosec // G304: CA files the operator configured
 			if err != nil {
-				return nil, fmt.Errorf("tls_trusted_ca_certs: %v", err)
+				return nil, fmt.Errorf("tls_trusted_ca_certs: %w", err)
 			}
 			if !pool.AppendCertsFromPEM(pem) {
 				return nil, fmt.Errorf("tls_trusted_ca_certs: no PEM certificate in %s", f)
@@ -209,7 +209,7 @@ func newService(cfg Config) (*service, error) {
 		}
 		tlsCfg.RootCAs = pool
 	}
-	var transport http.RoundTripper = cfg.Transport
+	transport := cfg.Transport
 	if transport == nil {
 		transport = plainTransport(tlsCfg, timeout)
 	}
@@ -260,7 +260,7 @@ func (s *service) Endpoint(path, rawQuery string) string {
 func (s *service) NewRequest(ctx context.Context, method, target string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: building request: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: building request: %w", ErrUnavailable, err)
 	}
 	for k, v := range s.Header {
 		req.Header[k] = v

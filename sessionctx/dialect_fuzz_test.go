@@ -157,7 +157,7 @@ func FuzzDecodeEternus(f *testing.F) {
 		SessionID int64  `json:"session_id"`
 		Token     string `json:"token"`
 	}
-	json.Unmarshal(login, &created)
+	_ = json.Unmarshal(login, &created)
 	req := func(query, tok string) func() *http.Request {
 		return func() *http.Request {
 			r := httptest.NewRequest(http.MethodGet, emulator.EternusPath+"/"+strconv.FormatInt(created.SessionID, 10)+query, nil)

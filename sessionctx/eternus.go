@@ -74,7 +74,7 @@ func (o *EternusOptions) validate() error {
 		return fmt.Errorf("session_id_from: want header, cookie or query, not bearer (the bearer carries the token)")
 	}
 	if err := src.Validate(); err != nil {
-		return fmt.Errorf("session_id_from: %v", err)
+		return fmt.Errorf("session_id_from: %w", err)
 	}
 	return nil
 }

@@ -73,6 +73,9 @@ func TestEternusExtract(t *testing.T) {
 				sources = bearerOnly
 			}
 			opts, err := d.checkOptions(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tc.options != "" {
 				opts = optsJSON(t, "eternus", tc.options)
 			}
@@ -195,7 +198,7 @@ func TestEternusEmulatorFields(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	var obj map[string]any
-	json.NewDecoder(resp.Body).Decode(&obj)
+	_ = json.NewDecoder(resp.Body).Decode(&obj)
 	if len(obj) != 2 || obj["user_name"] != "root" || obj["session_id"] == nil {
 		t.Errorf("filtered answer %v", obj)
 	}

@@ -26,7 +26,7 @@ func Example() {
 			http.Error(w, `{"error": "unauthenticated"}`, http.StatusUnauthorized)
 			return
 		}
-		io.WriteString(w, `{"identity": {"id": "u-1001", "traits": {"email": "alice@example.com"}}, "groups": ["admin", "developer"]}`)
+		_, _ = io.WriteString(w, `{"identity": {"id": "u-1001", "traits": {"email": "alice@example.com"}}, "groups": ["admin", "developer"]}`)
 	}))
 	defer service.Close()
 
@@ -99,10 +99,10 @@ func Example_eternus() {
 	eternus := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/session/1000042" || r.Header.Get("Authorization") != "Bearer t0k3n" {
 			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"error_code": 1001, "message": "Authentication failed (Invalid token)"}`)
+			_, _ = io.WriteString(w, `{"error_code": 1001, "message": "Authentication failed (Invalid token)"}`)
 			return
 		}
-		io.WriteString(w, `{"session_id": 1000042, "user_name": "storage-admin", "lifetime": 1800, "auth_list": ["User_Management", "Volume_Management"]}`)
+		_, _ = io.WriteString(w, `{"session_id": 1000042, "user_name": "storage-admin", "lifetime": 1800, "auth_list": ["User_Management", "Volume_Management"]}`)
 	}))
 	defer eternus.Close()
 

@@ -117,7 +117,7 @@ func (o *HTTPOptions) SetOption(name string, args []string) error {
 		}
 		return nil
 	}
-	if dst := o.Mapping.field(name); dst != nil {
+	if dst := o.field(name); dst != nil {
 		return one(dst)
 	}
 	return fmt.Errorf("unrecognized http backend option %q", name)
@@ -276,7 +276,7 @@ func (b *httpBackend) Resolve(ctx context.Context, cred credential) (*Session, e
 		}
 		return nil, statusError(status, b.opts.UnauthenticatedStatus...)
 	}
-	s, err := b.opts.Mapping.Decode(raw, b.now())
+	s, err := b.opts.Decode(raw, b.now())
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,7 @@ func recordingService(t *testing.T, status int, body string) (*httptest.Server, 
 		b, _ := io.ReadAll(r.Body)
 		lastBody = string(b)
 		w.WriteHeader(status)
-		io.WriteString(w, body)
+		_, _ = io.WriteString(w, body)
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &last, &lastBody
@@ -289,7 +289,7 @@ func TestHTTPBackendCookieRefusesNonOctets(t *testing.T) {
 	var calls int
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls++
-		io.WriteString(w, `{"user":"ann"}`)
+		_, _ = io.WriteString(w, `{"user":"ann"}`)
 	}))
 	t.Cleanup(srv.Close)
 	b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL, Options: optsJSON(t, "http", `{"token_to":{"to":"cookie","name":"sid"}}`)})

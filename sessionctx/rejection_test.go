@@ -35,7 +35,7 @@ func TestRejectionNeedsDialectBody(t *testing.T) {
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(tt.status)
-			io.WriteString(w, tt.body)
+			_, _ = io.WriteString(w, tt.body)
 		}))
 		opts := ""
 		if tt.dialect == "vsphere" {

@@ -80,12 +80,12 @@ func TestResolverCachesForTTL(t *testing.T) {
 		t.Fatalf("%d service calls within the TTL, want 1", n)
 	}
 	c.Advance(59 * time.Second)
-	r.Resolve(context.Background(), cred("a"))
+	_, _ = r.Resolve(context.Background(), cred("a"))
 	if n := fb.calls.Load(); n != 1 {
 		t.Fatalf("%d service calls at 59s, want 1", n)
 	}
 	c.Advance(2 * time.Second)
-	r.Resolve(context.Background(), cred("a"))
+	_, _ = r.Resolve(context.Background(), cred("a"))
 	if n := fb.calls.Load(); n != 2 {
 		t.Fatalf("%d service calls after the TTL, want 2", n)
 	}
@@ -98,7 +98,7 @@ func TestResolverTTLCappedBySessionExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Advance(9 * time.Second)
-	r.Resolve(context.Background(), cred("a"))
+	_, _ = r.Resolve(context.Background(), cred("a"))
 	if n := fb.calls.Load(); n != 1 {
 		t.Fatalf("%d calls before the session's expiry, want 1", n)
 	}
@@ -180,7 +180,7 @@ func TestResolverBound(t *testing.T) {
 	}
 	// A flood of random tokens, many times the bound.
 	for i := 0; i < 20*max; i++ {
-		r.Resolve(context.Background(), cred(fmt.Sprintf("random-%d", i)))
+		_, _ = r.Resolve(context.Background(), cred(fmt.Sprintf("random-%d", i)))
 	}
 	st := r.Stats()
 	if st.Rejections > max+shardCount {
@@ -191,7 +191,7 @@ func TestResolverBound(t *testing.T) {
 	}
 	calls := fb.calls.Load()
 	for i := 0; i < good; i++ {
-		r.Resolve(context.Background(), cred(fmt.Sprintf("good-%d", i)))
+		_, _ = r.Resolve(context.Background(), cred(fmt.Sprintf("good-%d", i)))
 	}
 	if fb.calls.Load() != calls {
 		t.Errorf("real sessions were evicted by the flood: %d new calls", fb.calls.Load()-calls)
@@ -202,7 +202,7 @@ func TestResolverBound(t *testing.T) {
 		fb.mu.Lock()
 		fb.sessions[fmt.Sprintf("more-%d", i)] = &Session{User: "m"}
 		fb.mu.Unlock()
-		r.Resolve(context.Background(), cred(fmt.Sprintf("more-%d", i)))
+		_, _ = r.Resolve(context.Background(), cred(fmt.Sprintf("more-%d", i)))
 	}
 	if st := r.Stats(); st.Entries > max+shardCount || st.Evictions == 0 {
 		t.Errorf("stats %+v: sessions must stay within the bound, by eviction", st)
@@ -211,13 +211,13 @@ func TestResolverBound(t *testing.T) {
 
 func TestResolverForgetAndPurge(t *testing.T) {
 	r, fb, _ := newTestResolver(CacheConfig{}, map[string]*Session{"a": {User: "ann"}, "b": {User: "bob"}})
-	r.Resolve(context.Background(), cred("a"))
-	r.Resolve(context.Background(), cred("b"))
-	r.Resolve(context.Background(), cred("x"))
+	_, _ = r.Resolve(context.Background(), cred("a"))
+	_, _ = r.Resolve(context.Background(), cred("b"))
+	_, _ = r.Resolve(context.Background(), cred("x"))
 	if !r.Forget(cred("a")) || r.Forget(cred("a")) {
 		t.Fatal("Forget should report an entry once")
 	}
-	r.Resolve(context.Background(), cred("a"))
+	_, _ = r.Resolve(context.Background(), cred("a"))
 	if n := fb.calls.Load(); n != 4 {
 		t.Fatalf("%d calls, want 4 (a asked again after Forget)", n)
 	}

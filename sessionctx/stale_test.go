@@ -105,7 +105,7 @@ func TestStaleNeverAfterRejectionOrSessionExpiry(t *testing.T) {
 
 	// A session the service rejects is gone, even within the window.
 	r, b, c := staleResolver(CacheConfig{TTL: time.Minute, StaleIfError: time.Hour})
-	r.Resolve(ctx, good)
+	_, _ = r.Resolve(ctx, good)
 	c.advance(2 * time.Minute)
 	b.setFail(fmt.Errorf("%w: revoked", ErrUnauthenticated))
 	if _, err := r.Resolve(ctx, good); !errors.Is(err, ErrUnauthenticated) {
@@ -135,7 +135,7 @@ func TestStaleNeverAfterRejectionOrSessionExpiry(t *testing.T) {
 
 	// Without stale_if_error, no stale serves at all.
 	r, b, c = staleResolver(CacheConfig{TTL: time.Minute})
-	r.Resolve(ctx, good)
+	_, _ = r.Resolve(ctx, good)
 	b.setFail(errDown)
 	c.advance(61 * time.Second)
 	if _, err := r.Resolve(ctx, good); !errors.Is(err, ErrUnavailable) {
@@ -152,14 +152,14 @@ func TestStaleHooks(t *testing.T) {
 	r.observe = func(_ time.Duration, err error) { mu.Lock(); observed = append(observed, err); mu.Unlock() }
 	r.onEvict = func(n int) { mu.Lock(); evicted += n; mu.Unlock() }
 
-	r.Resolve(ctx, good)
+	_, _ = r.Resolve(ctx, good)
 	// Max 1 is one entry per shard: more rejected tokens than shards
 	// must push some out.
 	for i := range 2 * shardCount {
-		r.Resolve(ctx, credential{Value: fmt.Sprintf("bad-%d", i), Source: TokenSource{From: FromBearer}})
+		_, _ = r.Resolve(ctx, credential{Value: fmt.Sprintf("bad-%d", i), Source: TokenSource{From: FromBearer}})
 	}
 	b.setFail(errDown)
-	r.Resolve(ctx, credential{Value: "other", Source: TokenSource{From: FromBearer}})
+	_, _ = r.Resolve(ctx, credential{Value: "other", Source: TokenSource{From: FromBearer}})
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -95,7 +95,7 @@ func extractToken(r *http.Request, sources []TokenSource) (credential, error) {
 			continue
 		}
 		if err := checkToken(v); err != nil {
-			return credential{Source: src}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, src, err)
+			return credential{Source: src}, fmt.Errorf("%w: token in %s: %w", ErrUnauthenticated, src, err)
 		}
 		return credential{Value: v, Source: src}, nil
 	}

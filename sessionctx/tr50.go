@@ -55,7 +55,7 @@ func extractTR50(r *http.Request, sources []TokenSource) (credential, error) {
 		return cred, err
 	}
 	if cerr := checkToken(v.Str); cerr != nil {
-		return credential{Source: tr50BodySource}, fmt.Errorf("%w: token in %s: %v", ErrUnauthenticated, tr50BodySource, cerr)
+		return credential{Source: tr50BodySource}, fmt.Errorf("%w: token in %s: %w", ErrUnauthenticated, tr50BodySource, cerr)
 	}
 	return credential{Value: v.Str, Source: tr50BodySource}, nil
 }
