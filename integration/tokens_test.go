@@ -348,7 +348,7 @@ func TestHostileUnderscoreTokenHeaderRead(t *testing.T) {
 
 // TestHostileEternusStripWithoutSessionID: ETERNUS with strip_token and
 // optional: a bearer token with a missing or invalid session id still
-// goes no further than Caddy.
+// goes no further than Caddy, nor does the session id.
 func TestHostileEternusStripWithoutSessionID(t *testing.T) {
 	et := emulator.NewEternus()
 	svc := httptest.NewServer(et)
@@ -376,6 +376,9 @@ func TestHostileEternusStripWithoutSessionID(t *testing.T) {
 		for _, l := range decodeRawSeen(t, body).Lines {
 			if strings.Contains(l, "eternus-secret") {
 				t.Errorf("%s: the upstream got the token: %q", name, l)
+			}
+			if strings.HasPrefix(strings.ToLower(l), "x-eternus-session-id:") {
+				t.Errorf("%s: the upstream got the session id, the credential's other part: %q", name, l)
 			}
 		}
 	}
