@@ -17,105 +17,107 @@ import (
 // service answers a caller it blocked.
 const wafPage = `<html><head><title>Request blocked</title></head><body>Request blocked.</body></html>`
 
-// TestRejectionNeedsServiceAnswerHTTP: a WAF's HTML 403 in front of an
-// http-dialect service is a service failure: the cached session is served
-// stale, an uncached token gets 503, and nothing is cached as rejected.
-func TestRejectionNeedsServiceAnswerHTTP(t *testing.T) {
-	svc := newSessionService(t)
-	svc.addSession("tok-alice", aliceSession())
-	up := newUpstream(t)
-	tester := startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth http %s {
-		cache_ttl 1s
-		stale_if_error 1h
-		negative_ttl 1h
-	}
-	reverse_proxy %s
-}`, httpPort, svc.URL, up.Listener.Addr()))
-
-	if resp, body := do(t, tester, "GET", "/x", bearer("tok-alice")); resp.StatusCode != 200 {
-		t.Fatalf("live session: %d %.200s", resp.StatusCode, body)
-	}
-	var blocked atomic.Bool
-	blocked.Store(true)
-	svc.setFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if !blocked.Load() {
-			return false
-		}
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusForbidden)
-		w.Write([]byte(wafPage))
-		return true
-	})
-	time.Sleep(1200 * time.Millisecond) // past cache_ttl: the next lookup asks the service
-
-	if resp, body := do(t, tester, "GET", "/x", bearer("tok-alice")); resp.StatusCode != 200 {
-		t.Errorf("WAF page with a cached session: %d %.200s, want the stale session", resp.StatusCode, body)
-	}
-	if resp, _ := do(t, tester, "GET", "/x", bearer("tok-bob")); resp.StatusCode != 503 {
-		t.Errorf("WAF page, uncached token: %d, want 503", resp.StatusCode)
-	}
-
-	blocked.Store(false)
-	svc.addSession("tok-bob", map[string]any{"user_id": "u-2", "user": "bob"})
-	if resp, body := do(t, tester, "GET", "/x", bearer("tok-bob")); resp.StatusCode != 200 {
-		t.Errorf("after the WAF lets us through: %d %.200s (was the WAF page cached as a rejection?)", resp.StatusCode, body)
-	}
-	if resp, body := do(t, tester, "GET", "/x", bearer("tok-alice")); resp.StatusCode != 200 {
-		t.Errorf("alice after the WAF: %d %.200s", resp.StatusCode, body)
-	}
-	// The service's own JSON 401 still rejects.
-	if resp, _ := do(t, tester, "GET", "/x", bearer("tok-nobody")); resp.StatusCode != 401 {
-		t.Errorf("service's own rejection: %d, want 401", resp.StatusCode)
-	}
+// wafFront stands in front of a session service as a web application
+// firewall would: while blocked, it answers every caller its HTML 403
+// page instead of letting the request through, and counts those answers.
+type wafFront struct {
+	*httptest.Server
+	blocked  atomic.Bool
+	refusals atomic.Int64
 }
 
-// TestRejectionNeedsServiceAnswerAmplify: a 403 from a proxy that blocked
-// sessiongate's IP (random-token floods) does not log anyone out.
-func TestRejectionNeedsServiceAnswerAmplify(t *testing.T) {
-	amp := emulator.NewAmplify()
-	amp.AddSession("acc-ada", emulator.AmplifyResult("g-1", "ada", "ada@example.com", "administrator"))
-	var blocked atomic.Bool
-	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if blocked.Load() {
+func newWAFFront(t *testing.T, service http.Handler) *wafFront {
+	t.Helper()
+	f := &wafFront{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.blocked.Load() {
+			f.refusals.Add(1)
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(http.StatusForbidden)
 			w.Write([]byte(wafPage))
 			return
 		}
-		amp.ServeHTTP(w, r)
+		service.ServeHTTP(w, r)
 	}))
-	t.Cleanup(front.Close)
-	up := newUpstream(t)
-	tester := startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth amplify %s {
-		cache_ttl 1s
-		stale_if_error 1h
-		negative_ttl 1h
-	}
-	reverse_proxy %s
-}`, httpPort, front.URL, up.Listener.Addr()))
+	t.Cleanup(f.Close)
+	return f
+}
 
-	if resp, body := do(t, tester, "GET", "/x", bearer("acc-ada")); resp.StatusCode != 200 {
-		t.Fatalf("live session: %d %.200s", resp.StatusCode, body)
+// TestRejectionNeedsServiceAnswer: a WAF's HTML 403 in front of a session
+// service (one that blocked sessiongate's IP during a random-token flood,
+// say) is a service failure, not the service's word that a session is
+// dead: the cached session is served stale, an uncached token gets 503,
+// nothing is cached as rejected, and nobody is logged out. The service's
+// own rejection still answers 401. One route per dialect whose rejection
+// is a status code (http's 401, amplify's findSession behind a proxy).
+func TestRejectionNeedsServiceAnswer(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	amp := emulator.NewAmplify()
+	amp.AddSession("acc-ada", emulator.AmplifyResult("g-1", "ada", "ada@example.com", "administrator"))
+	cases := []struct {
+		dialect, route string
+		front          *wafFront
+		cached, fresh  string
+		addFresh       func()
+		nobody         string
+	}{
+		{"http", "/http", newWAFFront(t, http.HandlerFunc(svc.serve)), "tok-alice", "tok-bob",
+			func() { svc.addSession("tok-bob", map[string]any{"user_id": "u-2", "user": "bob"}) }, "tok-nobody"},
+		{"amplify", "/amplify", newWAFFront(t, amp), "acc-ada", "acc-new",
+			func() { amp.AddSession("acc-new", emulator.AmplifyResult("g-2", "bo", "bo@example.com", "developer")) }, "acc-nobody"},
 	}
-	blocked.Store(true)
-	time.Sleep(1200 * time.Millisecond)
-	if resp, body := do(t, tester, "GET", "/x", bearer("acc-ada")); resp.StatusCode != 200 {
-		t.Errorf("blocked, cached session: %d %.200s, want the stale session", resp.StatusCode, body)
+	up := newUpstream(t)
+	var site strings.Builder
+	fmt.Fprintf(&site, ":%d {\n", httpPort)
+	for _, c := range cases {
+		fmt.Fprintf(&site, "\thandle %s/* {\n\t\tsession_auth %s %s {\n\t\t\tcache_ttl 1s\n\t\t\tstale_if_error 1h\n\t\t\tnegative_ttl 1h\n\t\t}\n\t\treverse_proxy %s\n\t}\n",
+			c.route, c.dialect, c.front.URL, up.Listener.Addr())
 	}
-	if resp, _ := do(t, tester, "GET", "/x", bearer("acc-new")); resp.StatusCode != 503 {
-		t.Errorf("blocked, uncached token: %d, want 503", resp.StatusCode)
+	site.WriteString("}\n")
+	tester := startCaddy(t, site.String())
+
+	for _, c := range cases {
+		if resp, body := do(t, tester, "GET", c.route+"/x", bearer(c.cached)); resp.StatusCode != 200 {
+			t.Fatalf("%s, live session: %d %.200s", c.dialect, resp.StatusCode, body)
+		}
+		c.front.blocked.Store(true)
 	}
-	blocked.Store(false)
-	amp.AddSession("acc-new", emulator.AmplifyResult("g-2", "bo", "bo@example.com", "developer"))
-	if resp, body := do(t, tester, "GET", "/x", bearer("acc-new")); resp.StatusCode != 200 {
-		t.Errorf("unblocked: %d %.200s (was the block cached as a rejection?)", resp.StatusCode, body)
+	// Past cache_ttl the next lookup asks the service and meets the WAF:
+	// until it does, the cached session is simply fresh.
+	deadline := time.Now().Add(15 * time.Second)
+	for _, c := range cases {
+		for c.front.refusals.Load() == 0 {
+			for _, c := range cases {
+				if resp, body := do(t, tester, "GET", c.route+"/x", bearer(c.cached)); resp.StatusCode != 200 {
+					t.Fatalf("%s, WAF page with a cached session: %d %.200s, want the stale session", c.dialect, resp.StatusCode, body)
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the cached session never expired (cache_ttl 1s)", c.dialect)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
-	if resp, _ := do(t, tester, "GET", "/x", bearer("acc-nobody")); resp.StatusCode != 401 {
-		t.Errorf("the platform's own dead-session answer: %d, want 401", resp.StatusCode)
+	for _, c := range cases {
+		if resp, _ := do(t, tester, "GET", c.route+"/x", bearer(c.fresh)); resp.StatusCode != 503 {
+			t.Errorf("%s, WAF page, uncached token: %d, want 503", c.dialect, resp.StatusCode)
+		}
+	}
+
+	for _, c := range cases {
+		c.front.blocked.Store(false)
+		c.addFresh()
+		if resp, body := do(t, tester, "GET", c.route+"/x", bearer(c.fresh)); resp.StatusCode != 200 {
+			t.Errorf("%s, after the WAF lets us through: %d %.200s (was the WAF page cached as a rejection?)", c.dialect, resp.StatusCode, body)
+		}
+		if resp, body := do(t, tester, "GET", c.route+"/x", bearer(c.cached)); resp.StatusCode != 200 {
+			t.Errorf("%s, the cached session after the WAF: %d %.200s", c.dialect, resp.StatusCode, body)
+		}
+		// The service's own rejection still rejects.
+		if resp, _ := do(t, tester, "GET", c.route+"/x", bearer(c.nobody)); resp.StatusCode != 401 {
+			t.Errorf("%s, the service's own rejection: %d, want 401", c.dialect, resp.StatusCode)
+		}
 	}
 }
 
