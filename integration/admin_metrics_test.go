@@ -435,20 +435,38 @@ func TestOpsAdminPurge(t *testing.T) {
 	}
 }
 
+// TestOpsLogoutEvicts: a logout the app accepted evicts that session,
+// and only that one; another method or path, or a logout the app refused,
+// evicts nothing. On /rf/ the app answers the logout 200 through
+// io.ReaderFrom with no explicit WriteHeader: the recorder once saw no
+// status for it, and the session stayed.
 func TestOpsLogoutEvicts(t *testing.T) {
 	svc := newSessionService(t)
 	svc.addSession("tok-alice", aliceSession())
 	svc.addSession("tok-bob", map[string]any{"user_id": "u-2", "user": "bob"})
+	rfSvc := newSessionService(t)
+	rfSvc.addSession("tok-alice", aliceSession())
 	up := newUpstream(t)
 	tester := startCaddy(t, fmt.Sprintf(`
 :%d {
-	session_auth http %s {
-		logout POST /logout
-		logout DELETE /api/session
+	handle /rf/* {
+		session_auth http %s {
+			logout POST /rf/logout
+		}
+		route /rf/logout {
+			test_readfrom_respond
+		}
+		reverse_proxy %s
 	}
-	respond /api/session 500
-	reverse_proxy %s
-}`, httpPort, svc.URL, up.Listener.Addr()))
+	handle {
+		session_auth http %s {
+			logout POST /logout
+			logout DELETE /api/session
+		}
+		respond /api/session 500
+		reverse_proxy %s
+	}
+}`, httpPort, rfSvc.URL, up.Listener.Addr(), svc.URL, up.Listener.Addr()))
 
 	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "warm-up")
 	expectStatus(t, tester, "GET", "/", bearer("tok-bob"), 200, "warm-up")
@@ -472,33 +490,15 @@ func TestOpsLogoutEvicts(t *testing.T) {
 	if up.hits.Load() == 0 {
 		t.Errorf("the upstream saw nothing")
 	}
-}
 
-// TestOpsLogoutThroughReadFrom: a logout answered 200 through
-// io.ReaderFrom, with no explicit WriteHeader, still evicts the session;
-// the recorder once saw no status for it.
-func TestOpsLogoutThroughReadFrom(t *testing.T) {
-	svc := newSessionService(t)
-	svc.addSession("tok-alice", aliceSession())
-	up := newUpstream(t)
-	tester := startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth http %s {
-		logout POST /logout
+	// A logout answered through io.ReaderFrom.
+	expectStatus(t, tester, "GET", "/rf/x", bearer("tok-alice"), 200, "ReadFrom warm-up")
+	expectCalls(t, rfSvc, 1, "ReadFrom warm-up")
+	if body := expectStatus(t, tester, "POST", "/rf/logout", bearer("tok-alice"), 200, "ReadFrom logout"); body != "logged out" {
+		t.Errorf("ReadFrom logout answered %q", body)
 	}
-	route /logout {
-		test_readfrom_respond
-	}
-	reverse_proxy %s
-}`, httpPort, svc.URL, up.Listener.Addr()))
-
-	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "warm-up")
-	expectCalls(t, svc, 1, "warm-up")
-	if body := expectStatus(t, tester, "POST", "/logout", bearer("tok-alice"), 200, "logout"); body != "logged out" {
-		t.Errorf("logout answered %q", body)
-	}
-	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "after logout")
-	expectCalls(t, svc, 2, "alice after her logout")
+	expectStatus(t, tester, "GET", "/rf/x", bearer("tok-alice"), 200, "after the ReadFrom logout")
+	expectCalls(t, rfSvc, 2, "alice after her ReadFrom logout")
 }
 
 // metricValue sums the samples of family whose labels contain every
