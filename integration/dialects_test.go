@@ -2,11 +2,13 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,6 +194,52 @@ func TestDialectTR50(t *testing.T) {
 			t.Errorf("status %d, want 401 (body %q)", resp.StatusCode, body)
 		}
 	})
+}
+
+// TestTR50SessionIDFromBody: TR50 clients send the session id in the
+// envelope's auth.sessionId; session_auth reads it there and hands the
+// body on whole.
+func TestTR50SessionIDFromBody(t *testing.T) {
+	tr := emulator.NewTR50()
+	tr.AddSession("tr-sess", emulator.TR50UserParams("u-42", "ops@acme.io", 3600, time.Now()))
+	var got atomic.Value
+	product := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b) + "|" + r.Header.Get("X-Session-User-Id"))
+		w.Write([]byte(`{"from":"product"}`))
+	}))
+	t.Cleanup(product.Close)
+	svc := httptest.NewServer(tr)
+	t.Cleanup(svc.Close)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth tr50 %s
+	handle /api {
+		session_info tr50
+		reverse_proxy %s
+	}
+}`, httpPort, svc.URL, product.Listener.Addr()))
+
+	ct := http.Header{"Content-Type": {"application/json"}}
+	resp, m := callJSON(t, "POST", siteURL+"/api", ct, `{"auth":{"sessionId":"tr-sess"},"1":{"command":"session.info"}}`)
+	if c, _ := m["1"].(map[string]any); resp.StatusCode != 200 || c == nil || c["success"] != true {
+		t.Errorf("session.info with auth.sessionId: %d %v", resp.StatusCode, m)
+	}
+	body := `{"auth":{"sessionId":"tr-sess"},"1":{"command":"thing.list"}}`
+	resp, m = callJSON(t, "POST", siteURL+"/api", ct, body)
+	if resp.StatusCode != 200 || m["from"] != "product" || got.Load() != body+"|u-42" {
+		t.Errorf("thing.list with auth.sessionId: %d %v, product got %q", resp.StatusCode, m, got.Load())
+	}
+	for _, b := range []string{`{"auth":{"sessionId":"nope"},"1":{"command":"thing.list"}}`, `{"1":{"command":"thing.list"}}`} {
+		resp, err := testClient.Post(siteURL+"/api", "application/json", strings.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("%s: %d, want 401", b, resp.StatusCode)
+		}
+	}
 }
 
 func TestDialectVSphere(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,53 +86,79 @@ func sameAnswer(t *testing.T, what string, got, want map[string]any, approx ...s
 
 // infoCase runs one dialect: Caddy's session_info in the dialect's shape
 // must answer what the emulated product answers its own clients, for a
-// live session and for an anonymous request.
+// live session and for an unknown token, on every request of reqs. One
+// Caddy serves them all.
 type infoCase struct {
 	dialect string
 	svc     http.Handler
-	// route is the session_info route on the test Caddy (the product's
-	// own path), method/path/body the client's request.
-	route, method, path, body string
-	auth, bad                 http.Header
-	approx                    []string
+	// routes are the session_info routes on the test Caddy (the
+	// product's own paths); behind, when set, is what they proxy the
+	// requests session_info does not answer to.
+	routes []string
+	behind string
+	reqs   []infoRequest
+}
+
+// infoRequest is one client request: method, path and body, with a live
+// session's credentials (auth) and an unknown one's (bad). Fields named
+// in approx move with the clock; check, when set, looks further at the
+// live session's answer.
+type infoRequest struct {
+	name, method, path, body string
+	auth, bad                http.Header
+	approx                   []string
+	check                    func(t *testing.T, got map[string]any)
 }
 
 func runInfoCase(t *testing.T, c infoCase) {
 	t.Helper()
 	svc := httptest.NewServer(c.svc)
 	t.Cleanup(svc.Close)
+	var routes strings.Builder
+	for _, r := range c.routes {
+		fmt.Fprintf(&routes, "\troute %s {\n\t\tsession_info %s\n", r, c.dialect)
+		if c.behind != "" {
+			fmt.Fprintf(&routes, "\t\treverse_proxy %s\n", c.behind)
+		}
+		routes.WriteString("\t}\n")
+	}
 	startCaddy(t, fmt.Sprintf(`
 :%d {
 	session_auth %s %s {
 		optional
 	}
-	route %s {
-		session_info %s
-	}
-	respond "not here" 404
-}`, httpPort, c.dialect, svc.URL, c.route, c.dialect))
+%s	respond "not here" 404
+}`, httpPort, c.dialect, svc.URL, routes.String()))
 
-	// The product's own answers first: the emulators' clocks are fixed,
-	// so reading a session does not change what it answers next.
-	wantResp, want := callJSON(t, c.method, svc.URL+c.path, c.auth, c.body)
-	if wantResp.StatusCode != 200 {
-		t.Fatalf("the emulated service itself answered %d: %v", wantResp.StatusCode, want)
-	}
-	resp, got := callJSON(t, c.method, siteURL+c.path, c.auth, c.body)
-	if resp.StatusCode != wantResp.StatusCode {
-		t.Errorf("live session: status %d, service answered %d (%v)", resp.StatusCode, wantResp.StatusCode, got)
-	}
-	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
-		t.Errorf("Cache-Control = %q, want no-store", cc)
-	}
-	sameAnswer(t, "live session", got, want, c.approx...)
+	for _, r := range c.reqs {
+		t.Run(r.name, func(t *testing.T) {
+			// The product's own answers first: the emulators' clocks are
+			// fixed, so reading a session does not change what it
+			// answers next.
+			wantResp, want := callJSON(t, r.method, svc.URL+r.path, r.auth, r.body)
+			if wantResp.StatusCode != 200 {
+				t.Fatalf("the emulated service itself answered %d: %v", wantResp.StatusCode, want)
+			}
+			resp, got := callJSON(t, r.method, siteURL+r.path, r.auth, r.body)
+			if resp.StatusCode != wantResp.StatusCode {
+				t.Errorf("live session: status %d, service answered %d (%v)", resp.StatusCode, wantResp.StatusCode, got)
+			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("Cache-Control = %q, want no-store", cc)
+			}
+			sameAnswer(t, "live session", got, want, r.approx...)
+			if r.check != nil {
+				r.check(t, got)
+			}
 
-	wantResp, want = callJSON(t, c.method, svc.URL+c.path, c.bad, c.body)
-	resp, got = callJSON(t, c.method, siteURL+c.path, c.bad, c.body)
-	if resp.StatusCode != wantResp.StatusCode {
-		t.Errorf("unknown token: status %d, service answered %d", resp.StatusCode, wantResp.StatusCode)
+			wantResp, want = callJSON(t, r.method, svc.URL+r.path, r.bad, r.body)
+			resp, got = callJSON(t, r.method, siteURL+r.path, r.bad, r.body)
+			if resp.StatusCode != wantResp.StatusCode {
+				t.Errorf("unknown token: status %d, service answered %d", resp.StatusCode, wantResp.StatusCode)
+			}
+			sameAnswer(t, "unknown token", got, want)
+		})
 	}
-	sameAnswer(t, "unknown token", got, want)
 }
 
 // fixedNow is the emulators' clock: close to the real time (sessions are
@@ -143,21 +170,18 @@ func fixedNow() func() time.Time {
 
 func TestInfoVSphereMatchesService(t *testing.T) {
 	now := fixedNow()
-	for _, path := range []struct{ route, method, path string }{
-		{emulator.VSphereCurrentPath, "GET", emulator.VSphereCurrentPath},
-		{emulator.VSphereLegacyPath, "POST", emulator.VSphereLegacyPath + "?~action=get"},
-	} {
-		t.Run(path.method, func(t *testing.T) {
-			vs := emulator.NewVSphere()
-			vs.SetClock(now)
-			vs.AddSession("vs-tok", `VSPHERE.LOCAL\Administrator`, now())
-			runInfoCase(t, infoCase{
-				dialect: "vsphere", svc: vs, route: path.route, method: path.method, path: path.path,
-				auth: http.Header{"Vmware-Api-Session-Id": {"vs-tok"}},
-				bad:  http.Header{"Vmware-Api-Session-Id": {"nope"}},
-			})
-		})
-	}
+	vs := emulator.NewVSphere()
+	vs.SetClock(now)
+	vs.AddSession("vs-tok", `VSPHERE.LOCAL\Administrator`, now())
+	auth := http.Header{"Vmware-Api-Session-Id": {"vs-tok"}}
+	bad := http.Header{"Vmware-Api-Session-Id": {"nope"}}
+	runInfoCase(t, infoCase{
+		dialect: "vsphere", svc: vs, routes: []string{emulator.VSphereCurrentPath, emulator.VSphereLegacyPath},
+		reqs: []infoRequest{
+			{name: "GET", method: "GET", path: emulator.VSphereCurrentPath, auth: auth, bad: bad},
+			{name: "POST", method: "POST", path: emulator.VSphereLegacyPath + "?~action=get", auth: auth, bad: bad},
+		},
+	})
 }
 
 func TestInfoAmplifyMatchesService(t *testing.T) {
@@ -166,26 +190,48 @@ func TestInfoAmplifyMatchesService(t *testing.T) {
 	amp := emulator.NewAmplify()
 	amp.AddSession("s%3Aabc.sig", emulator.AmplifyResult("g-1", "ada", "ada@example.com", "administrator"))
 	runInfoCase(t, infoCase{
-		dialect: "amplify", svc: amp, route: emulator.AmplifyPath, method: "GET", path: emulator.AmplifyPath,
-		auth: http.Header{"Cookie": {"connect.sid=s%3Aabc.sig"}},
-		bad:  http.Header{"Cookie": {"connect.sid=s%3Anope.sig"}},
+		dialect: "amplify", svc: amp, routes: []string{emulator.AmplifyPath},
+		reqs: []infoRequest{{name: "findSession", method: "GET", path: emulator.AmplifyPath,
+			auth: http.Header{"Cookie": {"connect.sid=s%3Aabc.sig"}},
+			bad:  http.Header{"Cookie": {"connect.sid=s%3Anope.sig"}},
+		}},
 	})
 }
 
+// TestInfoTR50MatchesService: session_info tr50 on /api answers
+// session.info as the platform does, under any command key; a login or
+// any other command reaches the product behind it with its body whole.
 func TestInfoTR50MatchesService(t *testing.T) {
 	now := fixedNow()
+	tr := emulator.NewTR50()
+	tr.SetClock(now)
+	tr.AddSession("tr-sess", emulator.TR50UserParams("u-42", "ops@acme.io", 3600, now()))
+	var bodies atomic.Value
+	product := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		bodies.Store(string(b))
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"from":"product"}`))
+	}))
+	t.Cleanup(product.Close)
+	auth := http.Header{"Sessionid": {"tr-sess"}, "Content-Type": {"application/json"}}
+	bad := http.Header{"Sessionid": {"nope"}, "Content-Type": {"application/json"}}
+	var reqs []infoRequest
 	for _, key := range []string{"cmd", "1"} {
-		t.Run(key, func(t *testing.T) {
-			tr := emulator.NewTR50()
-			tr.SetClock(now)
-			tr.AddSession("tr-sess", emulator.TR50UserParams("u-42", "ops@acme.io", 3600, now()))
-			runInfoCase(t, infoCase{
-				dialect: "tr50", svc: tr, route: emulator.TR50Path, method: "POST", path: emulator.TR50Path,
-				body: `{"` + key + `":{"command":"session.info"}}`,
-				auth: http.Header{"Sessionid": {"tr-sess"}, "Content-Type": {"application/json"}},
-				bad:  http.Header{"Sessionid": {"nope"}, "Content-Type": {"application/json"}},
-			})
-		})
+		reqs = append(reqs, infoRequest{name: key, method: "POST", path: emulator.TR50Path,
+			body: `{"` + key + `":{"command":"session.info"}}`, auth: auth, bad: bad})
+	}
+	runInfoCase(t, infoCase{dialect: "tr50", svc: tr, routes: []string{emulator.TR50Path}, behind: product.Listener.Addr().String(), reqs: reqs})
+
+	for _, body := range []string{
+		`{"auth":{"command":"api.authenticate","params":{"username":"ops@acme.io","password":"pw"}}}`,
+		`{"1":{"command":"thing.list"}}`,
+		`{"1":{"command":"session.info"},"2":{"command":"thing.find","params":{"key":"k"}}}`,
+	} {
+		_, m := callJSON(t, "POST", siteURL+emulator.TR50Path, auth, body)
+		if m["from"] != "product" || bodies.Load() != body {
+			t.Errorf("%s: answer %v, product got %q", body, m, bodies.Load())
+		}
 	}
 }
 
@@ -193,8 +239,8 @@ func TestInfoTrifactaMatchesService(t *testing.T) {
 	tf := emulator.NewTrifacta()
 	tf.AddSession("tf-tok", emulator.TrifactaPerson(31, "wrangler@example.com", "Wren Gler", false, false, "wrangler", "dataAdmin"))
 	runInfoCase(t, infoCase{
-		dialect: "trifacta", svc: tf, route: emulator.TrifactaPath, method: "GET", path: emulator.TrifactaPath,
-		auth: bearer("tf-tok"), bad: bearer("nope"),
+		dialect: "trifacta", svc: tf, routes: []string{emulator.TrifactaPath},
+		reqs: []infoRequest{{name: "session", method: "GET", path: emulator.TrifactaPath, auth: bearer("tf-tok"), bad: bearer("nope")}},
 	})
 }
 
@@ -202,65 +248,56 @@ func eternusHeader(id int64, tok string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + tok}, "X-Eternus-Session-Id": {fmt.Sprint(id)}}
 }
 
+// TestInfoEternusMatchesService: session_info eternus answers what the
+// array answers, fields filter included, and checks the filter on its
+// own terms: session_id always, unknown names ignored, and another
+// session's id refused.
 func TestInfoEternusMatchesService(t *testing.T) {
 	now := fixedNow()
-	for _, fields := range []string{"", "?fields=user_name,auth_list", "?fields=lifetime,nonsense", "?fields=session_id"} {
-		t.Run(fields, func(t *testing.T) {
-			et := emulator.NewEternus()
-			et.SetClock(now)
-			id, tok := et.AddSession("monitor", []string{"Status_Display", "User_Management"}, 30*time.Minute)
-			path := fmt.Sprintf("%s/%d%s", emulator.EternusPath, id, fields)
-			runInfoCase(t, infoCase{
-				dialect: "eternus", svc: et, route: emulator.EternusPath + "/*", method: "GET", path: path,
-				auth: eternusHeader(id, tok), bad: eternusHeader(id, "nope"),
-				approx: []string{"lifetime"},
-			})
-		})
-	}
-}
-
-// TestInfoEternusFieldsFilter checks the filter on its own terms: session_id
-// always, unknown names ignored, and another session's id refused.
-func TestInfoEternusFieldsFilter(t *testing.T) {
 	et := emulator.NewEternus()
-	id, tok := et.AddSession("monitor", []string{"Status_Display"}, 30*time.Minute)
-	svc := httptest.NewServer(et)
-	t.Cleanup(svc.Close)
-	startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth eternus %s
-	route /api/v1/session/* {
-		session_info eternus
-	}
-}`, httpPort, svc.URL))
+	et.SetClock(now)
+	id, tok := et.AddSession("monitor", []string{"Status_Display", "User_Management"}, 30*time.Minute)
+	var reqs []infoRequest
 	for _, tc := range []struct {
 		query string
-		keys  []string
+		keys  []string // nil: compared with the array's answer only
 	}{
 		{"", []string{"auth_list", "days_to_password_expiration", "lifetime", "session_id", "user_name"}},
+		{"?fields=user_name,auth_list", nil},
+		{"?fields=lifetime,nonsense", nil},
+		{"?fields=session_id", nil},
 		{"?fields=user_name", []string{"session_id", "user_name"}},
 		{"?fields=user_name,%20lifetime,bogus", []string{"lifetime", "session_id", "user_name"}},
 		{"?fields=bogus", []string{"session_id"}},
 	} {
-		resp, m := callJSON(t, "GET", fmt.Sprintf("%s/api/v1/session/%d%s", siteURL, id, tc.query), eternusHeader(id, tok), "")
-		if resp.StatusCode != 200 {
-			t.Fatalf("%q: status %d %v", tc.query, resp.StatusCode, m)
+		name := tc.query
+		if name == "" {
+			name = "all fields"
 		}
-		var keys []string
-		for k := range m {
-			keys = append(keys, k)
-		}
-		if !sameSet(keys, tc.keys) {
-			t.Errorf("%q: fields %v, want %v", tc.query, keys, tc.keys)
-		}
-		if m["session_id"] != float64(id) {
-			t.Errorf("%q: session_id %v, want %d", tc.query, m["session_id"], id)
-		}
-		if u, ok := m["user_name"]; ok && u != "monitor" {
-			t.Errorf("%q: user_name %v", tc.query, u)
-		}
+		reqs = append(reqs, infoRequest{
+			name: name, method: "GET", path: fmt.Sprintf("%s/%d%s", emulator.EternusPath, id, tc.query),
+			auth: eternusHeader(id, tok), bad: eternusHeader(id, "nope"),
+			approx: []string{"lifetime"},
+			check: func(t *testing.T, m map[string]any) {
+				var keys []string
+				for k := range m {
+					keys = append(keys, k)
+				}
+				if tc.keys != nil && !sameSet(keys, tc.keys) {
+					t.Errorf("%q: fields %v, want %v", tc.query, keys, tc.keys)
+				}
+				if m["session_id"] != float64(id) {
+					t.Errorf("%q: session_id %v, want %d", tc.query, m["session_id"], id)
+				}
+				if u, ok := m["user_name"]; ok && u != "monitor" {
+					t.Errorf("%q: user_name %v", tc.query, u)
+				}
+			},
+		})
 	}
-	resp, m := callJSON(t, "GET", fmt.Sprintf("%s/api/v1/session/%d", siteURL, id+1), eternusHeader(id, tok), "")
+	runInfoCase(t, infoCase{dialect: "eternus", svc: et, routes: []string{emulator.EternusPath + "/*"}, reqs: reqs})
+
+	resp, m := callJSON(t, "GET", fmt.Sprintf("%s%s/%d", siteURL, emulator.EternusPath, id+1), eternusHeader(id, tok), "")
 	if resp.StatusCode != http.StatusForbidden || m["error_code"] == nil {
 		t.Errorf("another session's id: %d %v, want 403 with an ETERNUS error body", resp.StatusCode, m)
 	}

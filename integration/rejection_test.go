@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -165,95 +164,5 @@ func TestHTTPCookieSinkRefusesSplicedToken(t *testing.T) {
 	}
 	if resp, body := do(t, tester, "GET", "/x?tok=good", nil); resp.StatusCode != 200 {
 		t.Errorf("good token: %d %.200s", resp.StatusCode, body)
-	}
-}
-
-// TestInfoTR50PassesOtherCommands: session_info tr50 on /api answers
-// session.info only; a login or any other command reaches the service
-// behind it with its body whole.
-func TestInfoTR50PassesOtherCommands(t *testing.T) {
-	tr := emulator.NewTR50()
-	tr.AddSession("tr-sess", emulator.TR50UserParams("u-42", "ops@acme.io", 3600, time.Now()))
-	var bodies atomic.Value
-	product := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		bodies.Store(string(b))
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"from":"product"}`))
-	}))
-	t.Cleanup(product.Close)
-	svc := httptest.NewServer(tr)
-	t.Cleanup(svc.Close)
-	startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth tr50 %s {
-		optional
-	}
-	handle /api {
-		session_info tr50
-		reverse_proxy %s
-	}
-}`, httpPort, svc.URL, product.Listener.Addr()))
-
-	hdr := http.Header{"Sessionid": {"tr-sess"}, "Content-Type": {"application/json"}}
-	_, m := callJSON(t, "POST", siteURL+"/api", hdr, `{"1":{"command":"session.info"}}`)
-	if c, _ := m["1"].(map[string]any); c == nil || c["success"] != true {
-		t.Errorf("session.info: %v", m)
-	}
-	for _, body := range []string{
-		`{"auth":{"command":"api.authenticate","params":{"username":"ops@acme.io","password":"pw"}}}`,
-		`{"1":{"command":"thing.list"}}`,
-		`{"1":{"command":"session.info"},"2":{"command":"thing.find","params":{"key":"k"}}}`,
-	} {
-		_, m := callJSON(t, "POST", siteURL+"/api", hdr, body)
-		if m["from"] != "product" || bodies.Load() != body {
-			t.Errorf("%s: answer %v, product got %q", body, m, bodies.Load())
-		}
-	}
-}
-
-// TestTR50SessionIDFromBody: TR50 clients send the session id in the
-// envelope's auth.sessionId; session_auth reads it there and hands the
-// body on whole.
-func TestTR50SessionIDFromBody(t *testing.T) {
-	tr := emulator.NewTR50()
-	tr.AddSession("tr-sess", emulator.TR50UserParams("u-42", "ops@acme.io", 3600, time.Now()))
-	var got atomic.Value
-	product := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		got.Store(string(b) + "|" + r.Header.Get("X-Session-User-Id"))
-		w.Write([]byte(`{"from":"product"}`))
-	}))
-	t.Cleanup(product.Close)
-	svc := httptest.NewServer(tr)
-	t.Cleanup(svc.Close)
-	startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth tr50 %s
-	handle /api {
-		session_info tr50
-		reverse_proxy %s
-	}
-}`, httpPort, svc.URL, product.Listener.Addr()))
-
-	ct := http.Header{"Content-Type": {"application/json"}}
-	resp, m := callJSON(t, "POST", siteURL+"/api", ct, `{"auth":{"sessionId":"tr-sess"},"1":{"command":"session.info"}}`)
-	if c, _ := m["1"].(map[string]any); resp.StatusCode != 200 || c == nil || c["success"] != true {
-		t.Errorf("session.info with auth.sessionId: %d %v", resp.StatusCode, m)
-	}
-	body := `{"auth":{"sessionId":"tr-sess"},"1":{"command":"thing.list"}}`
-	resp, m = callJSON(t, "POST", siteURL+"/api", ct, body)
-	if resp.StatusCode != 200 || m["from"] != "product" || got.Load() != body+"|u-42" {
-		t.Errorf("thing.list with auth.sessionId: %d %v, product got %q", resp.StatusCode, m, got.Load())
-	}
-	for _, b := range []string{`{"auth":{"sessionId":"nope"},"1":{"command":"thing.list"}}`, `{"1":{"command":"thing.list"}}`} {
-		resp, err := testClient.Post(siteURL+"/api", "application/json", strings.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 401 {
-			t.Errorf("%s: %d, want 401", b, resp.StatusCode)
-		}
 	}
 }
