@@ -205,8 +205,9 @@ func TestHostileTokenFlood(t *testing.T) {
 // TestHostileStripTokenMalformed: with optional and strip_token, the
 // upstream of an anonymous request sees no token of any kind, be it
 // rejected by the service or malformed on its face (too long, control
-// characters). A malformed one once went through untouched, because
-// Extract did not say where it had found it.
+// characters), and no forged identity header, with or without a token.
+// A malformed token once went through untouched, because Extract did not
+// say where it had found it.
 func TestHostileStripTokenMalformed(t *testing.T) {
 	svc := newSessionService(t)
 	svc.addSession("tok-alice", aliceSession())
@@ -228,6 +229,7 @@ func TestHostileStripTokenMalformed(t *testing.T) {
 		name, path string
 		lines      []string
 	}{
+		{"no token", "/", nil},
 		{"oversized bearer", "/", []string{"Authorization: Bearer " + long}},
 		{"bearer with a tab", "/", []string{"Authorization: Bearer tok\tsecret"}},
 		{"rejected bearer", "/", []string{"Authorization: Bearer tok-unknown"}},
@@ -236,12 +238,14 @@ func TestHostileStripTokenMalformed(t *testing.T) {
 		{"query with %00", "/?a=1&tok=tok%00secret&b=2", nil},
 		{"oversized query", "/?a=1&tok=" + long + "&b=2", nil},
 	} {
-		resp, body := rawRequest(t, rawGet(c.path, c.lines...))
+		lines := append([]string{"X-Session-User: mallory", "X_SESSION_ADMIN: true"}, c.lines...)
+		resp, body := rawRequest(t, rawGet(c.path, lines...))
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: status %d, want 200 (optional)", c.name, resp.StatusCode)
 			continue
 		}
 		seen := decodeRawSeen(t, body)
+		checkRawHeaders(t, c.name, seen, protectedBy("X-Session-", nil), nil)
 		if strings.Contains(seen.RequestLine, "tok=") {
 			t.Errorf("%s: the upstream got the query token: %.80s", c.name, seen.RequestLine)
 		}
