@@ -78,10 +78,12 @@ http://%s {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		// The process is killed on purpose: Wait's error is the kill.
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("node %s log:\n%s", n.site, logs.String())
 		}
@@ -91,11 +93,27 @@ http://%s {
 		if st, err := n.cluster(); err == nil && st["connected"] == true {
 			return n
 		}
+		select {
+		case <-exited:
+			t.Fatalf("node %s exited at start:\n%s", n.site, logs.String())
+		default:
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("node %s did not come up connected to Redis:\n%s", n.site, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// stat reads one counter of the node's cluster stats.
+func (n caddyNode) stat(t *testing.T, name string) float64 {
+	t.Helper()
+	st, err := n.cluster()
+	if err != nil {
+		t.Fatalf("node %s: %v", n.site, err)
+	}
+	v, _ := st[name].(float64)
+	return v
 }
 
 var nodeClient = &http.Client{Timeout: 10 * time.Second}
@@ -168,6 +186,11 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 	if got := svc.calls.Load() - before; got != tokens {
 		t.Errorf("3 nodes x %d tokens made %d service calls, want %d", tokens, got, tokens)
 	}
+	for _, n := range nodes[1:] {
+		if got := n.stat(t, "l2_hits"); got < tokens {
+			t.Errorf("node %s: %v L2 hits for %d tokens node 0 resolved first, want %d", n.site, got, tokens, tokens)
+		}
+	}
 
 	// Concurrent stampede across the nodes: one call.
 	svc.addSession("tok-stampede", aliceSession())
@@ -219,16 +242,76 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 	}
 	t.Logf("logout on node 0 ended the session on nodes 1 and 2 within %v", time.Since(began))
 
+	// Admin purge of one token on node 2 reaches nodes 0 and 1, which
+	// keep the other tokens; the service has ended the session, so a node
+	// still serving it from its cache or from Redis would answer 200.
+	svc.addSession("tok-purge-one", aliceSession())
+	svc.addSession("tok-purge-keep", aliceSession())
+	for _, n := range nodes {
+		n.get(t, "GET", "/", "tok-purge-one")
+		n.get(t, "GET", "/", "tok-purge-keep")
+	}
+	sent, received := nodes[2].stat(t, "invalidations_sent"), []float64{nodes[0].stat(t, "invalidations_received"), nodes[1].stat(t, "invalidations_received")}
+	purge := func(body string) {
+		t.Helper()
+		resp, err := nodeClient.Post("http://"+nodes[2].admin+"/sessiongate/purge", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("purge %s: %v", body, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("purge %s: status %d", body, resp.StatusCode)
+		}
+	}
+	held := []float64{nodes[0].stat(t, "entries"), nodes[1].stat(t, "entries")}
+	purge(`{"token": "tok-purge-one"}`)
+	began = time.Now()
+	for i, n := range nodes[:2] {
+		for n.stat(t, "entries") != held[i]-1 {
+			if time.Since(began) > time.Second {
+				t.Fatalf("node %s holds %v entries 1s after a purge of one token on node 2, want %v", n.site, n.stat(t, "entries"), held[i]-1)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	t.Logf("purge of one token on node 2 reached nodes 0 and 1 within %v", time.Since(began))
+	svc.mu.Lock()
+	delete(svc.sessions, "tok-purge-one")
+	svc.mu.Unlock()
+	for _, n := range nodes[:2] {
+		if st := n.get(t, "GET", "/", "tok-purge-one"); st != 401 {
+			t.Errorf("node %s, a token purged on node 2 and ended by the service: %d, want 401", n.site, st)
+		}
+	}
+	before = svc.calls.Load()
+	for _, n := range nodes {
+		if st := n.get(t, "GET", "/", "tok-purge-keep"); st != 200 {
+			t.Errorf("node %s, a token not purged: %d", n.site, st)
+		}
+	}
+	if got := svc.calls.Load() - before; got != 0 {
+		t.Errorf("purging one token cost %d service calls for another", got)
+	}
+	checkInvalidations := func(what string) {
+		t.Helper()
+		if got := nodes[2].stat(t, "invalidations_sent"); got <= sent {
+			t.Errorf("%s: node 2 invalidations_sent went from %v to %v", what, sent, got)
+		}
+		for i, n := range nodes[:2] {
+			if got := n.stat(t, "invalidations_received"); got <= received[i] {
+				t.Errorf("%s: node %d invalidations_received went from %v to %v", what, i, received[i], got)
+			}
+		}
+		sent, received = nodes[2].stat(t, "invalidations_sent"), []float64{nodes[0].stat(t, "invalidations_received"), nodes[1].stat(t, "invalidations_received")}
+	}
+	checkInvalidations("purge of one token")
+
 	// Admin purge of all on node 2 reaches nodes 0 and 1.
 	svc.addSession("tok-purge", aliceSession())
 	for _, n := range nodes {
 		n.get(t, "GET", "/", "tok-purge")
 	}
-	resp, err := nodeClient.Post("http://"+nodes[2].admin+"/sessiongate/purge", "application/json", strings.NewReader(`{"all": true}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("purge: %v %v", resp, err)
-	}
-	resp.Body.Close()
+	purge(`{"all": true}`)
 	began = time.Now()
 	for _, n := range nodes[:2] {
 		for {
@@ -243,6 +326,7 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 		}
 	}
 	t.Logf("purge on node 2 emptied nodes 0 and 1 within %v", time.Since(began))
+	checkInvalidations("purge of all")
 
 	// Redis killed mid-load: no 5xx; restarted: sharing resumes.
 	stop := make(chan struct{})

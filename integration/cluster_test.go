@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,9 @@ func TestClusterTwoNodesOneRedis(t *testing.T) {
 		t.Errorf("metrics lack the cluster counters (or show a token):\n%s", grepLines(m, "cluster"))
 	}
 
-	// Nothing readable in Redis.
+	// Nothing readable in Redis, for a session or a rejection, whatever
+	// the type of the key.
+	expectStatus(t, tester, "GET", "/a/x", bearer("tok-rejected-unreadable"), 401, "a rejection, shared too")
 	rc := srv.Client(nil)
 	ctx := context.Background()
 	keys, err := rc.Keys(ctx, "*").Result()
@@ -105,8 +108,9 @@ func TestClusterTwoNodesOneRedis(t *testing.T) {
 	}
 	for _, k := range keys {
 		v, _ := rc.Get(ctx, k).Bytes()
-		for _, s := range []string{"tok-alice", "alice", "u-1", "acme"} {
-			if strings.Contains(k, s) || bytes.Contains(v, []byte(s)) {
+		d, _ := rc.Dump(ctx, k).Bytes()
+		for _, s := range []string{"tok-alice", "alice", "u-1", "acme", "tok-rejected-unreadable", "unreadable"} {
+			if strings.Contains(k, s) || bytes.Contains(v, []byte(s)) || bytes.Contains(d, []byte(s)) {
 				t.Errorf("redis key %q or its value holds %q", k, s)
 			}
 		}
@@ -149,6 +153,40 @@ func TestClusterTwoNodesOneRedis(t *testing.T) {
 	expectCalls(t, svc, calls+1, "tampered entry: node B calls the service itself")
 	if st := clusterStats(t); sumStat(st, "sealed_rejected") != 1 {
 		t.Errorf("cluster stats %v: want 1 sealed entry rejected", st)
+	}
+
+	// Nor is a whole, valid entry moved under another token's key: it
+	// opens only under the key it was sealed for, so node B does not
+	// answer dave's request with erin's identity.
+	svc.addSession("tok-dave", map[string]any{"user_id": "u-4", "user": "dave"})
+	svc.addSession("tok-erin", map[string]any{"user_id": "u-5", "user": "erin"})
+	newKey := func(tok string) string {
+		t.Helper()
+		had, _ := rc.Keys(ctx, "*:s:*").Result()
+		expectStatus(t, tester, "GET", "/a/x", bearer(tok), 200, tok+" on node A")
+		now, _ := rc.Keys(ctx, "*:s:*").Result()
+		var added []string
+		for _, k := range now {
+			if !slices.Contains(had, k) {
+				added = append(added, k)
+			}
+		}
+		if len(added) != 1 {
+			t.Fatalf("%s on node A added the session keys %q to Redis, want one", tok, added)
+		}
+		return added[0]
+	}
+	daveKey, erinKey := newKey("tok-dave"), newKey("tok-erin")
+	erinEntry, _ := rc.Get(ctx, erinKey).Bytes()
+	rc.Set(ctx, daveKey, erinEntry, time.Minute)
+	calls = svc.calls.Load()
+	body = expectStatus(t, tester, "GET", "/b/x", bearer("tok-dave"), 200, "dave on node B, erin's entry under his key")
+	if !strings.Contains(body, "dave") || strings.Contains(body, "erin") {
+		t.Errorf("node B answered %s, want dave's identity", body)
+	}
+	expectCalls(t, svc, calls+1, "swapped entry: node B calls the service itself")
+	if st := clusterStats(t); sumStat(st, "sealed_rejected") != 2 {
+		t.Errorf("cluster stats %v: want 2 sealed entries rejected", st)
 	}
 
 	// Redis gone: requests are still answered, by the nodes alone, and
