@@ -6,15 +6,12 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -41,38 +38,6 @@ func (readFromResponder) CaddyModule() caddy.ModuleInfo {
 func (readFromResponder) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	_, err := io.Copy(w, io.LimitReader(strings.NewReader("logged out"), 10))
 	return err
-}
-
-// adminURL is the test Caddy's admin endpoint.
-var adminURL = fmt.Sprintf("http://localhost:%d", adminPort)
-
-// admin sends a request to the admin API and returns the status and body.
-func admin(t *testing.T, method, path, contentType, body string, header ...string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, adminURL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("admin %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
-// reload loads site through the admin API, the way an operator's
-// `caddy reload` does.
-func reload(t *testing.T, site string, header ...string) (int, string) {
-	t.Helper()
-	return admin(t, "POST", "/load", "text/caddyfile", globalOptions+site, header...)
 }
 
 // backendStat is one line of GET /sessiongate/stats.
@@ -110,24 +75,6 @@ func statsFor(t *testing.T, url string) []backendStat {
 		}
 	}
 	return mine
-}
-
-func expectCalls(t *testing.T, svc *sessionService, want int64, when string) {
-	t.Helper()
-	if got := svc.calls.Load(); got != want {
-		t.Errorf("%s: session service called %d times in all, want %d", when, got, want)
-	}
-}
-
-// expectStatus sends a request and checks the status. tester is there to
-// show the request needs a running Caddy.
-func expectStatus(t *testing.T, tester *caddytest.Tester, method, path string, h http.Header, want int, when string) string {
-	t.Helper()
-	resp, body := do(t, nil, method, path, h)
-	if resp.StatusCode != want {
-		t.Errorf("%s: %s %s answered %d, want %d (%q)", when, method, path, resp.StatusCode, want, body)
-	}
-	return body
 }
 
 func TestOpsReloadKeepsCache(t *testing.T) {
@@ -501,36 +448,6 @@ func TestOpsLogoutEvicts(t *testing.T) {
 	expectCalls(t, rfSvc, 2, "alice after her ReadFrom logout")
 }
 
-// metricValue sums the samples of family whose labels contain every
-// label="value" pair given.
-func metricValue(text, family string, labels ...string) (float64, bool) {
-	found := false
-	sum := 0.0
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(family) + `(\{[^}]*\})? (\S+)$`)
-	for _, line := range strings.Split(text, "\n") {
-		m := re.FindStringSubmatch(line)
-		if m == nil {
-			continue
-		}
-		ok := true
-		for _, l := range labels {
-			if !strings.Contains(m[1], l) {
-				ok = false
-			}
-		}
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
-			continue
-		}
-		found = true
-		sum += v
-	}
-	return sum, found
-}
-
 func TestOpsMetrics(t *testing.T) {
 	svc := newSessionService(t)
 	svc.addSession("tok-alice", aliceSession())
@@ -574,16 +491,8 @@ func TestOpsMetrics(t *testing.T) {
 }`, httpPort, svc.URL, extra, up.Listener.Addr(), down.URL, extra, up.Listener.Addr(),
 			svc2.URL, extra, up.Listener.Addr(), svc.URL, extra, up.Listener.Addr())
 	}
-	scrape := func() string {
-		t.Helper()
-		status, body := admin(t, "GET", "/metrics", "", "")
-		if status != 200 {
-			t.Fatalf("GET /metrics: %d", status)
-		}
-		return body
-	}
 	tester := startCaddy(t, site(""))
-	before := scrape()
+	before := scrapeMetrics(t)
 
 	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "authenticated")
 	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "authenticated, cached")
@@ -613,13 +522,13 @@ func TestOpsMetrics(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	after := scrape()
+	after := scrapeMetrics(t)
 	delta := func(family string, labels ...string) float64 {
-		a, ok := metricValue(after, family, labels...)
+		a, ok := sampleSum(after, family, labels...)
 		if !ok {
 			t.Errorf("metrics: no %s%v after traffic", family, labels)
 		}
-		b, _ := metricValue(before, family, labels...)
+		b, _ := sampleSum(before, family, labels...)
 		return a - b
 	}
 	const ns = "caddy_sessiongate_"
@@ -646,13 +555,13 @@ func TestOpsMetrics(t *testing.T) {
 			t.Errorf("metrics: %s%v rose by %v, want at least %v", c.family, c.labels, d, c.min)
 		}
 	}
-	if _, ok := metricValue(after, ns+"requests_total", `outcome="forbidden"`); !ok {
+	if _, ok := sampleSum(after, ns+"requests_total", `outcome="forbidden"`); !ok {
 		t.Errorf("metrics: the forbidden outcome is not exported")
 	}
-	if v, ok := metricValue(after, ns+"cache_entries", `dialect="http"`, `kind="rejection"`); !ok || v < 1 {
+	if v, ok := sampleSum(after, ns+"cache_entries", `dialect="http"`, `kind="rejection"`); !ok || v < 1 {
 		t.Errorf("metrics: cache_entries for rejections = %v (found %v), want at least 1", v, ok)
 	}
-	if v, ok := metricValue(after, ns+"cache_entries", `dialect="http"`, `kind="session"`); !ok || v < 1 {
+	if v, ok := sampleSum(after, ns+"cache_entries", `dialect="http"`, `kind="session"`); !ok || v < 1 {
 		t.Errorf("metrics: cache_entries for sessions = %v (found %v), want at least 1", v, ok)
 	}
 	if strings.Contains(after, "tok-") {
@@ -664,7 +573,7 @@ func TestOpsMetrics(t *testing.T) {
 		t.Fatalf("reload with disable_metrics: %d %s", status, body)
 	}
 	expectStatus(t, tester, "GET", "/", bearer("tok-alice"), 200, "metrics off")
-	if off := scrape(); strings.Contains(off, ns) {
+	if off := scrapeMetrics(t); strings.Contains(off, ns) {
 		t.Errorf("with disable_metrics everywhere, /metrics still has sessiongate families")
 	}
 }
@@ -679,7 +588,7 @@ func TestOpsClientGivesUpMidLookup(t *testing.T) {
 	svc.setFault(func(w http.ResponseWriter, r *http.Request) bool { time.Sleep(700 * time.Millisecond); return false })
 	up := newUpstream(t)
 	logFile := t.TempDir() + "/caddy.log"
-	startCaddyWith(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", logFile), fmt.Sprintf(`
+	startCaddyWith(t, debugLogTo(logFile), fmt.Sprintf(`
 :%d {
 	session_auth http %s
 	reverse_proxy %s

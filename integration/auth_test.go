@@ -8,14 +8,6 @@ import (
 	"testing"
 )
 
-func aliceSession() map[string]any {
-	return map[string]any{
-		"user_id": "u-1", "user": "alice", "email": "alice@example.com", "name": "Alice Ä",
-		"org_id": "o-1", "org": "acme", "roles": []string{"admin", "dev"}, "perms": "read write",
-		"admin": true,
-	}
-}
-
 func TestInjectAndStrip(t *testing.T) {
 	svc := newSessionService(t)
 	svc.addSession("tok-alice", aliceSession())
@@ -212,17 +204,6 @@ func TestServiceFailuresAre503(t *testing.T) {
 	if resp, _ := do(t, tester, "GET", "/", bearer("tok-alice")); resp.StatusCode != http.StatusOK {
 		t.Errorf("after recovery: status %d, want 200", resp.StatusCode)
 	}
-}
-
-func hijackClose(w http.ResponseWriter, r *http.Request) bool {
-	conn, buf, err := w.(http.Hijacker).Hijack()
-	if err != nil {
-		return false
-	}
-	_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"user\":")
-	buf.Flush()
-	conn.Close()
-	return true
 }
 
 func TestCacheOneCallPerToken(t *testing.T) {

@@ -115,7 +115,7 @@ func TestHostileFaults(t *testing.T) {
 	fmt.Fprintf(&site, "\thandle /tls-ca/* {\n\t\tsession_auth http %s {\n\t\t\ttls_trusted_ca_certs %s\n\t\t}\n\t\treverse_proxy %s\n\t}\n", tlsSvc.URL, caFile, up.Listener.Addr())
 	site.WriteString("}\n")
 
-	startCaddyWith(t, fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", logFile), site.String())
+	startCaddyWith(t, debugLogTo(logFile), site.String())
 
 	before := scrapeMetrics(t)
 	for _, f := range faults {
@@ -217,4 +217,16 @@ func TestHostileFaults(t *testing.T) {
 	if strings.Contains(string(raw), token) {
 		t.Errorf("the log holds the token")
 	}
+}
+
+// hijackClose answers a 200 whose body the connection cuts off.
+func hijackClose(w http.ResponseWriter, r *http.Request) bool {
+	conn, buf, err := w.(http.Hijacker).Hijack()
+	if err != nil {
+		return false
+	}
+	_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"user\":")
+	buf.Flush()
+	conn.Close()
+	return true
 }

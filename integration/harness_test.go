@@ -74,9 +74,38 @@ var globalOptions = fmt.Sprintf(`{
 `, adminPort, httpPort, httpsPort)
 
 // startCaddy loads site (a Caddyfile without the global block) into the
-// test Caddy. caddytest reports a Caddy that cannot start as SKIP; that
-// would hide a broken plugin, so it fails the test instead.
+// test Caddy.
 func startCaddy(t *testing.T, site string) *caddytest.Tester {
+	t.Helper()
+	return initCaddy(t, globalOptions, site)
+}
+
+// startCaddyWith is startCaddy with extra global options (a log
+// configuration): the harness's global block is fixed. One answered
+// request (retried if the previous config drops it) goes before the
+// test's own, which use Go's client and do not retry.
+func startCaddyWith(t *testing.T, extraGlobal, site string) *caddytest.Tester {
+	t.Helper()
+	tester := initCaddy(t, withGlobal(extraGlobal), site)
+	rawRequest(t, rawGet("/.settle"))
+	return tester
+}
+
+// withGlobal is the harness's global block with extra options in it.
+func withGlobal(extra string) string {
+	return strings.TrimSuffix(strings.TrimSpace(globalOptions), "}") + extra + "\n}\n"
+}
+
+// debugLogTo is the global option that writes Caddy's log as JSON, DEBUG
+// and up, to path.
+func debugLogTo(path string) string {
+	return fmt.Sprintf("\tlog {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", path)
+}
+
+// initCaddy loads global and site into the test Caddy. caddytest reports
+// a Caddy that cannot start as SKIP; that would hide a broken plugin, so
+// it fails the test instead.
+func initCaddy(t *testing.T, global, site string) *caddytest.Tester {
 	t.Helper()
 	started := false
 	t.Cleanup(func() {
@@ -85,7 +114,7 @@ func startCaddy(t *testing.T, site string) *caddytest.Tester {
 		}
 	})
 	tester := newTester(t)
-	tester.InitServer(globalOptions+site, "caddyfile")
+	tester.InitServer(global+site, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -236,4 +265,164 @@ func upstreamSaw(t *testing.T, body string) seen {
 
 func bearer(tok string) http.Header {
 	return http.Header{"Authorization": {"Bearer " + tok}}
+}
+
+// logLines reads a JSON-lines log file into maps; lines that are not JSON
+// are kept under "raw".
+func logLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading log %s: %v", path, err)
+	}
+	var out []map[string]any
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			m = map[string]any{"raw": l}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// scrapeMetrics returns the admin endpoint's Prometheus text.
+func scrapeMetrics(t *testing.T) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(fmt.Sprintf("http://localhost:%d/metrics", adminPort))
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: status %d", resp.StatusCode)
+	}
+	return string(b)
+}
+
+// sampleSum adds up the samples of family whose label set contains every
+// given label="value" pair; found is false when there is none.
+func sampleSum(text, family string, labels ...string) (sum float64, found bool) {
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, family)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		lbl, val := "", rest
+		if strings.HasPrefix(rest, "{") {
+			end := strings.Index(rest, "}")
+			if end < 0 {
+				continue
+			}
+			lbl, val = rest[:end+1], rest[end+1:]
+		}
+		match := true
+		for _, l := range labels {
+			if !strings.Contains(lbl, l) {
+				match = false
+			}
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if match && err == nil {
+			sum += f
+			found = true
+		}
+	}
+	return sum, found
+}
+
+// adminURL is the test Caddy's admin endpoint.
+var adminURL = fmt.Sprintf("http://localhost:%d", adminPort)
+
+// admin sends a request to the admin API and returns the status and body.
+func admin(t *testing.T, method, path, contentType, body string, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, adminURL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("admin %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// reload loads site through the admin API, the way an operator's
+// `caddy reload` does.
+func reload(t *testing.T, site string, header ...string) (int, string) {
+	t.Helper()
+	return admin(t, "POST", "/load", "text/caddyfile", globalOptions+site, header...)
+}
+
+// expectCalls checks how many times the session service was asked in all.
+func expectCalls(t *testing.T, svc *sessionService, want int64, when string) {
+	t.Helper()
+	if got := svc.calls.Load(); got != want {
+		t.Errorf("%s: session service called %d times in all, want %d", when, got, want)
+	}
+}
+
+// expectStatus sends a request and checks the status. tester is there to
+// show the request needs a running Caddy.
+func expectStatus(t *testing.T, tester *caddytest.Tester, method, path string, h http.Header, want int, when string) string {
+	t.Helper()
+	resp, body := do(t, nil, method, path, h)
+	if resp.StatusCode != want {
+		t.Errorf("%s: %s %s answered %d, want %d (%q)", when, method, path, resp.StatusCode, want, body)
+	}
+	return body
+}
+
+// aliceSession is the session most tests authenticate as: every
+// identity field set, a non-ASCII name, two roles, admin.
+func aliceSession() map[string]any {
+	return map[string]any{
+		"user_id": "u-1", "user": "alice", "email": "alice@example.com", "name": "Alice Ä",
+		"org_id": "o-1", "org": "acme", "roles": []string{"admin", "dev"}, "perms": "read write",
+		"admin": true,
+	}
+}
+
+// callJSON sends a request with an optional body and decodes a JSON object
+// answer.
+func callJSON(t *testing.T, method, url string, header http.Header, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s %s: answer %d is not a JSON object: %v: %q", method, url, resp.StatusCode, err, raw)
+	}
+	return resp, m
 }

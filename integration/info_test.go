@@ -16,38 +16,6 @@ import (
 	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
 )
 
-// callJSON sends a request with an optional body and decodes a JSON object
-// answer.
-func callJSON(t *testing.T, method, url string, header http.Header, body string) (*http.Response, map[string]any) {
-	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("%s %s: answer %d is not a JSON object: %v: %q", method, url, resp.StatusCode, err, raw)
-	}
-	return resp, m
-}
-
 // sameAnswer compares Caddy's answer with the service's own, field by
 // field, both ways. Fields named in approx are counters that move with the
 // clock (remaining lifetimes) and may differ by a couple of seconds.

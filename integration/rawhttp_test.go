@@ -8,14 +8,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 // rawUpstream is a legacy app that reports the request exactly as it came
@@ -175,95 +171,4 @@ func decodeRawSeen(t *testing.T, body string) rawSeen {
 		t.Fatalf("the raw upstream's answer is not JSON: %v: %q", err, body)
 	}
 	return s
-}
-
-// startCaddyWith is startCaddy with extra global options (a log
-// configuration): the harness's global block is fixed.
-func startCaddyWith(t *testing.T, extraGlobal, site string) *caddytest.Tester {
-	t.Helper()
-	started := false
-	t.Cleanup(func() {
-		if !started {
-			t.Errorf("the test Caddy did not start (caddytest skipped): see the log above")
-		}
-	})
-	global := strings.TrimSuffix(strings.TrimSpace(globalOptions), "}") + extraGlobal + "\n}\n"
-	tester := newTester(t)
-	tester.InitServer(global+site, "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
-	started = true
-	// One answered request (retried if the previous config drops it)
-	// before the test's own, which use Go's client and do not retry.
-	rawRequest(t, rawGet("/.settle"))
-	return tester
-}
-
-// logLines reads a JSON-lines log file into maps; lines that are not JSON
-// are kept under "raw".
-func logLines(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading log %s: %v", path, err)
-	}
-	var out []map[string]any
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
-		m := map[string]any{}
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			m = map[string]any{"raw": l}
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// scrapeMetrics returns the admin endpoint's Prometheus text.
-func scrapeMetrics(t *testing.T) string {
-	t.Helper()
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(fmt.Sprintf("http://localhost:%d/metrics", adminPort))
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: status %d", resp.StatusCode)
-	}
-	return string(b)
-}
-
-// sampleSum adds up the samples of family whose label set contains every
-// given label="value" pair; found is false when there is none.
-func sampleSum(text, family string, labels ...string) (sum float64, found bool) {
-	for _, line := range strings.Split(text, "\n") {
-		rest, ok := strings.CutPrefix(line, family)
-		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
-			continue
-		}
-		lbl, val := "", rest
-		if strings.HasPrefix(rest, "{") {
-			end := strings.Index(rest, "}")
-			if end < 0 {
-				continue
-			}
-			lbl, val = rest[:end+1], rest[end+1:]
-		}
-		match := true
-		for _, l := range labels {
-			if !strings.Contains(lbl, l) {
-				match = false
-			}
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if match && err == nil {
-			sum += f
-			found = true
-		}
-	}
-	return sum, found
 }

@@ -58,16 +58,8 @@ func TestHostileReloadUnderLoad(t *testing.T) {
 	}
 	reloadTo := func(gen int) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", fmt.Sprintf("http://localhost:%d/load", adminPort), strings.NewReader(globalOptions+site(gen)))
-		req.Header.Set("Content-Type", "text/caddyfile")
-		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-		if err != nil {
-			t.Fatalf("reload %d: %v", gen, err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("reload %d: status %d: %s", gen, resp.StatusCode, b)
+		if status, body := reload(t, site(gen)); status != http.StatusOK {
+			t.Fatalf("reload %d: status %d: %s", gen, status, body)
 		}
 	}
 

@@ -316,19 +316,14 @@ func TestHostileUnderscoreTokenHeaderRead(t *testing.T) {
 	svc := newSessionService(t)
 	svc.addSession("tok-alice", aliceSession())
 	up := newRawUpstream(t)
-	global := strings.Replace(globalOptions, "grace_period 1s\n",
-		"grace_period 1s\n\tservers {\n\t\texpected_underscore_headers vmware_api_session_id vmware-api_session-id\n\t}\n", 1)
-	newTester(t).InitServer(global+fmt.Sprintf(`
+	startCaddyWith(t, "\tservers {\n\t\texpected_underscore_headers vmware_api_session_id vmware-api_session-id\n\t}", fmt.Sprintf(`
 :%d {
 	session_auth http %s {
 		strip_token
 		token header Vmware-Api-Session-Id
 	}
 	reverse_proxy %s
-}`, httpPort, svc.URL, up.addr()), "caddyfile")
-	if t.Failed() {
-		t.FailNow()
-	}
+}`, httpPort, svc.URL, up.addr()))
 
 	for _, spelling := range []string{"vmware_api_session_id", "VMWARE_API_SESSION_ID", "vmware-api_session-id"} {
 		resp, body := rawRequest(t, rawGet("/", spelling+": tok-alice"))
