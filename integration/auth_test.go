@@ -132,34 +132,6 @@ func TestUnauthenticated(t *testing.T) {
 	}
 }
 
-func TestRedirectForBrowsers(t *testing.T) {
-	svc := newSessionService(t)
-	up := newUpstream(t)
-	tester := startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth http %s {
-		on_unauthenticated redirect "/login?next={http.request.uri.path}"
-	}
-	reverse_proxy %s
-}`, httpPort, svc.URL, up.Listener.Addr()))
-
-	resp, _ := do(t, tester, "GET", "/reports", http.Header{"Accept": {"text/html,application/xhtml+xml,*/*;q=0.8"}})
-	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login?next=%2Freports" {
-		t.Errorf("browser: status %d Location %q, want 302 to /login?next=%%2Freports", resp.StatusCode, resp.Header.Get("Location"))
-	}
-	resp, _ = do(t, tester, "GET", "/reports", http.Header{"Accept": {"application/json"}})
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("API client: status %d, want 401", resp.StatusCode)
-	}
-	resp, _ = do(t, tester, "GET", "/reports", http.Header{"Accept": {"text/html"}, "X-Requested-With": {"XMLHttpRequest"}})
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("XHR: status %d, want 401", resp.StatusCode)
-	}
-	if up.hits.Load() != 0 {
-		t.Errorf("the upstream was reached %d times", up.hits.Load())
-	}
-}
-
 // TestServiceFailuresAre503: answers that are not a session service's
 // word on the session (a redirect to a login page, JSON of the wrong
 // shape or naming no user) are failures: 503 with Retry-After, the
@@ -260,21 +232,45 @@ func TestHandleErrorsRendersOutcomes(t *testing.T) {
 	}
 }
 
-// TestRedirectEscapesReturnURI: a placeholder in the redirect URL's query
-// is query-escaped, so the login service gets exactly one return_to whose
-// decoded value is the request URI, and a query token never travels into
-// the login URL (strip_token is not set here).
-func TestRedirectEscapesReturnURI(t *testing.T) {
+// TestRedirectForBrowsers: on_unauthenticated redirect sends a browser
+// (Accept: text/html, not an XHR) to the login page and keeps the 401 for
+// API clients and XHRs. On the route for X-Route: esc, a placeholder in the redirect URL's
+// query is query-escaped, so the login service gets exactly one
+// return_to whose decoded value is the request URI, and a query token
+// never travels into the login URL (strip_token is not set there).
+func TestRedirectForBrowsers(t *testing.T) {
 	svc := newSessionService(t)
 	up := newUpstream(t)
 	tester := startCaddy(t, fmt.Sprintf(`
 :%d {
-	session_auth http %s {
-		token query tok
-		on_unauthenticated redirect "https://login.example.com/?return_to={http.request.uri}&q={query.x}&t={query.tok}"
+	@esc header X-Route esc
+	handle @esc {
+		session_auth http %[2]s {
+			token query tok
+			on_unauthenticated redirect "https://login.example.com/?return_to={http.request.uri}&q={query.x}&t={query.tok}"
+		}
+		reverse_proxy %[3]s
 	}
-	reverse_proxy %s
+	handle {
+		session_auth http %[2]s {
+			on_unauthenticated redirect "/login?next={http.request.uri.path}"
+		}
+		reverse_proxy %[3]s
+	}
 }`, httpPort, svc.URL, up.Listener.Addr()))
+
+	resp, _ := do(t, tester, "GET", "/reports", http.Header{"Accept": {"text/html,application/xhtml+xml,*/*;q=0.8"}})
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/login?next=%2Freports" {
+		t.Errorf("browser: status %d Location %q, want 302 to /login?next=%%2Freports", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = do(t, tester, "GET", "/reports", http.Header{"Accept": {"application/json"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("API client: status %d, want 401", resp.StatusCode)
+	}
+	resp, _ = do(t, tester, "GET", "/reports", http.Header{"Accept": {"text/html"}, "X-Requested-With": {"XMLHttpRequest"}})
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("XHR: status %d, want 401", resp.StatusCode)
+	}
 
 	for _, tc := range []struct{ path, want, x string }{
 		{"/a?x=1&return_to=https://evil.example/", "/a?x=1&return_to=https://evil.example/", "1"},
@@ -282,7 +278,7 @@ func TestRedirectEscapesReturnURI(t *testing.T) {
 		{"/b?tok=forged-secret&x=a%26b", "/b?x=a%26b", "a&b"},
 		{"/c?x=2&%74ok=forged-secret", "/c?x=2", "2"},
 	} {
-		resp, _ := do(t, tester, "GET", tc.path, http.Header{"Accept": {"text/html"}})
+		resp, _ := do(t, tester, "GET", tc.path, http.Header{"Accept": {"text/html"}, "X-Route": {"esc"}})
 		if resp.StatusCode != http.StatusFound {
 			t.Errorf("%s: status %d, want 302", tc.path, resp.StatusCode)
 			continue
