@@ -100,38 +100,6 @@ func TestHeaderFieldsNarrowInjection(t *testing.T) {
 	}
 }
 
-func TestUnauthenticated(t *testing.T) {
-	svc := newSessionService(t)
-	svc.addSession("tok-alice", aliceSession())
-	up := newUpstream(t)
-	tester := startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth http %s
-	reverse_proxy %s
-}`, httpPort, svc.URL, up.Listener.Addr()))
-
-	for name, h := range map[string]http.Header{
-		"no token":        {},
-		"rejected token":  bearer("tok-unknown"),
-		"empty bearer":    {"Authorization": {"Bearer "}},
-		"other scheme":    {"Authorization": {"Basic YWxhZGRpbjpvcGVuc2VzYW1l"}},
-		"oversized token": bearer(strings.Repeat("t", 5000)),
-	} {
-		h.Set("X-Session-User", "mallory")
-		before := up.hits.Load()
-		resp, _ := do(t, tester, "GET", "/", h)
-		if resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s: status %d, want 401", name, resp.StatusCode)
-		}
-		if got := resp.Header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer ") {
-			t.Errorf("%s: WWW-Authenticate %q, want a Bearer challenge", name, got)
-		}
-		if up.hits.Load() != before {
-			t.Errorf("%s: the upstream was reached", name)
-		}
-	}
-}
-
 // TestServiceFailuresAre503: answers that are not a session service's
 // word on the session (a redirect to a login page, JSON of the wrong
 // shape or naming no user) are failures: 503 with Retry-After, the

@@ -27,12 +27,20 @@ type absurdToken struct {
 	user   string
 	// noCall: the session service must not be asked at all.
 	noCall bool
+	// challenge: the 401 must carry a Bearer WWW-Authenticate challenge.
+	challenge bool
 }
 
 // absurdTokens are sent raw, so no client library tidies them first.
 // Routes: /cbqh/ reads cookie sid, then bearer, then query tok, then
-// header X-Token with prefix "Token "; /bc/ reads bearer, then cookie sid.
+// header X-Token with prefix "Token "; /bc/ reads bearer, then cookie sid;
+// /plain/ has the defaults.
 var absurdTokens = []absurdToken{
+	{name: "defaults, no token", path: "/plain/", lines: []string{"X-Session-User: mallory"}, status: 401, noCall: true, challenge: true},
+	{name: "defaults, rejected token", path: "/plain/", lines: []string{"Authorization: Bearer tok-unknown", "X-Session-User: mallory"}, status: 401, challenge: true},
+	{name: "defaults, empty bearer", path: "/plain/", lines: []string{"Authorization: Bearer ", "X-Session-User: mallory"}, status: 401, noCall: true, challenge: true},
+	{name: "defaults, other scheme", path: "/plain/", lines: []string{"Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "X-Session-User: mallory"}, status: 401, noCall: true, challenge: true},
+	{name: "defaults, oversized token", path: "/plain/", lines: []string{"Authorization: Bearer " + strings.Repeat("t", 5000), "X-Session-User: mallory"}, status: 401, noCall: true, challenge: true},
 	{name: "no token at all", path: "/cbqh/", status: 401, noCall: true},
 	{name: "empty bearer", path: "/cbqh/", lines: []string{"Authorization: Bearer "}, status: 401, noCall: true},
 	{name: "bearer scheme without token", path: "/cbqh/", lines: []string{"Authorization: Bearer"}, status: 401, noCall: true},
@@ -106,6 +114,10 @@ func TestHostileAbsurdTokens(t *testing.T) {
 		}
 		reverse_proxy %[3]s
 	}
+	handle /plain/* {
+		session_auth http %[2]s
+		reverse_proxy %[3]s
+	}
 }`, httpPort, svc.URL, up.Listener.Addr()))
 
 	for _, c := range absurdTokens {
@@ -117,6 +129,9 @@ func TestHostileAbsurdTokens(t *testing.T) {
 		}
 		if resp.StatusCode != c.status {
 			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.status)
+		}
+		if got := resp.Header.Get("WWW-Authenticate"); c.challenge && !strings.HasPrefix(got, "Bearer ") {
+			t.Errorf("%s: WWW-Authenticate %q, want a Bearer challenge", c.name, got)
 		}
 		reached := up.hits.Load() != hits
 		if c.status == 200 {
