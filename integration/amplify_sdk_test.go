@@ -91,7 +91,15 @@ func runAmplifySDK(t *testing.T, platformURL, baseURL string, args map[string]an
 // TestAmplifySDKFindsAccountThroughCaddy: Axway's published SDK, a client
 // nobody on this project wrote, looks its account up through a Caddy with
 // session_auth amplify and session_info amplify in front of the platform
-// exactly as it does against the platform itself.
+// exactly as it does against the platform itself (siteURL, optional).
+//
+// Without optional (altURL), session_auth amplify lets only live sessions
+// through to the platform. A live session still builds the platform's
+// account; an unknown token and a service-account token (findSession
+// knows no session for either) still see findSession's result null, then
+// a 401 from Caddy on the SDK's next call, so the SDK throws on a 401 as
+// it does for a dead token against the platform, and never on a 200
+// holding something else.
 func TestAmplifySDKFindsAccountThroughCaddy(t *testing.T) {
 	needAmplifySDK(t)
 	amp := emulator.NewAmplify()
@@ -102,17 +110,20 @@ func TestAmplifySDKFindsAccountThroughCaddy(t *testing.T) {
 	svc := httptest.NewServer(amp)
 	t.Cleanup(svc.Close)
 
-	startCaddy(t, fmt.Sprintf(`
+	site := func(port int, optional string) string {
+		return fmt.Sprintf(`
 :%d {
 	handle /api/v1/* {
 		session_auth amplify %s {
-			optional
+			%s
 		}
 		session_info amplify
 		reverse_proxy %s
 	}
 	respond "not the platform" 404
-}`, httpPort, svc.URL, svc.URL))
+}`, port, svc.URL, optional, svc.URL)
+	}
+	startCaddy(t, site(httpPort, "optional")+site(altPort, ""))
 
 	org := map[string]any{"guid": "org-guid-1", "id": 100001, "name": "Acme"}
 	cases := []struct {
@@ -171,48 +182,21 @@ func TestAmplifySDKFindsAccountThroughCaddy(t *testing.T) {
 			}
 		})
 	}
-}
 
-// TestAmplifySDKBehindRequiredSessionAuth: without optional, session_auth
-// amplify lets only live sessions through to the platform. A live session
-// still builds the platform's account; an unknown token and a
-// service-account token (findSession knows no session for either) still
-// see findSession's result null, then a 401 from Caddy on the SDK's next
-// call, so the SDK throws on a 401 as it does for a dead token against the
-// platform, and never on a 200 holding something else.
-func TestAmplifySDKBehindRequiredSessionAuth(t *testing.T) {
-	needAmplifySDK(t)
-	amp := emulator.NewAmplify()
-	live := emulator.AmplifyResult("user-guid-1", "ada", "ada@example.com", "administrator")
-	amp.AddSession("s%3Alive-sid.sig", live)
-	amp.AddServiceAccount("access-service", map[string]any{"guid": "org-guid-1", "org_id": 100001, "name": "Acme"})
-	svc := httptest.NewServer(amp)
-	t.Cleanup(svc.Close)
-
-	startCaddy(t, fmt.Sprintf(`
-:%d {
-	handle /api/v1/* {
-		session_auth amplify %s
-		session_info amplify
-		reverse_proxy %s
-	}
-	respond "not the platform" 404
-}`, httpPort, svc.URL, svc.URL))
-
-	org := map[string]any{"guid": "org-guid-1", "id": 100001, "name": "Acme"}
-	liveArgs := map[string]any{"sid": "s%3Alive-sid.sig", "token": "access-live", "user": "user-guid-1", "org": org}
-	direct := runAmplifySDK(t, svc.URL, svc.URL, liveArgs)
-	proxied := runAmplifySDK(t, siteURL, svc.URL, liveArgs)
-	if direct.Error != nil || !reflect.DeepEqual(direct, proxied) {
-		t.Errorf("live session differs through Caddy:\nplatform: %+v\ncaddy:    %+v", direct, proxied)
-	}
-
+	t.Run("required, live session", func(t *testing.T) {
+		args := cases[0].args
+		direct := runAmplifySDK(t, svc.URL, svc.URL, args)
+		proxied := runAmplifySDK(t, altURL, svc.URL, args)
+		if direct.Error != nil || !reflect.DeepEqual(direct, proxied) {
+			t.Errorf("live session differs through Caddy:\nplatform: %+v\ncaddy:    %+v", direct, proxied)
+		}
+	})
 	for name, args := range map[string]map[string]any{
 		"unknown token":   {"token": "access-unknown", "user": "user-guid-1"},
 		"service account": {"token": "access-service", "org": org},
 	} {
-		t.Run(name, func(t *testing.T) {
-			o := runAmplifySDK(t, siteURL, svc.URL, args)
+		t.Run("required, "+name, func(t *testing.T) {
+			o := runAmplifySDK(t, altURL, svc.URL, args)
 			if o.Error == nil || o.Error.Status != 401 {
 				t.Fatalf("want the SDK to throw on Caddy's 401: %+v", o)
 			}

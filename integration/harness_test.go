@@ -45,6 +45,13 @@ func envInt(name string) int {
 // siteURL is the address of the test Caddy's HTTP site.
 var siteURL = fmt.Sprintf("http://localhost:%d", httpPort)
 
+// altPort is a second HTTP site of the test Caddy, for a test that runs
+// two configurations of one handler side by side on one Caddy.
+var (
+	altPort = httpsPort + 1
+	altURL  = fmt.Sprintf("http://localhost:%d", altPort)
+)
+
 func TestMain(m *testing.M) {
 	// Caddy writes its autosave and storage under XDG dirs: keep them out
 	// of the home directory.

@@ -255,7 +255,7 @@ func TestHostileLogDefaultConfig(t *testing.T) {
 	handle_errors {
 		respond "rendered {err.status_code}" {err.status_code}
 	}
-}`, httpPort, down.URL, up.Listener.Addr(), svc.URL, httpsPort+1))
+}`, httpPort, down.URL, up.Listener.Addr(), svc.URL, altPort))
 
 	for _, c := range []struct {
 		name, url string
@@ -266,7 +266,7 @@ func TestHostileLogDefaultConfig(t *testing.T) {
 		{"header down", siteURL + "/down/x", http.Header{"Vmware-Api-Session-Id": {tokens["header down"]}}, 503, ""},
 		{"query down", siteURL + "/down/x?tok=" + tokens["query down"], nil, 503, ""},
 		{"header reject", siteURL + "/reject/x", http.Header{"Vmware-Api-Session-Id": {tokens["header reject"]}}, 401, ""},
-		{"header errors", fmt.Sprintf("http://localhost:%d/x", httpsPort+1), http.Header{"Vmware-Api-Session-Id": {tokens["header errors"]}}, 503, "rendered 503"},
+		{"header errors", altURL + "/x", http.Header{"Vmware-Api-Session-Id": {tokens["header errors"]}}, 503, "rendered 503"},
 	} {
 		req, _ := http.NewRequest("GET", c.url, nil)
 		for k, v := range c.header {
