@@ -15,12 +15,13 @@ import (
 	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
 )
 
-// govmomiRest is govmomi's vAPI REST client pointed at the test Caddy. Its
-// Session call is POST /rest/com/vmware/cis/session?~action=get with the
-// vmware-api-session-id header; it needs no SOAP endpoint for that.
-func govmomiRest(t *testing.T, token string) *rest.Client {
+// govmomiRest is govmomi's vAPI REST client pointed at the test Caddy's
+// site at base. Its Session call is POST
+// /rest/com/vmware/cis/session?~action=get with the vmware-api-session-id
+// header; it needs no SOAP endpoint for that.
+func govmomiRest(t *testing.T, base, token string) *rest.Client {
 	t.Helper()
-	u, err := url.Parse(siteURL + "/sdk")
+	u, err := url.Parse(base + "/sdk")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,13 +39,8 @@ func TestGovmomiReadsSessionInfo(t *testing.T) {
 	svc := httptest.NewServer(vs)
 	t.Cleanup(svc.Close)
 
-	for _, optional := range []bool{false, true} {
-		t.Run(fmt.Sprintf("optional=%v", optional), func(t *testing.T) {
-			opt := ""
-			if optional {
-				opt = "optional"
-			}
-			startCaddy(t, fmt.Sprintf(`
+	site := func(port int, optional string) string {
+		return fmt.Sprintf(`
 :%d {
 	session_auth vsphere %s {
 		%s
@@ -56,11 +52,16 @@ func TestGovmomiReadsSessionInfo(t *testing.T) {
 		session_info vsphere
 	}
 	respond "not vCenter" 404
-}`, httpPort, svc.URL, opt))
+}`, port, svc.URL, optional)
+	}
+	startCaddy(t, site(httpPort, "")+site(altPort, "optional"))
+
+	for _, c := range []struct{ name, base string }{{"optional=false", siteURL}, {"optional=true", altURL}} {
+		t.Run(c.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 
-			s, err := govmomiRest(t, "vc-token").Session(ctx)
+			s, err := govmomiRest(t, c.base, "vc-token").Session(ctx)
 			if err != nil {
 				t.Fatalf("Session: %v", err)
 			}
@@ -77,7 +78,7 @@ func TestGovmomiReadsSessionInfo(t *testing.T) {
 				t.Errorf("last_accessed_time not parsed")
 			}
 
-			s, err = govmomiRest(t, "unknown-token").Session(ctx)
+			s, err = govmomiRest(t, c.base, "unknown-token").Session(ctx)
 			if err != nil || s != nil {
 				t.Fatalf("unknown token: session %+v, error %v; want no session and no error", s, err)
 			}
@@ -107,7 +108,7 @@ func TestGovmomiLifecycleThroughCaddy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	c := govmomiRest(t, "")
+	c := govmomiRest(t, siteURL, "")
 	if err := c.Login(ctx, url.UserPassword("administrator@vsphere.local", "secret")); err != nil {
 		t.Fatalf("Login through Caddy: %v", err)
 	}
