@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -142,52 +143,52 @@ func TestVcsimSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := newUpstream(t)
-	site := func(tlsLine string) string {
-		return fmt.Sprintf(`
-:%d {
-	session_auth {
-		backend vsphere %s
-		%s
-		cache_ttl 1s
-		negative_ttl 1s
+	// One route per way of trusting vcsim's self-signed certificate; each
+	// is its own backend, with its own cache.
+	var site strings.Builder
+	fmt.Fprintf(&site, ":%d {\n", httpPort)
+	for _, r := range []struct{ path, tlsLine string }{
+		{"/skip", "tls_insecure_skip_verify"},
+		{"/untrusted", ""},
+		{"/ca", "tls_trusted_ca_certs " + caFile},
+	} {
+		fmt.Fprintf(&site, "\thandle %s/* {\n\t\tsession_auth {\n\t\t\tbackend vsphere %s\n\t\t\t%s\n\t\t\tcache_ttl 1s\n\t\t\tnegative_ttl 1s\n\t\t}\n\t\treverse_proxy %s\n\t}\n",
+			r.path, sim.url, r.tlsLine, up.Listener.Addr())
 	}
-	reverse_proxy %s
-}`, httpPort, sim.url, tlsLine, up.Listener.Addr())
-	}
+	site.WriteString("}\n")
+	startCaddy(t, site.String())
+
 	session := func(tok string) http.Header { return http.Header{"Vmware-Api-Session-Id": {tok}} }
-	expectUser := func(tok, user, org string) {
+	expectUser := func(route, tok, user, org string) {
 		t.Helper()
-		resp, body := do(t, nil, "GET", "/vm", session(tok))
+		resp, body := do(t, nil, "GET", route+"/vm", session(tok))
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("status %d, body %q\nvcsim log:\n%s", resp.StatusCode, body, sim.out)
+			t.Fatalf("%s: status %d, body %q\nvcsim log:\n%s", route, resp.StatusCode, body, sim.out)
 		}
 		h := upstreamSaw(t, body).Headers
 		if h.Get("X-Session-User") != user || h.Get("X-Session-User-Id") != user || h.Get("X-Session-Org") != org {
-			t.Errorf("upstream saw user %q id %q org %q, want %q %q %q",
+			t.Errorf("%s: upstream saw user %q id %q org %q, want %q %q %q", route,
 				h.Get("X-Session-User"), h.Get("X-Session-User-Id"), h.Get("X-Session-Org"), user, user, org)
 		}
 	}
 
 	t.Run("tls_insecure_skip_verify", func(t *testing.T) {
-		startCaddy(t, site("tls_insecure_skip_verify"))
-		expectUser(token, "sguser", "")
-		expectUser(other, `VSPHERE.LOCAL\ops`, "VSPHERE.LOCAL")
-		if resp, body := do(t, nil, "GET", "/vm", session("not-a-session")); resp.StatusCode != http.StatusUnauthorized {
+		expectUser("/skip", token, "sguser", "")
+		expectUser("/skip", other, `VSPHERE.LOCAL\ops`, "VSPHERE.LOCAL")
+		if resp, body := do(t, nil, "GET", "/skip/vm", session("not-a-session")); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("unknown token: status %d, want 401 (body %q)", resp.StatusCode, body)
 		}
 	})
 
 	t.Run("untrusted certificate is a 503", func(t *testing.T) {
-		startCaddy(t, site(""))
-		resp, body := do(t, nil, "GET", "/vm", session(token))
+		resp, body := do(t, nil, "GET", "/untrusted/vm", session(token))
 		if resp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("status %d, want 503: vcsim's self-signed certificate must not be trusted by default (body %q)", resp.StatusCode, body)
 		}
 	})
 
 	t.Run("tls_trusted_ca_certs, then DELETE", func(t *testing.T) {
-		startCaddy(t, site("tls_trusted_ca_certs "+caFile))
-		expectUser(token, "sguser", "")
+		expectUser("/ca", token, "sguser", "")
 
 		if status, body := sim.call(t, http.MethodDelete, "/rest/com/vmware/cis/session", session(token)); status != http.StatusOK {
 			t.Fatalf("DELETE session: %d %s", status, body)
@@ -199,7 +200,7 @@ func TestVcsimSession(t *testing.T) {
 		// then vcsim's answer must turn it away.
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			resp, body := do(t, nil, "GET", "/vm", session(token))
+			resp, body := do(t, nil, "GET", "/ca/vm", session(token))
 			if resp.StatusCode == http.StatusUnauthorized {
 				break
 			}
@@ -212,7 +213,7 @@ func TestVcsimSession(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		// The other session is untouched.
-		expectUser(other, `VSPHERE.LOCAL\ops`, "VSPHERE.LOCAL")
+		expectUser("/ca", other, `VSPHERE.LOCAL\ops`, "VSPHERE.LOCAL")
 	})
 	if t.Failed() {
 		t.Logf("vcsim output:\n%s", sim.out)
