@@ -1,9 +1,9 @@
 package caddymodule
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -63,15 +64,18 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 	return h.NewRoute(nil, &caddyhttp.Subroute{Routes: routes}), nil
 }
 
-// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. It only
+// parses: the values are checked by validate, the check Provision runs
+// too, called after each line so that an error names its line. Syntax:
 //
 //	session_auth [<matcher>] [<dialect> <url>] {
 //	    backend <dialect> <url> [{
 //	        <dialect option> <args...>
+//	        <reverse_proxy transport http subdirective> <args...>
 //	    }]
 //	    timeout <duration>
 //	    tls_insecure_skip_verify
-//	    tls_trusted_ca_certs <pem-file...>
+//	    tls_trusted_ca_certs <pem-file...>    (deprecated: tls_trust_pool in backend)
 //	    backend_header <name> <value>
 //
 //	    token cookie <name>
@@ -92,6 +96,7 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //
 //	    header_prefix <prefix>
 //	    header <name> <template>
+//	    header_fields <field...> | none
 //	    headers <preset...>
 //	    strip_token
 //
@@ -101,45 +106,33 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    log_hash_key <secret>
 //	    disable_metrics
 //	}
+//
+// The backend block takes the subdirectives of reverse_proxy's
+// `transport http` block (tls_trust_pool, tls_client_auth,
+// tls_server_name, dial_timeout, response_header_timeout, ...), parsed by
+// reverse_proxy itself; every other line is a dialect option.
 func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if args := d.RemainingArgs(); len(args) > 0 {
 		if len(args) != 2 {
 			return d.Errf("want session_auth [<dialect> <url>], got %d arguments", len(args))
 		}
-		if err := h.setBackend(d, args[0], args[1], false); err != nil {
+		if err := h.parseBackend(d, args[0], args[1], false); err != nil {
 			return err
 		}
 	}
 
-	durations := map[string]*caddy.Duration{
-		"timeout": &h.Timeout, "cache_ttl": &h.CacheTTL,
-		"negative_ttl": &h.NegativeTTL, "stale_if_error": &h.StaleIfError,
-		"retry_after": &h.RetryAfter,
-	}
-	flags := map[string]*bool{
-		"tls_insecure_skip_verify": &h.TLSInsecureSkipVerify,
-		"strip_token":              &h.StripToken,
-		"optional":                 &h.Optional,
-	}
+	// Lines that add to a list may repeat; any other setting given
+	// twice would silently win over the first.
+	repeatable := []string{"tls_trusted_ca_certs", "backend_header", "token", "header", "headers", "logout"}
 	seen := map[string]bool{}
-	once := func(name string) error {
-		if seen[name] {
-			return d.Errf("%s given twice", name)
-		}
-		seen[name] = true
-		return nil
-	}
 	for d.NextBlock(0) {
 		sub := d.Val()
-		switch sub {
-		case "backend", "timeout", "tls_insecure_skip_verify", "cache_ttl", "negative_ttl",
-			"stale_if_error", "cache_max", "header_prefix", "header_fields", "strip_token", "optional", "on_unauthenticated",
-			"retry_after", "log_hash_key", "cluster":
-			if err := once(sub); err != nil {
-				return err
-			}
+		if seen[sub] && !slices.Contains(repeatable, sub) {
+			return d.Errf("%s given twice", sub)
 		}
+		seen[sub] = true
+		var err error
 		switch sub {
 		case "backend":
 			if h.Backend.Dialect != "" {
@@ -149,37 +142,31 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) != 2 {
 				return d.Err("want backend <dialect> <url> [{ ... }]")
 			}
-			if err := h.setBackend(d, args[0], args[1], true); err != nil {
-				return err
-			}
-
-		case "timeout", "cache_ttl", "negative_ttl", "stale_if_error", "retry_after":
-			var val string
-			if !d.AllArgs(&val) {
-				return d.Errf("want %s <duration>", sub)
-			}
-			dur, err := caddy.ParseDuration(val)
-			if err != nil {
-				return d.Errf("%s: %v", sub, err)
-			}
-			if dur < 0 {
-				return d.Errf("%s must not be negative", sub)
-			}
-			*durations[sub] = caddy.Duration(dur)
-
-		case "tls_insecure_skip_verify", "strip_token", "optional":
-			if d.NextArg() {
-				return d.Errf("%s takes no arguments", sub)
-			}
-			*flags[sub] = true
-
+			err = h.parseBackend(d, args[0], args[1], true)
+		case "timeout":
+			err = parseDuration(d, &h.Timeout)
+		case "cache_ttl":
+			err = parseDuration(d, &h.CacheTTL)
+		case "negative_ttl":
+			err = parseDuration(d, &h.NegativeTTL)
+		case "stale_if_error":
+			err = parseDuration(d, &h.StaleIfError)
+		case "retry_after":
+			err = parseDuration(d, &h.RetryAfter)
+		case "tls_insecure_skip_verify":
+			err = parseFlag(d, &h.TLSInsecureSkipVerify)
+		case "strip_token":
+			err = parseFlag(d, &h.StripToken)
+		case "optional":
+			err = parseFlag(d, &h.Optional)
+		case "disable_metrics":
+			err = parseFlag(d, &h.DisableMetrics)
 		case "tls_trusted_ca_certs":
 			files := d.RemainingArgs()
 			if len(files) == 0 {
-				return d.Err("want tls_trusted_ca_certs <pem-file...>")
+				return d.Err("want tls_trusted_ca_certs <pem-file...> (deprecated: use tls_trust_pool file <pem-file...> in the backend block)")
 			}
 			h.TLSTrustedCACerts = append(h.TLSTrustedCACerts, files...)
-
 		case "backend_header":
 			var name, value string
 			if !d.AllArgs(&name, &value) {
@@ -189,37 +176,28 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				h.BackendHeaders = http.Header{}
 			}
 			h.BackendHeaders.Add(name, value)
-
 		case "cluster":
-			c, err := parseCluster(d)
-			if err != nil {
-				return err
-			}
-			h.Cluster = c
-
+			h.Cluster, err = parseCluster(d)
 		case "token":
-			src, err := parseTokenSource(d)
-			if err != nil {
-				return err
-			}
+			var src sessionctx.TokenSource
+			src, err = parseTokenSource(d)
 			h.Tokens = append(h.Tokens, src)
-
 		case "cache_max":
 			var val string
 			if !d.AllArgs(&val) {
 				return d.Err("want cache_max <entries>")
 			}
-			n, err := strconv.Atoi(val)
-			if err != nil || n <= 0 {
+			// Zero would mean the default in JSON: the Caddyfile
+			// leaves the line out for that.
+			n, perr := strconv.Atoi(val)
+			if perr != nil || n == 0 {
 				return d.Errf("cache_max %q: want a positive number of entries", val)
 			}
 			h.CacheMax = n
-
 		case "log_hash_key":
 			if !d.AllArgs(&h.LogHashKey) || h.LogHashKey == "" {
 				return d.Err("want log_hash_key <secret>")
 			}
-
 		case "header_prefix":
 			if !d.AllArgs(&h.HeaderPrefix) {
 				return d.Err("want header_prefix <prefix>")
@@ -227,137 +205,173 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.HeaderPrefix == "" {
 				return d.Err("header_prefix must not be empty: it names the headers stripped from clients")
 			}
-
 		case "header":
 			var name, tmpl string
 			if !d.AllArgs(&name, &tmpl) {
 				return d.Err("want header <name> <template>")
 			}
-			if h.Headers == nil {
-				h.Headers = map[string]string{}
-			}
 			if _, dup := h.Headers[name]; dup {
 				return d.Errf("header %s given twice", name)
 			}
+			if h.Headers == nil {
+				h.Headers = map[string]string{}
+			}
 			h.Headers[name] = tmpl
-
 		case "header_fields":
-			names := d.RemainingArgs()
-			if len(names) == 0 {
+			if h.HeaderFields = d.RemainingArgs(); len(h.HeaderFields) == 0 {
 				return d.Errf("want header_fields <field...> (%s) or header_fields none", strings.Join(fieldNames[:], " "))
 			}
-			if _, err := headerFields(names); err != nil {
-				return d.Err(err.Error())
-			}
-			h.HeaderFields = names
-
 		case "headers":
 			names := d.RemainingArgs()
 			if len(names) == 0 {
 				return d.Err("want headers <preset...> (oauth2-proxy, authelia)")
 			}
-			for _, n := range names {
-				if _, ok := presets[n]; !ok {
-					return d.Errf("unknown header preset %q (want oauth2-proxy or authelia)", n)
-				}
-			}
 			h.HeaderPresets = append(h.HeaderPresets, names...)
-
 		case "on_unauthenticated":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
 				return d.Err("want on_unauthenticated status <code> | redirect <url-template>")
 			}
-			switch args[0] {
-			case "status":
-				code, err := strconv.Atoi(args[1])
-				if err != nil || code < 400 || code > 499 {
-					return d.Errf("on_unauthenticated status %q: want a 4xx status", args[1])
-				}
-				h.OnUnauthenticated = &Unauthenticated{Status: code}
-			case "redirect":
+			if args[0] == "redirect" {
 				h.OnUnauthenticated = &Unauthenticated{Redirect: args[1]}
-			default:
+				break
+			}
+			if args[0] != "status" {
 				return d.Errf("on_unauthenticated %q: want status or redirect", args[0])
 			}
-
-		case "disable_metrics":
-			if err := once(sub); err != nil {
-				return err
+			code, perr := strconv.Atoi(args[1])
+			if perr != nil {
+				return d.Errf("on_unauthenticated status %q: want a 4xx status", args[1])
 			}
-			if d.NextArg() {
-				return d.Errf("%s takes no arguments", sub)
-			}
-			h.DisableMetrics = true
-
+			h.OnUnauthenticated = &Unauthenticated{Status: code}
 		case "logout":
 			var method, path string
 			if !d.AllArgs(&method, &path) {
 				return d.Err("want logout <method> <path>")
 			}
-			if !strings.HasPrefix(path, "/") {
-				return d.Errf("logout path %q must start with /", path)
-			}
 			h.Logout = append(h.Logout, LogoutRoute{Method: strings.ToUpper(method), Path: path})
-
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
+		if err != nil {
+			return err
+		}
+		if err := h.validate(); err != nil && !isMissing(err) {
+			return d.Err(err.Error())
+		}
 	}
-	if h.Backend.Dialect == "" {
-		_, err := sessionctx.DialectOptions("")
-		return d.Errf("session_auth needs a backend: session_auth <dialect> <url>, or backend <dialect> <url> in its block (%v)", err)
+	if err := h.validate(); err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }
 
-// setBackend checks the dialect and URL and reads the dialect's option
-// block, if the line has one.
-func (h *SessionAuth) setBackend(d *caddyfile.Dispenser, dialect, url string, block bool) error {
+// parseDuration reads the one argument of the current line as a duration.
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	sub := d.Val()
+	var val string
+	if !d.AllArgs(&val) {
+		return d.Errf("want %s <duration>", sub)
+	}
+	dur, err := caddy.ParseDuration(val)
+	if err != nil {
+		return d.Errf("%s: %v", sub, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// parseFlag reads a line that is its own argument-less subdirective.
+func parseFlag(d *caddyfile.Dispenser, dst *bool) error {
+	if sub := d.Val(); d.NextArg() {
+		return d.Errf("%s takes no arguments", sub)
+	}
+	*dst = true
+	return nil
+}
+
+// parseBackend reads the dialect and URL and, when the line opens a
+// block, its lines: reverse_proxy's transport subdirectives go to the
+// backend's HTTPTransport, the others are the dialect's options.
+func (h *SessionAuth) parseBackend(d *caddyfile.Dispenser, dialect, url string, block bool) error {
 	defaults, err := sessionctx.DialectOptions(dialect)
 	if err != nil {
 		return d.Errf("backend: %v", err)
 	}
-	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") && !strings.HasPrefix(url, "{") {
-		return d.Errf("backend url %q: want an http:// or https:// URL", url)
-	}
-	if err := checkEnvSet("backend url", url); err != nil {
+	h.Backend = BackendConfig{Dialect: dialect, URL: url}
+	if err := h.validate(); err != nil && !isMissing(err) {
 		return d.Err(err.Error())
 	}
-	h.Backend = BackendConfig{Dialect: dialect, URL: url}
 	if !block {
 		return nil
 	}
 	var opts sessionctx.Options
+	written := map[string]json.RawMessage{}
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		if slices.Contains(transportSubdirectives, name) {
+			if h.Backend.Transport == nil {
+				h.Backend.Transport = new(reverseproxy.HTTPTransport)
+			}
+			if err := unmarshalTransportLine(d, h.Backend.Transport); err != nil {
+				return err
+			}
+			if err := h.validate(); err != nil && !isMissing(err) {
+				return d.Err(err.Error())
+			}
+			continue
+		}
 		if defaults == nil {
 			return d.Errf("dialect %s takes no options", dialect)
 		}
 		if opts == nil {
-			// A zero value, not the defaults, so that the JSON holds
-			// only what the user wrote.
-			opts = reflect.New(reflect.TypeOf(defaults).Elem()).Interface().(sessionctx.Options)
+			opts = defaults
 		}
-		name := d.Val()
 		if seen[name] {
 			// Every option holds one value: a second line would
 			// silently win over the first.
 			return d.Errf("backend %s: option %s given twice", dialect, name)
 		}
 		seen[name] = true
+		before, err := optionFields(opts)
+		if err != nil {
+			return d.Errf("backend %s options: %v", dialect, err)
+		}
 		if err := opts.SetOption(name, d.RemainingArgs()); err != nil {
 			return d.Errf("backend %s: %v", dialect, err)
 		}
+		after, err := optionFields(opts)
+		if err != nil {
+			return d.Errf("backend %s options: %v", dialect, err)
+		}
+		for k, v := range after {
+			if !bytes.Equal(before[k], v) {
+				written[k] = v
+			}
+		}
 	}
-	if opts != nil {
-		raw, err := json.Marshal(opts)
+	if len(written) > 0 {
+		raw, err := json.Marshal(written)
 		if err != nil {
 			return d.Errf("backend %s options: %v", dialect, err)
 		}
 		h.Backend.Options = raw
 	}
 	return nil
+}
+
+// optionFields is the dialect options' JSON, field by field. The adapted
+// JSON holds only the fields the block's lines changed, not the
+// defaults, so that it shows what the user wrote.
+func optionFields(opts sessionctx.Options) (map[string]json.RawMessage, error) {
+	raw, err := json.Marshal(opts)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	err = json.Unmarshal(raw, &fields)
+	return fields, err
 }
 
 func parseTokenSource(d *caddyfile.Dispenser) (sessionctx.TokenSource, error) {

@@ -42,7 +42,10 @@ func TestCaddyfileClusterErrors(t *testing.T) {
 		{"short secret", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret tooshort", "}", "}"}, 4, "cluster secret is 8 bytes, need at least 32"},
 		{"no url", []string{"session_auth http https://a.example {", "cluster", "}"}, 3, "want cluster <redis-url>"},
 		{"unknown option", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "password x", "}", "}"}, 4, `unknown cluster option "password"`},
-		{"bad timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout -1s", "}", "}"}, 4, `cluster timeout "-1s"`},
+		{"bad timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout -1s", "}", "}"}, 4, "cluster timeout must not be negative (got -1s)"},
+		{"unparsable timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout soon", "}", "}"}, 4, `cluster timeout "soon"`},
+		{"secret given twice", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "secret " + strings.Repeat("t", 32), "}", "}"}, 5, "cluster secret given twice"},
+		{"not a redis url", []string{"session_auth http https://a.example {", "cluster http://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "}"}, 3, "cluster url"},
 		{"given twice", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "}"}, 6, "cluster given twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

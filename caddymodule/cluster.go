@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -39,35 +38,28 @@ type clusterSettings struct {
 	Timeout                time.Duration
 }
 
-// settings expands and checks the config at Provision.
+// settings expands the config's placeholders at Provision and checks the
+// result.
 func (c *ClusterConfig) settings() (*clusterSettings, error) {
 	if c == nil {
 		return nil, nil
 	}
-	if err := checkEnvSet("cluster url", c.URL); err != nil {
+	expanded := *c
+	var err error
+	if expanded.URL, err = expandPlaceholders("cluster url", c.URL); err != nil {
 		return nil, err
 	}
-	if err := checkEnvSet("cluster secret", c.Secret); err != nil {
+	if expanded.Secret, err = expandPlaceholders("cluster secret", c.Secret); err != nil {
 		return nil, err
 	}
-	repl := caddy.NewReplacer()
+	if err := expanded.validate(); err != nil {
+		return nil, err
+	}
 	s := &clusterSettings{
-		URL:       repl.ReplaceKnown(c.URL, ""),
-		Secret:    repl.ReplaceKnown(c.Secret, ""),
+		URL:       expanded.URL,
+		Secret:    expanded.Secret,
 		KeyPrefix: c.KeyPrefix,
 		Timeout:   time.Duration(c.Timeout),
-	}
-	if s.URL == "" {
-		return nil, fmt.Errorf("cluster: no url")
-	}
-	if !strings.HasPrefix(s.URL, "redis://") && !strings.HasPrefix(s.URL, "rediss://") {
-		return nil, fmt.Errorf("cluster url %q: want redis:// or rediss://", redactURL(s.URL))
-	}
-	if len(s.Secret) < cluster.MinSecretLen {
-		return nil, fmt.Errorf("cluster secret is %d bytes, need at least %d", len(s.Secret), cluster.MinSecretLen)
-	}
-	if s.Timeout < 0 {
-		return nil, fmt.Errorf("cluster timeout must not be negative")
 	}
 	if s.KeyPrefix == "" {
 		s.KeyPrefix = cluster.DefaultKeyPrefix
@@ -78,9 +70,32 @@ func (c *ClusterConfig) settings() (*clusterSettings, error) {
 	return s, nil
 }
 
+// validate is the one check of the cluster settings, run by the parser
+// after each line and by Provision once the placeholders are expanded
+// (see SessionAuth.validate).
+func (c *ClusterConfig) validate() error {
+	if c.URL != "" {
+		if err := checkURL("cluster url", c.URL, redactURL(c.URL), "redis", "rediss"); err != nil {
+			return err
+		}
+	}
+	if c.Secret != "" && !hasPlaceholder(c.Secret) && len(c.Secret) < cluster.MinSecretLen {
+		return fmt.Errorf("cluster secret is %d bytes, need at least %d", len(c.Secret), cluster.MinSecretLen)
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("cluster timeout must not be negative (got %s)", time.Duration(c.Timeout))
+	}
+	if c.URL == "" {
+		return missingError("cluster needs a url")
+	}
+	if c.Secret == "" {
+		return missingError(fmt.Sprintf("cluster needs a secret (secret <at least %d bytes>)", cluster.MinSecretLen))
+	}
+	return nil
+}
+
 // parseCluster reads `cluster <url> { secret ...; key_prefix ...;
-// timeout ... }`. A literal secret that is too short is refused here, so
-// the error names its line; one from {env.*} is checked at Provision.
+// timeout ... }`.
 func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 	c := &ClusterConfig{}
 	if !d.NextArg() {
@@ -91,32 +106,40 @@ func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 		return nil, d.Err("want cluster <redis-url> { ... }: one url")
 	}
 	line := d.Line()
+	if err := c.validate(); err != nil && !isMissing(err) {
+		return nil, d.Err(err.Error())
+	}
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		var val string
 		if !d.AllArgs(&val) {
 			return nil, d.Errf("want %s <value>", sub)
 		}
+		if seen[sub] {
+			return nil, d.Errf("cluster %s given twice", sub)
+		}
+		seen[sub] = true
 		switch sub {
 		case "secret":
-			if !strings.Contains(val, "{") && len(val) < cluster.MinSecretLen {
-				return nil, d.Errf("cluster secret is %d bytes, need at least %d", len(val), cluster.MinSecretLen)
-			}
 			c.Secret = val
 		case "key_prefix":
 			c.KeyPrefix = val
 		case "timeout":
 			dur, err := caddy.ParseDuration(val)
-			if err != nil || dur <= 0 {
-				return nil, d.Errf("cluster timeout %q: want a positive duration", val)
+			if err != nil {
+				return nil, d.Errf("cluster timeout %q: %v", val, err)
 			}
 			c.Timeout = caddy.Duration(dur)
 		default:
 			return nil, d.Errf("unknown cluster option %q (want secret, key_prefix, timeout)", sub)
 		}
+		if err := c.validate(); err != nil && !isMissing(err) {
+			return nil, d.Err(err.Error())
+		}
 	}
-	if c.Secret == "" {
-		return nil, fmt.Errorf("%s:%d: cluster needs a secret (secret <at least %d bytes>)", d.File(), line, cluster.MinSecretLen)
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("%s:%d: %w", d.File(), line, err)
 	}
 	return c, nil
 }

@@ -2,12 +2,21 @@ package caddymodule
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // envPlaceholder matches Caddy's {env.NAME} placeholder.
 var envPlaceholder = regexp.MustCompile(`\{env\.([^{}]+)\}`)
+
+// provisionPlaceholder matches the placeholders Provision expands: a
+// value holding one can only be checked once expanded.
+var provisionPlaceholder = regexp.MustCompile(`\{(env|file)\.[^{}]+\}`)
 
 // checkEnvSet refuses a value whose {env.NAME} placeholders name a
 // variable that is not set. Caddy replaces an unset one with nothing, so
@@ -18,6 +27,38 @@ func checkEnvSet(what, value string) error {
 		if _, ok := os.LookupEnv(m[1]); !ok {
 			return fmt.Errorf("%s %q: environment variable %s is not set", what, value, m[1])
 		}
+	}
+	return nil
+}
+
+// hasPlaceholder reports whether value waits for Provision to expand it.
+func hasPlaceholder(value string) bool { return provisionPlaceholder.MatchString(value) }
+
+// expandPlaceholders replaces {env.*} and {file.*} (and Caddy's other
+// global placeholders) in value, refusing an unset variable by name.
+func expandPlaceholders(what, value string) (string, error) {
+	if !strings.Contains(value, "{") {
+		return value, nil
+	}
+	if err := checkEnvSet(what, value); err != nil {
+		return "", err
+	}
+	return caddy.NewReplacer().ReplaceKnown(value, ""), nil
+}
+
+// checkURL refuses a URL that is not absolute with one of schemes. shown
+// is how an error names it (redacted when it may carry a password). A
+// URL still holding placeholders is checked only for unset variables.
+func checkURL(what, raw, shown string, schemes ...string) error {
+	if err := checkEnvSet(what, raw); err != nil {
+		return err
+	}
+	if hasPlaceholder(raw) {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
+		return fmt.Errorf("%s %q: want an absolute %s:// URL", what, shown, strings.Join(schemes, ":// or "))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sort"
 	"sync/atomic"
@@ -37,11 +38,16 @@ type pooledResolver struct {
 
 	// tier is the cache shared with other nodes through Redis, or nil.
 	tier *cluster.Tier
+
+	// transport carries the session-service requests.
+	transport *serviceTransport
 }
 
 // Destruct implements caddy.Destructor: the last handler using the
-// resolver is gone, and so is the reason to stay subscribed to Redis.
+// resolver is gone, and so is the reason to keep connections to the
+// session service or stay subscribed to Redis.
 func (p *pooledResolver) Destruct() error {
+	p.transport.close()
 	if p.tier != nil {
 		return p.tier.Close()
 	}
@@ -49,10 +55,12 @@ func (p *pooledResolver) Destruct() error {
 }
 
 // resolverKey is a hash of everything that shapes a client: the service,
-// its options as configured (raw JSON), the token sources, the cache and
-// the cluster settings, secret and all, so a reload that changes any of
-// them builds a new one.
-func resolverKey(cfg sessionctx.Config, options json.RawMessage, cl *clusterSettings) string {
+// its options as configured (raw JSON), the token sources, the cache, the
+// cluster settings, secret and all, so a reload that changes any of them
+// builds a new one, and the transport's settings, so that handlers
+// reaching the same service with different TLS settings never share a
+// client (nor its cache).
+func resolverKey(cfg sessionctx.Config, options json.RawMessage, cl *clusterSettings, transport json.RawMessage) string {
 	raw, _ := json.Marshal(struct {
 		Dialect, URL string
 		Options      json.RawMessage `json:",omitempty"`
@@ -64,18 +72,22 @@ func resolverKey(cfg sessionctx.Config, options json.RawMessage, cl *clusterSett
 		TLSCAs       []string
 		Cache        sessionctx.CacheConfig
 		CL           *clusterSettings `json:",omitempty"`
+		Transport    json.RawMessage  `json:",omitempty"`
 	}{cfg.Dialect, cfg.URL, options, cfg.Tokens, cfg.Header, cfg.Timeout, cfg.MaxBody,
-		cfg.TLSInsecureSkipVerify, cfg.TLSTrustedCACerts, cfg.Cache, cl})
+		cfg.TLSInsecureSkipVerify, cfg.TLSTrustedCACerts, cfg.Cache, cl, transport})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
 }
 
 // loadResolver returns the shared resolver for this config; its key is
-// what Cleanup must release. On error nothing is held.
-func loadResolver(cfg sessionctx.Config, options json.RawMessage, cl *clusterSettings) (*pooledResolver, error) {
-	key := resolverKey(cfg, options, cl)
-	val, _, err := resolvers.LoadOrNew(key, func() (caddy.Destructor, error) {
-		p := &pooledResolver{key: key, dialect: cfg.Dialect, url: redactURL(cfg.URL)}
+// what Cleanup must release. rt, built from the settings transportKey
+// describes, carries its session-service requests from now on. On error
+// nothing is held.
+func loadResolver(cfg sessionctx.Config, options json.RawMessage, cl *clusterSettings, transportKey json.RawMessage, rt *http.Transport) (*pooledResolver, error) {
+	key := resolverKey(cfg, options, cl, transportKey)
+	val, loaded, err := resolvers.LoadOrNew(key, func() (caddy.Destructor, error) {
+		p := &pooledResolver{key: key, dialect: cfg.Dialect, url: redactURL(cfg.URL), transport: newServiceTransportHolder(rt)}
+		cfg.Transport = p.transport
 		cfg.Prepare = prepareIdentity
 		cfg.Observe = func(d time.Duration, err error) {
 			if p.metricsUsers.Load() > 0 {
@@ -94,7 +106,7 @@ func loadResolver(cfg sessionctx.Config, options json.RawMessage, cl *clusterSet
 			// cache_ttl.
 			id := cfg
 			id.Tokens, id.Cache = nil, sessionctx.CacheConfig{}
-			tier, err := newTier(cl, resolverKey(id, options, nil))
+			tier, err := newTier(cl, resolverKey(id, options, nil, nil))
 			if err != nil {
 				return nil, fmt.Errorf("cluster: %w", err)
 			}
@@ -114,9 +126,14 @@ func loadResolver(cfg sessionctx.Config, options json.RawMessage, cl *clusterSet
 		// LoadOrNew has already dropped the failed entry from the pool
 		// (with any reference a concurrent loader took on it), so there
 		// is nothing for Cleanup to give back.
+		rt.CloseIdleConnections()
 		return nil, err
 	}
-	return val.(*pooledResolver), nil
+	p := val.(*pooledResolver)
+	if loaded {
+		p.transport.install(rt)
+	}
+	return p, nil
 }
 
 // releaseResolver gives back a reference that loadResolver handed out.

@@ -9,14 +9,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"golang.org/x/time/rate"
@@ -35,13 +38,19 @@ type SessionAuth struct {
 	// Backend is the session service that issued the tokens.
 	Backend BackendConfig `json:"backend"`
 
-	// Timeout bounds each session-service request. Default 3s.
+	// Timeout bounds each session-service request as a whole: dialing,
+	// the TLS handshake, the answer's headers and its body. The
+	// transport's own dial_timeout and response_header_timeout bound
+	// their phase within it; dial_timeout defaults to it. Default 3s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// TLSInsecureSkipVerify turns off certificate checks of the session
-	// service, for self-signed appliances. Default false.
+	// service, for self-signed appliances; the same as the backend
+	// transport's tls insecure_skip_verify. Default false.
 	TLSInsecureSkipVerify bool `json:"tls_insecure_skip_verify,omitempty"`
 	// TLSTrustedCACerts are PEM files trusted for the session service's
-	// certificate in place of the system roots. Default none.
+	// certificate in place of the system roots. Deprecated: use the
+	// backend transport's trust pool (tls_trust_pool file <pem-file...>),
+	// which this maps onto. Default none.
 	TLSTrustedCACerts []string `json:"tls_trusted_ca_certs,omitempty"`
 	// BackendHeaders are sent with every session-service request. Values
 	// may use {env.*} and {file.*}. Default none.
@@ -134,6 +143,13 @@ type BackendConfig struct {
 	URL string `json:"url"`
 	// Options are the dialect's own settings (see docs/dialects.md).
 	Options json.RawMessage `json:"options,omitempty"`
+	// Transport is how the session service is reached: reverse_proxy's
+	// HTTP transport (the JSON of its `transport` with `protocol`
+	// "http", without the protocol field), for trust pools, client
+	// certificates, the TLS server name and the dial and response-header
+	// timeouts. Default Caddy's HTTP transport defaults, with the dial
+	// timeout set to timeout.
+	Transport *reverseproxy.HTTPTransport `json:"transport,omitempty"`
 }
 
 // dialectOptions decodes the dialect's options, strictly: a field the
@@ -186,50 +202,60 @@ func (SessionAuth) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults and gets the (possibly shared) resolver.
+// Provision expands the placeholders, checks the result (validate), sets
+// defaults and gets the (possibly shared) resolver. The checks come
+// before anything is built, so a bad config holds no pooled resolver and
+// opens no connection.
 func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.warn = &rate.Sometimes{First: 1, Interval: warnInterval}
-	repl := caddy.NewReplacer()
 
+	expanded := *h
+	var err error
+	if expanded.Backend.URL, err = expandPlaceholders("backend url", h.Backend.URL); err != nil {
+		return err
+	}
+	if expanded.LogHashKey, err = expandPlaceholders("log_hash_key", h.LogHashKey); err != nil {
+		return err
+	}
+	cl, err := h.Cluster.settings()
+	if err != nil {
+		return err
+	}
+	if err := expanded.validate(); err != nil {
+		return err
+	}
 	opts, err := h.Backend.dialectOptions()
 	if err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
 	h.dialect = h.Backend.Dialect
-	if h.Timeout < 0 || h.CacheTTL < 0 || h.NegativeTTL < 0 || h.StaleIfError < 0 || h.CacheMax < 0 {
-		return fmt.Errorf("timeout, cache_ttl, negative_ttl, stale_if_error and cache_max must not be negative")
-	}
 
-	if err := checkEnvSet("backend url", h.Backend.URL); err != nil {
-		return err
-	}
 	h.hashKey = processLogHashKey
-	if h.LogHashKey != "" {
-		if err := checkEnvSet("log_hash_key", h.LogHashKey); err != nil {
-			return err
-		}
-		k := repl.ReplaceKnown(h.LogHashKey, "")
-		if len(k) < minLogHashKey {
-			return fmt.Errorf("log_hash_key: want at least %d bytes, got %d", minLogHashKey, len(k))
-		}
-		h.hashKey = []byte(k)
+	if expanded.LogHashKey != "" {
+		h.hashKey = []byte(expanded.LogHashKey)
 	}
 	backendHeaders := make(http.Header, len(h.BackendHeaders))
 	for k, vals := range h.BackendHeaders {
 		for _, v := range vals {
-			backendHeaders.Add(k, repl.ReplaceKnown(v, ""))
+			ev, err := expandPlaceholders("backend_header "+k, v)
+			if err != nil {
+				return err
+			}
+			backendHeaders.Add(k, ev)
 		}
 	}
+	rt, transportKey, err := h.newServiceTransport(ctx)
+	if err != nil {
+		return err
+	}
 	cfg := sessionctx.Config{
-		Dialect:               h.Backend.Dialect,
-		URL:                   repl.ReplaceKnown(h.Backend.URL, ""),
-		Options:               opts,
-		Tokens:                h.Tokens,
-		Timeout:               time.Duration(h.Timeout),
-		TLSInsecureSkipVerify: h.TLSInsecureSkipVerify,
-		TLSTrustedCACerts:     h.TLSTrustedCACerts,
-		Header:                backendHeaders,
+		Dialect: h.Backend.Dialect,
+		URL:     expanded.Backend.URL,
+		Options: opts,
+		Tokens:  h.Tokens,
+		Timeout: time.Duration(h.Timeout),
+		Header:  backendHeaders,
 		Cache: sessionctx.CacheConfig{
 			TTL:          time.Duration(h.CacheTTL),
 			NegativeTTL:  time.Duration(h.NegativeTTL),
@@ -237,11 +263,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 			Max:          h.CacheMax,
 		},
 	}
-	cl, err := h.Cluster.settings()
-	if err != nil {
-		return err
-	}
-	pooled, err := loadResolver(cfg, h.Backend.Options, cl)
+	pooled, err := loadResolver(cfg, h.Backend.Options, cl, transportKey, rt)
 	if err != nil {
 		return err
 	}
@@ -263,13 +285,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	if h.HeaderPrefix == "" {
 		h.HeaderPrefix = DefaultHeaderPrefix
 	}
-	if strings.ContainsAny(h.HeaderPrefix, " \t\r\n:") {
-		return fmt.Errorf("header_prefix %q is not a header name prefix", h.HeaderPrefix)
-	}
-	fields, err := headerFields(h.HeaderFields)
-	if err != nil {
-		return err
-	}
+	fields, _ := headerFields(h.HeaderFields) // checked by validate
 	h.inject = [numFields]string{}
 	for _, f := range fields {
 		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
@@ -282,26 +298,16 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 	h.extra = nil
 	for _, p := range h.HeaderPresets {
-		hs, ok := presets[p]
-		if !ok {
-			return fmt.Errorf("unknown header preset %q (want oauth2-proxy or authelia)", p)
-		}
-		h.extra = append(h.extra, hs...)
+		h.extra = append(h.extra, presets[p]...)
 	}
 	h.custom = nil
 	for name, tmpl := range h.Headers {
-		if name == "" || strings.ContainsAny(name, " \t\r\n:") {
-			return fmt.Errorf("header %q: not a header name", name)
-		}
 		h.custom = append(h.custom, customHeader{name: http.CanonicalHeaderKey(name), template: tmpl})
 		protected = append(protected, name)
 	}
 	h.folder = newHeaderFolder(h.HeaderPrefix, protected)
 	h.nvals = len(fields) + len(h.extra)
 
-	if h.RetryAfter < 0 {
-		return fmt.Errorf("retry_after %s: must not be negative", time.Duration(h.RetryAfter))
-	}
 	h.retry = "5"
 	if h.RetryAfter > 0 {
 		h.retry = strconv.FormatInt(int64((time.Duration(h.RetryAfter)+time.Second-1)/time.Second), 10)
@@ -310,20 +316,117 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.unauthSts = http.StatusUnauthorized
 	if u := h.OnUnauthenticated; u != nil {
 		if u.Status != 0 {
-			if u.Status < 400 || u.Status > 499 {
-				return fmt.Errorf("on_unauthenticated status %d: want a 4xx status", u.Status)
-			}
 			h.unauthSts = u.Status
 		}
 		h.redirect = u.Redirect
 	}
 	for i, l := range h.Logout {
-		if l.Method == "" || !strings.HasPrefix(l.Path, "/") {
-			return fmt.Errorf("logout %d: want a method and a path starting with /", i)
-		}
 		h.Logout[i].Method = strings.ToUpper(l.Method)
 	}
 	return nil
+}
+
+// missingError names a required setting that is not given. The Caddyfile
+// parser validates after every line, before the block is complete, so it
+// sets these errors aside until the block's end.
+type missingError string
+
+func (e missingError) Error() string { return string(e) }
+
+// isMissing reports whether err is only a missing required setting.
+func isMissing(err error) bool {
+	var m missingError
+	return errors.As(err, &m)
+}
+
+// validate is the one check of session_auth's settings, for both the
+// Caddyfile and JSON: the parser runs it after each line it reads, so an
+// error names its line, and Provision runs it on the settings with their
+// {env.*} and {file.*} placeholders expanded. A value that still holds
+// such a placeholder (the parser's view) is checked once expanded. A
+// zero value stands for the default and passes. Missing required
+// settings are reported last, as a missingError.
+func (h *SessionAuth) validate() error {
+	if h.Backend.Dialect != "" {
+		if _, err := sessionctx.DialectOptions(h.Backend.Dialect); err != nil {
+			return fmt.Errorf("backend: %w", err)
+		}
+		if err := checkURL("backend url", h.Backend.URL, h.Backend.URL, "http", "https"); err != nil {
+			return err
+		}
+	}
+	for _, v := range []struct {
+		name string
+		d    caddy.Duration
+	}{
+		{"timeout", h.Timeout}, {"cache_ttl", h.CacheTTL}, {"negative_ttl", h.NegativeTTL},
+		{"stale_if_error", h.StaleIfError}, {"retry_after", h.RetryAfter},
+	} {
+		if v.d < 0 {
+			return fmt.Errorf("%s must not be negative (got %s)", v.name, time.Duration(v.d))
+		}
+	}
+	if h.CacheMax < 0 {
+		return fmt.Errorf("cache_max \"%d\" must not be negative", h.CacheMax)
+	}
+	if err := h.checkTransport(); err != nil {
+		return err
+	}
+	for name := range h.BackendHeaders {
+		if !isHeaderName(name) {
+			return fmt.Errorf("backend_header %q: not a header name", name)
+		}
+	}
+	for i, t := range h.Tokens {
+		if err := t.Validate(); err != nil {
+			return fmt.Errorf("tokens %d: %w", i, err)
+		}
+	}
+	if strings.ContainsAny(h.HeaderPrefix, " \t\r\n:") {
+		return fmt.Errorf("header_prefix %q is not a header name prefix", h.HeaderPrefix)
+	}
+	for name := range h.Headers {
+		if !isHeaderName(name) {
+			return fmt.Errorf("header %q: not a header name", name)
+		}
+	}
+	if _, err := headerFields(h.HeaderFields); err != nil {
+		return err
+	}
+	for _, p := range h.HeaderPresets {
+		if _, ok := presets[p]; !ok {
+			return fmt.Errorf("unknown header preset %q (want %s)", p, strings.Join(slices.Sorted(maps.Keys(presets)), " or "))
+		}
+	}
+	if u := h.OnUnauthenticated; u != nil && u.Status != 0 && (u.Status < 400 || u.Status > 499) {
+		return fmt.Errorf("on_unauthenticated status \"%d\": want a 4xx status", u.Status)
+	}
+	for i, l := range h.Logout {
+		if l.Method == "" {
+			return fmt.Errorf("logout %d: no method", i)
+		}
+		if !strings.HasPrefix(l.Path, "/") {
+			return fmt.Errorf("logout path %q must start with /", l.Path)
+		}
+	}
+	if k := h.LogHashKey; k != "" && !hasPlaceholder(k) && len(k) < minLogHashKey {
+		return fmt.Errorf("log_hash_key: want at least %d bytes, got %d", minLogHashKey, len(k))
+	}
+	if h.Cluster != nil {
+		if err := h.Cluster.validate(); err != nil {
+			return err
+		}
+	}
+	if h.Backend.Dialect == "" {
+		_, known := sessionctx.DialectOptions("") // its error lists the dialects
+		return missingError(fmt.Sprintf("session_auth needs a backend: a dialect and its url (%v)", known))
+	}
+	return nil
+}
+
+// isHeaderName reports whether name can name a header sessiongate sets.
+func isHeaderName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, " \t\r\n:")
 }
 
 // Cleanup releases this handler's hold on the shared cache.
