@@ -3,10 +3,14 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -120,8 +124,45 @@ func (h *SessionAuth) newServiceTransport(ctx caddy.Context) (rt *http.Transport
 		}
 		return nil, nil, fmt.Errorf("backend transport: %w", err)
 	}
+	rt.DialContext = unwrapDialErrors(rt.DialContext, time.Duration(t.DialTimeout))
 	return rt, key, nil
 }
+
+// unwrapDialErrors makes the dial failures of Caddy's transport look like
+// net's own again. It reports them as a reverseproxy.DialError, which
+// has no Unwrap, so a refused connection or a dial time-out would count
+// as a failure of kind "other" in the metrics and logs.
+func unwrapDialErrors(dial func(context.Context, string, string) (net.Conn, error), dialTimeout time.Duration) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, address string) (net.Conn, error) {
+		start := time.Now()
+		conn, err := dial(ctx, network, address)
+		var de reverseproxy.DialError
+		if err == nil || !errors.As(err, &de) {
+			return conn, err
+		}
+		msg := de.Error()
+		if _, cause, ok := strings.Cut(msg, address+": "); ok {
+			msg = cause
+		}
+		timedOut := ctx.Err() != nil || (dialTimeout > 0 && time.Since(start) >= dialTimeout)
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: dialAddr{network, address}, Err: &dialFailure{msg, timedOut}}
+	}
+}
+
+// dialFailure is the cause of a failed dial, as far as DialError tells it.
+type dialFailure struct {
+	msg     string
+	timeout bool
+}
+
+func (e *dialFailure) Error() string   { return e.msg }
+func (e *dialFailure) Timeout() bool   { return e.timeout }
+func (e *dialFailure) Temporary() bool { return e.timeout }
+
+type dialAddr struct{ network, address string }
+
+func (a dialAddr) Network() string { return a.network }
+func (a dialAddr) String() string  { return a.address }
 
 // serviceTransport carries one pooled resolver's session-service
 // requests. Every Provision that shares the resolver installs the
@@ -178,4 +219,6 @@ func (c withoutCaddyValues) Value(key any) any {
 var (
 	_ http.RoundTripper = (*serviceTransport)(nil)
 	_ context.Context   = withoutCaddyValues{}
+	_ net.Error         = (*dialFailure)(nil)
+	_ net.Addr          = dialAddr{}
 )
