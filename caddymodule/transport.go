@@ -61,8 +61,10 @@ func (h *SessionAuth) checkTransport() error {
 	if t == nil {
 		return nil
 	}
-	if slices.Contains(t.Versions, "3") {
-		return fmt.Errorf("backend transport: versions 3 is not supported for the session service (want 1.1, 2 or h2c)")
+	for _, v := range t.Versions {
+		if !slices.Contains([]string{"1.1", "2", "h2c"}, v) {
+			return fmt.Errorf("backend transport: versions %s is not supported for the session service (want 1.1, 2 or h2c)", v)
+		}
 	}
 	if t.ProxyProtocol != "" {
 		return fmt.Errorf("backend transport: proxy_protocol is not supported for the session service")
