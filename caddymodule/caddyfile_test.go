@@ -341,6 +341,17 @@ func TestCaddyfileSessionAuthErrors(t *testing.T) {
 		{"logout path without slash", []string{"session_auth http https://a.example {", "logout POST logout", "}"}, 3, `logout path "logout"`},
 		{"backend_header without value", []string{"session_auth http https://a.example {", "backend_header X-App-Key", "}"}, 3, "want backend_header <name> <value>"},
 		{"tls_trusted_ca_certs without files", []string{"session_auth http https://a.example {", "tls_trusted_ca_certs", "}"}, 3, "tls_trusted_ca_certs"},
+		{"short log_hash_key", []string{"session_auth http https://a.example {", "log_hash_key short", "}"}, 3, "log_hash_key: want at least 16 bytes, got 5"},
+		{"backend_header name with a space", []string{"session_auth http https://a.example {", `backend_header "X App" v`, "}"}, 3, `backend_header "X App": not a header name`},
+		{"backend url from an unset variable", []string{"session_auth {", "backend http {env.SESSIONGATE_TEST_UNSET_URL}", "}"}, 3, "SESSIONGATE_TEST_UNSET_URL is not set"},
+		{"transport duration that is not one", []string{"session_auth {", "backend http https://a.example {", "user_from login", "dial_timeout soon", "}", "}"}, 5, "soon"},
+		{"transport unknown trust pool", []string{"session_auth {", "backend http https://a.example {", "tls_trust_pool nosuch /ca.pem", "}", "}"}, 4, "nosuch"},
+		{"transport trust pool given twice", []string{"session_auth {", "backend http https://a.example {", "tls_trust_pool file /a.pem", "tls_trust_pool file /b.pem", "}", "}"}, 5, "tls_trust_pool"},
+		{"transport client auth with three files", []string{"session_auth {", "backend http https://a.example {", "tls_client_auth a.pem b.pem c.pem", "}", "}"}, 4, "wrong argument count"},
+		{"transport HTTP/3", []string{"session_auth {", "backend http https://a.example {", "versions 3", "}", "}"}, 4, "versions 3 is not supported"},
+		{"transport proxy_protocol", []string{"session_auth {", "backend http https://a.example {", "proxy_protocol v2", "}", "}"}, 4, `unrecognized http backend option "proxy_protocol"`},
+		{"deprecated CAs beside a trust pool", []string{"session_auth {", "tls_trusted_ca_certs /a.pem", "backend http https://a.example {", "tls_trust_pool file /b.pem", "}", "}"}, 5, "give one"},
+		{"transport line in a dialect without options", []string{"session_auth {", "backend amplify https://a.example {", "tls_server_name amplify.internal", "api v2", "}", "}"}, 5, "dialect amplify takes no options"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := adaptSessionAuth(t, strings.Join(tc.lines, "\n"))
