@@ -194,8 +194,9 @@ func TestTransportLifecycle(t *testing.T) {
 	defer cancel()
 	resolve := func(h *SessionAuth, tok string) {
 		t.Helper()
-		cred := sessionctx.Credential{Value: tok, Source: sessionctx.TokenSource{From: sessionctx.FromBearer}}
-		if _, err := h.resolver.Resolve(context.Background(), cred); err != nil {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		if _, err := h.client.Authenticate(r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -211,7 +212,7 @@ func TestTransportLifecycle(t *testing.T) {
 	if err := reloaded.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if reloaded.resolver != old.resolver {
+	if reloaded.client != old.client {
 		t.Fatal("the same config did not share the resolver")
 	}
 	waitOpen(0, "after a handler installed its transport")
