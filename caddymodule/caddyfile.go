@@ -434,11 +434,8 @@ func (h *SessionRequire) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
 	kind := d.Val()
 	values := d.RemainingArgs()
-	switch kind {
-	case "role", "perm", "org", "org_id", "user", "user_id":
-		if len(values) == 0 {
-			return d.Errf("%s needs at least one value", kind)
-		}
+	if len(values) == 0 && slices.Contains([]string{"role", "perm", "org", "org_id", "user", "user_id"}, kind) {
+		return d.Errf("%s needs at least one value", kind)
 	}
 	switch kind {
 	case "role":
