@@ -69,6 +69,7 @@ func (h *SessionAuth) checkTransport() error {
 	if t.ProxyProtocol != "" {
 		return fmt.Errorf("backend transport: proxy_protocol is not supported for the session service")
 	}
+	//nolint:staticcheck // SA1019: the deprecated CA fields are read to refuse a second list of CAs beside them
 	if len(h.TLSTrustedCACerts) > 0 && t.TLS != nil && (len(t.TLS.CARaw) > 0 || len(t.TLS.RootCAPEMFiles) > 0 || len(t.TLS.RootCAPool) > 0) {
 		return fmt.Errorf("tls_trusted_ca_certs and the backend's tls_trust_pool (or its tls_trusted_ca_certs) both name the trusted CAs: give one, in the backend")
 	}

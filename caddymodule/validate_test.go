@@ -118,7 +118,7 @@ func TestValidateJSONAccepts(t *testing.T) {
 		if err := h.Provision(ctx); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
-		h.Cleanup()
+		cleanup(t, h)
 		cancel()
 	}
 }
@@ -135,7 +135,7 @@ func TestTransportPoolKey(t *testing.T) {
 		if err := h.Provision(ctx); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { h.Cleanup() })
+		t.Cleanup(func() { cleanup(t, h) })
 		return h
 	}
 	be := func(transport string) BackendConfig {
@@ -219,8 +219,8 @@ func TestTransportLifecycle(t *testing.T) {
 	resolve(reloaded, "b")
 	waitOpen(1, "after a lookup on the new transport")
 
-	old.Cleanup()
+	cleanup(t, old)
 	waitOpen(1, "while a handler still uses the resolver")
-	reloaded.Cleanup()
+	cleanup(t, reloaded)
 	waitOpen(0, "after the last handler is gone")
 }

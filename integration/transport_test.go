@@ -116,14 +116,14 @@ func newTLSSessionService(t *testing.T, cert tls.Certificate, clientCAs *x509.Ce
 	t.Helper()
 	s := &sessionService{sessions: map[string]string{}}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.Server.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	if clientCAs != nil {
-		s.Server.TLS.ClientAuth = tls.RequireAndVerifyClientCert
-		s.Server.TLS.ClientCAs = clientCAs
+		s.TLS.ClientAuth = tls.RequireAndVerifyClientCert
+		s.TLS.ClientCAs = clientCAs
 	}
 	// The handshake failures the tests provoke are expected.
-	s.Server.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.Server.StartTLS()
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
 }
