@@ -346,7 +346,9 @@ func (h *SessionAuth) parseBackend(d *caddyfile.Dispenser, dialect, url string, 
 			return d.Errf("backend %s options: %v", dialect, err)
 		}
 		for k, v := range after {
-			if !bytes.Equal(before[k], v) {
+			// A line names its field, or at least changes it; one that
+			// restates the default changes nothing but is kept too.
+			if k == name || !bytes.Equal(before[k], v) {
 				written[k] = v
 			}
 		}
@@ -362,8 +364,8 @@ func (h *SessionAuth) parseBackend(d *caddyfile.Dispenser, dialect, url string, 
 }
 
 // optionFields is the dialect options' JSON, field by field. The adapted
-// JSON holds only the fields the block's lines changed, not the
-// defaults, so that it shows what the user wrote.
+// JSON holds only the fields the block's lines name or change, not the
+// other defaults, so that it shows what the user wrote.
 func optionFields(opts sessionctx.Options) (map[string]json.RawMessage, error) {
 	raw, err := json.Marshal(opts)
 	if err != nil {

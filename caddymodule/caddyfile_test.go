@@ -124,6 +124,16 @@ func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
 				"user_id_from":"identity.id","user_from":"identity.traits.email","roles_from":"groups","valid_from":"active"}}}`,
 		},
 		{
+			name: "a dialect option that restates the default is kept",
+			caddyfile: `session_auth {
+				backend eternus https://e.example {
+					session_id_from header X-Eternus-Session-Id
+				}
+			}`,
+			want: `{"handler":"session_auth","backend":{"dialect":"eternus","url":"https://e.example","options":{
+				"session_id_from":{"from":"header","name":"X-Eternus-Session-Id"}}}}`,
+		},
+		{
 			name: "backend url from the environment",
 			caddyfile: `session_auth {
 				backend http {env.SESSION_URL}
