@@ -127,9 +127,6 @@ func (r *resolver) setTier(t Tier) {
 	t.Attach(func(k Key) { r.forgetLocal(k) }, func() { r.purgeLocal() })
 }
 
-// SetClock replaces the resolver's clock; for tests.
-func (r *resolver) setClock(now func() time.Time) { r.now = now }
-
 // Resolve returns the session that cred names. The error wraps
 // ErrUnauthenticated or ErrUnavailable.
 func (r *resolver) Resolve(ctx context.Context, cred credential) (Result, error) {
@@ -284,10 +281,6 @@ func (r *resolver) evicted(n int) {
 		r.onEvict(n)
 	}
 }
-
-// Forget evicts a token's entries (a logout, a revoked session) and
-// reports whether there was one.
-func (r *resolver) Forget(cred credential) bool { return r.ForgetKey(keyOf(cred)) }
 
 // ForgetKey is Forget by key, on every node when the resolver has a tier.
 func (r *resolver) ForgetKey(key Key) bool {

@@ -394,3 +394,9 @@ func TestResolverDropsUnwritableTimes(t *testing.T) {
 		t.Fatalf("the session does not marshal: %v", err)
 	}
 }
+
+// Forget is ForgetKey by credential, for the tests that hold one.
+func (r *resolver) Forget(cred credential) bool { return r.ForgetKey(keyOf(cred)) }
+
+// setClock replaces the resolver's clock.
+func (r *resolver) setClock(now func() time.Time) { r.now = now }
