@@ -186,17 +186,25 @@ func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 	forgets := r.forgets.Load()
 	now := r.now()
 	e := r.tier.Get(ctx, key, now)
-	if e == nil || r.forgets.Load() != forgets {
-		// A forget (perhaps this very token's revocation from another
-		// node) during the read: what was read may be what it revoked.
+	if e == nil {
 		return Result{}, nil, false
 	}
 	if e.Session == nil {
+		// A rejection is served even when a forget came in during the
+		// read: refusing the request is what revocation asks for, and the
+		// node that rejected the token announces it with exactly such a
+		// forget, which may reach this node mid-read. It is kept only
+		// when nothing was forgotten meanwhile.
 		if r.forgets.Load() == forgets {
 			exp := e.Fresh.UnixNano()
 			r.evicted(r.neg.put(key, &entry{fresh: exp, stale: exp}, now.UnixNano()))
 		}
 		return Result{Key: key}, fmt.Errorf("%w: token rejected (shared)", ErrUnauthenticated), true
+	}
+	if r.forgets.Load() != forgets {
+		// A forget (perhaps this very token's revocation from another
+		// node) during the read: what was read may be what it revoked.
+		return Result{}, nil, false
 	}
 	ent := &entry{session: e.Session, fresh: e.Fresh.UnixNano(), stale: e.Stale.UnixNano()}
 	if r.prepare != nil {

@@ -137,6 +137,68 @@ func TestTierOneServiceCallAcrossNodes(t *testing.T) {
 	}
 }
 
+// forgetMidRead is a real Tier whose reads end with the node's own
+// forget of the key read, as when another node's invalidation of that
+// token arrives while this node is reading Redis.
+type forgetMidRead struct {
+	*Tier
+	forget func(sessionctx.Key)
+}
+
+func (f *forgetMidRead) Attach(forget func(sessionctx.Key), purge func()) {
+	f.forget = forget
+	f.Tier.Attach(forget, purge)
+}
+
+func (f *forgetMidRead) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sessionctx.SharedEntry {
+	e := f.Tier.Get(ctx, key, now)
+	f.forget(key)
+	return e
+}
+
+// A node that rejects a token tells the others to forget it, and that
+// message can reach a node while it reads the rejection from Redis. The
+// rejection is still served from Redis (no second service call); a
+// session read under a forget is not, as what was read may be what the
+// forget revoked.
+func TestTierForgetDuringSharedRead(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newCounting(t, 0)
+	a := newNode(t, srv, b, "backend1")
+	tier, err := New(Config{URL: srv.URL(), Secret: testSecret, Backend: "backend1", Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tier.Close() })
+	c, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: b.url, Tokens: []sessionctx.TokenSource{tokenSource}, Tier: &forgetMidRead{Tier: tier}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "tier connected", func() bool { return tier.Stats().Connected })
+	other := node{c, tier}
+	ctx := context.Background()
+
+	if _, err := a.Resolve(ctx, "bad1"); !errors.Is(err, sessionctx.ErrUnauthenticated) {
+		t.Fatalf("node A: %v", err)
+	}
+	if _, err := other.Resolve(ctx, "bad1"); !errors.Is(err, sessionctx.ErrUnauthenticated) {
+		t.Fatalf("node B: %v, want the shared rejection", err)
+	}
+	if got := b.calls.Load(); got != 1 {
+		t.Fatalf("service calls = %d, want 1: the shared rejection must be served", got)
+	}
+
+	if _, err := a.Resolve(ctx, "good1"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := other.Resolve(ctx, "good1"); err != nil || res.Session == nil {
+		t.Fatalf("node B: %+v, %v", res, err)
+	}
+	if got := b.calls.Load(); got != 3 {
+		t.Fatalf("service calls = %d, want 3: a session read under a forget must be asked of the service again", got)
+	}
+}
+
 func TestTierNothingReadableInRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	a := newNode(t, srv, newCounting(t, 0), "backend1")
