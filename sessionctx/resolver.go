@@ -102,11 +102,29 @@ type resolver struct {
 	// miss before the session service.
 	tier Tier
 
-	// forgets counts Forget and Purge calls. A call in flight when one
-	// happens does not cache its answer: the session it fetched may be
-	// the one just logged out or revoked.
-	forgets atomic.Uint64
+	// forgets counts Forget and Purge calls. A lookup in flight when
+	// its token is forgotten does not cache its answer: the session it
+	// fetched may be the one just logged out or revoked.
+	forgets forgetClock
 }
+
+// forgetClock counts forgets per stripe of keys and purges for all, so
+// that forgetting one token (a logout, or another node's rejection of
+// it) does not send lookups of other tokens to the session service.
+type forgetClock struct {
+	purges  atomic.Uint64
+	stripes [64]atomic.Uint64
+}
+
+// at is the count that concerns key. Both counts only grow, so their sum
+// is unchanged only when neither moved.
+func (f *forgetClock) at(key Key) uint64 {
+	return f.purges.Load() + f.stripes[key[0]%64].Load()
+}
+
+func (f *forgetClock) forget(key Key) { f.stripes[key[0]%64].Add(1) }
+
+func (f *forgetClock) purge() { f.purges.Add(1) }
 
 // newResolver makes a resolver for backend.
 func newResolver(be backend, cfg CacheConfig) *resolver {
@@ -183,7 +201,7 @@ func (r *resolver) cached(key Key, now int64) (Result, error, bool) {
 // shared answers from the tier when another node has: the answer fills
 // the cache as if the service had given it, without calling the service.
 func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
-	forgets := r.forgets.Load()
+	forgets := r.forgets.at(key)
 	now := r.now()
 	e := r.tier.Get(ctx, key, now)
 	if e == nil {
@@ -195,13 +213,13 @@ func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 		// node that rejected the token announces it with exactly such a
 		// forget, which may reach this node mid-read. It is kept only
 		// when nothing was forgotten meanwhile.
-		if r.forgets.Load() == forgets {
+		if r.forgets.at(key) == forgets {
 			exp := e.Fresh.UnixNano()
 			r.evicted(r.neg.put(key, &entry{fresh: exp, stale: exp}, now.UnixNano()))
 		}
 		return Result{Key: key}, fmt.Errorf("%w: token rejected (shared)", ErrUnauthenticated), true
 	}
-	if r.forgets.Load() != forgets {
+	if r.forgets.at(key) != forgets {
 		// A forget (perhaps this very token's revocation from another
 		// node) during the read: what was read may be what it revoked.
 		return Result{}, nil, false
@@ -210,7 +228,7 @@ func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 	if r.prepare != nil {
 		ent.prepared = r.prepare(e.Session)
 	}
-	if r.forgets.Load() == forgets {
+	if r.forgets.at(key) == forgets {
 		r.neg.delete(key)
 		r.evicted(r.pos.put(key, ent, now.UnixNano()))
 	}
@@ -219,7 +237,7 @@ func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 
 func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result, error) {
 	r.calls.Add(1)
-	forgets := r.forgets.Load()
+	forgets := r.forgets.at(key)
 	start := r.now()
 	s, err := r.be.Resolve(ctx, cred)
 	took := r.now().Sub(start)
@@ -251,7 +269,7 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 		if r.prepare != nil {
 			e.prepared = r.prepare(s)
 		}
-		if r.forgets.Load() == forgets {
+		if r.forgets.at(key) == forgets {
 			r.neg.delete(key)
 			r.evicted(r.pos.put(key, e, now.UnixNano()))
 			if r.tier != nil {
@@ -301,7 +319,7 @@ func (r *resolver) ForgetKey(key Key) bool {
 // forgetLocal is ForgetKey on this node only: what an invalidation from
 // another node does.
 func (r *resolver) forgetLocal(key Key) bool {
-	r.forgets.Add(1)
+	r.forgets.forget(key)
 	p := r.pos.delete(key)
 	n := r.neg.delete(key)
 	return p || n
@@ -337,7 +355,7 @@ func (r *resolver) Purge() int {
 }
 
 func (r *resolver) purgeLocal() int {
-	r.forgets.Add(1)
+	r.forgets.purge()
 	return r.pos.clear() + r.neg.clear()
 }
 

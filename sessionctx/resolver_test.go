@@ -378,6 +378,34 @@ func TestResolverForgetDuringFlight(t *testing.T) {
 	if st := r.Stats(); st.Entries != 1 {
 		t.Fatalf("%d entries after an undisturbed fetch, want 1", st.Entries)
 	}
+	// A Purge during a fetch is a forget of every token.
+	b.release = make(chan struct{})
+	go func() { _, err := r.Resolve(context.Background(), cred("b")); done <- err }()
+	<-b.entered
+	r.Purge()
+	b.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Entries != 0 {
+		t.Fatalf("%d entries: the fetch in flight during Purge was cached", st.Entries)
+	}
+	// Forgetting another token does not cost this one its entry, so a
+	// logout of one user does not send the others to the service again.
+	other := "x"
+	for i := 0; keyOf(cred(other))[0]%64 == keyOf(cred("c"))[0]%64; i++ {
+		other = fmt.Sprint("x", i)
+	}
+	go func() { _, err := r.Resolve(context.Background(), cred("c")); done <- err }()
+	<-b.entered
+	r.Forget(cred(other))
+	b.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Entries != 1 {
+		t.Fatalf("%d entries: a Forget of another token kept this one's fetch from being cached", st.Entries)
+	}
 }
 
 func TestResolverDropsUnwritableTimes(t *testing.T) {
