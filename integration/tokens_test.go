@@ -221,8 +221,8 @@ func TestHostileTokenFlood(t *testing.T) {
 // upstream of an anonymous request sees no token of any kind, be it
 // rejected by the service or malformed on its face (too long, control
 // characters), and no forged identity header, with or without a token.
-// A malformed token once went through untouched, because Extract did not
-// say where it had found it.
+// A malformed token once went through untouched, because reading it did
+// not say where it had been found.
 func TestHostileStripTokenMalformed(t *testing.T) {
 	svc := newSessionService(t)
 	svc.addSession("tok-alice", aliceSession())
