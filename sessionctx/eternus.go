@@ -205,13 +205,15 @@ func (b *eternusBackend) Resolve(ctx context.Context, cred credential) (*Session
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
+	// The resolver caches this answer under keyOf(cred): remember it
+	// under the token, for a purge that names the token alone. Before the
+	// call, so that such a purge while it is in flight forgets this key
+	// and the answer is not cached.
+	b.byToken.add(tok, keyOf(cred))
 	status, raw, err := b.svc.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	// The resolver caches this answer under keyOf(cred): remember it
-	// under the token, for a purge that names the token alone.
-	b.byToken.add(tok, keyOf(cred))
 	if status != http.StatusOK {
 		// 401: the token is dead; 404: no such session; 403: the token
 		// lives but names another session (a session can only read

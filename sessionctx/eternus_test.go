@@ -254,3 +254,36 @@ func TestEternusStripTokens(t *testing.T) {
 		}
 	}
 }
+
+// A purge that names an ETERNUS token while the token's first lookup is
+// in flight keeps that lookup's answer out of the cache, as a forget of
+// the credential itself would.
+func TestEternusPurgeTokenDuringFlight(t *testing.T) {
+	emu := emulator.NewEternus()
+	emu.AddUser("root", "pw", []string{"Status_Display"}, 90)
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			entered <- struct{}{}
+			<-release
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	r := newResolver(dialectBackend(t, "eternus", srv.URL, ""), CacheConfig{})
+	sid, tok, _ := eternusLogin(t, srv.URL, "root", "pw")
+	done := make(chan error)
+	go func() {
+		_, err := r.Resolve(context.Background(), credential{Value: sid + ":" + tok, Source: TokenSource{From: FromBearer}})
+		done <- err
+	}()
+	<-entered
+	r.ForgetToken(tok)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Entries != 0 {
+		t.Fatalf("%d entries: the lookup in flight during a purge of its token was cached", st.Entries)
+	}
+}
