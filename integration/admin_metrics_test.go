@@ -453,8 +453,7 @@ func TestOpsMetrics(t *testing.T) {
 	svc.addSession("tok-alice", aliceSession())
 	svc2 := newSessionService(t)
 	svc2.addSession("tok-alice", aliceSession())
-	down := newSessionService(t)
-	down.Close()
+	downURL := refusingURL(t)
 	up := newUpstream(t)
 	site := func(extra string) string {
 		return fmt.Sprintf(`
@@ -488,7 +487,7 @@ func TestOpsMetrics(t *testing.T) {
 		}
 		reverse_proxy %s
 	}
-}`, httpPort, svc.URL, extra, up.Listener.Addr(), down.URL, extra, up.Listener.Addr(),
+}`, httpPort, svc.URL, extra, up.Listener.Addr(), downURL, extra, up.Listener.Addr(),
 			svc2.URL, extra, up.Listener.Addr(), svc.URL, extra, up.Listener.Addr())
 	}
 	tester := startCaddy(t, site(""))

@@ -312,8 +312,7 @@ func TestRedirectEscapesPathPlaceholders(t *testing.T) {
 // TestRetryAfterSetting: retry_after sets the Retry-After of a 503, in
 // whole seconds rounded up; without it, 5.
 func TestRetryAfterSetting(t *testing.T) {
-	down := newSessionService(t)
-	down.Close() // refuses connections
+	downURL := refusingURL(t)
 	up := newUpstream(t)
 	tester := startCaddy(t, fmt.Sprintf(`
 :%d {
@@ -333,7 +332,7 @@ func TestRetryAfterSetting(t *testing.T) {
 		session_auth http %s
 		reverse_proxy %s
 	}
-}`, httpPort, down.URL, up.Listener.Addr(), down.URL, up.Listener.Addr(), down.URL, up.Listener.Addr()))
+}`, httpPort, downURL, up.Listener.Addr(), downURL, up.Listener.Addr(), downURL, up.Listener.Addr()))
 
 	for path, want := range map[string]string{"/thirty": "30", "/short": "2", "/": "5"} {
 		resp, _ := do(t, tester, "GET", path, bearer("tok-alice"))

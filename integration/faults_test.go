@@ -60,8 +60,7 @@ func TestHostileFaults(t *testing.T) {
 		s.setFault(fault)
 		return s
 	}
-	refused := newSessionService(t)
-	refused.Close()
+	refusedURL := refusingURL(t)
 	huge := &hugeFake{done: make(chan struct{})}
 
 	tlsSvc := &sessionService{sessions: map[string]string{}}
@@ -80,7 +79,7 @@ func TestHostileFaults(t *testing.T) {
 		kind       string // service_errors_total kind; "" = any
 		inLog      string // in the warning's error field
 	}{
-		{"connection refused", "/refused", refused.URL, "", "refused", "connection refused"},
+		{"connection refused", "/refused", refusedURL, "", "refused", "connection refused"},
 		{"hangs past timeout", "/hang", svc(func(w http.ResponseWriter, r *http.Request) bool {
 			select {
 			case <-time.After(5 * time.Second):

@@ -35,8 +35,7 @@ func TestHostileLogSecrecy(t *testing.T) {
 	debugLog, accessLog := filepath.Join(dir, "debug.log"), filepath.Join(dir, "access.log")
 	svc := newSessionService(t)
 	staleSvc := newSessionService(t)
-	down := newSessionService(t)
-	down.Close()
+	downURL := refusingURL(t)
 	up := newUpstream(t)
 
 	tokens := map[string]string{
@@ -107,7 +106,7 @@ func TestHostileLogSecrecy(t *testing.T) {
 		}
 		reverse_proxy %[6]s
 	}
-}`, httpPort, accessLog, filter, svc.URL, auth, up.Listener.Addr(), down.URL, staleSvc.URL))
+}`, httpPort, accessLog, filter, svc.URL, auth, up.Listener.Addr(), downURL, staleSvc.URL))
 
 	steps := []struct {
 		name, method, path string
@@ -221,8 +220,7 @@ func TestHostileLogSecrecy(t *testing.T) {
 // with or without handle_errors, and the 503 still carries Retry-After.
 func TestHostileLogDefaultConfig(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
-	down := newSessionService(t)
-	down.Close()
+	downURL := refusingURL(t)
 	svc := newSessionService(t)
 	up := newUpstream(t)
 	tokens := map[string]string{
@@ -255,7 +253,7 @@ func TestHostileLogDefaultConfig(t *testing.T) {
 	handle_errors {
 		respond "rendered {err.status_code}" {err.status_code}
 	}
-}`, httpPort, down.URL, up.Listener.Addr(), svc.URL, altPort))
+}`, httpPort, downURL, up.Listener.Addr(), svc.URL, altPort))
 
 	for _, c := range []struct {
 		name, url string
