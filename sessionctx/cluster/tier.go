@@ -90,6 +90,9 @@ type Tier struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ps is the subscription, which Close closes so that a read blocked
+	// on a quiet channel ends at once.
+	ps *redis.PubSub
 }
 
 var _ sessionctx.Tier = (*Tier)(nil)
@@ -144,6 +147,11 @@ func New(cfg Config) (*Tier, error) {
 // Close stops the subscription and closes the connections.
 func (t *Tier) Close() error {
 	t.cancel()
+	t.mu.Lock()
+	if t.ps != nil {
+		_ = t.ps.Close()
+	}
+	t.mu.Unlock()
 	<-t.done
 	return t.client.Close()
 }
@@ -406,7 +414,14 @@ func (t *Tier) readGen(ctx context.Context) error {
 func (t *Tier) subscribe(ctx context.Context) {
 	defer close(t.done)
 	ps := t.client.Subscribe(ctx, t.channel)
-	defer ps.Close()
+	t.mu.Lock()
+	t.ps = ps
+	t.mu.Unlock()
+	if ctx.Err() != nil {
+		// Close came first and found no subscription to close.
+		_ = ps.Close()
+		return
+	}
 	const idle = time.Second
 	first := true
 	heard := time.Now()
