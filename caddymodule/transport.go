@@ -203,24 +203,8 @@ func (t *serviceTransport) close() {
 // were a proxied one, and the lookup may outlive the client request, so
 // the state is hidden from it.
 func (t *serviceTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.rt.Load().RoundTrip(req.WithContext(withoutCaddyValues{req.Context()}))
-	if err != nil && errors.Is(req.Context().Err(), context.DeadlineExceeded) {
-		// http.Client names its own time-out only on the transports it
-		// knows, and this one is not: say it here, deterministically.
-		return nil, &serviceTimeout{err}
-	}
-	return resp, err
+	return t.rt.Load().RoundTrip(req.WithContext(withoutCaddyValues{req.Context()}))
 }
-
-// serviceTimeout is a session-service request cut off by the timeout.
-type serviceTimeout struct{ err error }
-
-func (e *serviceTimeout) Error() string {
-	return e.err.Error() + " (Client.Timeout exceeded while awaiting headers)"
-}
-func (e *serviceTimeout) Unwrap() error   { return e.err }
-func (e *serviceTimeout) Timeout() bool   { return true }
-func (e *serviceTimeout) Temporary() bool { return true }
 
 // withoutCaddyValues hides the values Caddy keys by caddy.CtxKey (vars,
 // replacer, server, dial information) and keeps the rest, the deadline
@@ -239,6 +223,5 @@ var (
 	_ http.RoundTripper = (*serviceTransport)(nil)
 	_ context.Context   = withoutCaddyValues{}
 	_ net.Error         = (*dialFailure)(nil)
-	_ net.Error         = (*serviceTimeout)(nil)
 	_ net.Addr          = dialAddr{}
 )

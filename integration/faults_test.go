@@ -86,7 +86,7 @@ func TestHostileFaults(t *testing.T) {
 			case <-r.Context().Done():
 			}
 			return true
-		}).URL, "timeout 300ms", "timeout", "Timeout"},
+		}).URL, "timeout 300ms", "timeout", "no answer within 300ms"},
 		{"status 500", "/s500", svc(func(w http.ResponseWriter, r *http.Request) bool { w.WriteHeader(500); return true }).URL, "", "status", "500"},
 		{"status 429", "/s429", svc(func(w http.ResponseWriter, r *http.Request) bool {
 			w.Header().Set("Retry-After", "120")

@@ -107,6 +107,10 @@ func DialectOptions(name string) (Options, error) {
 // defaultTimeout bounds one session-service request when none is configured.
 const defaultTimeout = 3 * time.Second
 
+// errTimedOut is the cause of a session-service request's context that
+// ran out of time.
+var errTimedOut = errors.New("session service timeout")
+
 // defaultMaxBody bounds a session-service answer when none is configured.
 // Session objects are a few kilobytes; anything near this is garbage.
 const defaultMaxBody = 1 << 20
@@ -174,6 +178,8 @@ type service struct {
 	Client  *http.Client
 	Header  http.Header
 	MaxBody int64
+	// Timeout bounds a request, its answer read in full.
+	Timeout time.Duration
 }
 
 func newService(cfg Config) (*service, error) {
@@ -217,13 +223,13 @@ func newService(cfg Config) (*service, error) {
 		URL: u,
 		Client: &http.Client{
 			Transport: transport,
-			Timeout:   timeout,
 			// A session service that redirects is answering for someone
 			// else (a login page): never follow, classify the 3xx instead.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		Header:  cfg.Header,
 		MaxBody: maxBody,
+		Timeout: timeout,
 	}, nil
 }
 
@@ -274,8 +280,16 @@ func (s *service) NewRequest(ctx context.Context, method, target string, body io
 // failures, time-outs and oversized answers wrap ErrUnavailable; the status
 // is the caller's to classify.
 func (s *service) Do(req *http.Request) (int, []byte, error) {
-	resp, err := s.Client.Do(req)
+	// The deadline is the request's context's, not http.Client.Timeout:
+	// it then holds, and is reported the same way, whatever transport
+	// the service is reached through.
+	ctx, cancel := context.WithTimeoutCause(req.Context(), s.Timeout, errTimedOut)
+	defer cancel()
+	resp, err := s.Client.Do(req.WithContext(ctx))
 	if err != nil {
+		if context.Cause(ctx) == errTimedOut {
+			return 0, nil, unavailable(failTimeout, "no answer within %v", s.Timeout)
+		}
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
 			// url.Error repeats the URL, which for token_to query would
@@ -287,6 +301,9 @@ func (s *service) Do(req *http.Request) (int, []byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, s.MaxBody+1))
 	if err != nil {
+		if context.Cause(ctx) == errTimedOut {
+			return resp.StatusCode, nil, unavailable(failTimeout, "answer not read in full within %v", s.Timeout)
+		}
 		kind := failGarbage // an answer begun and cut off
 		if transportKind(err) == failTimeout {
 			kind = failTimeout

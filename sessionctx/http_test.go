@@ -323,3 +323,49 @@ func TestHTTPZeroOptions(t *testing.T) {
 		t.Fatalf("%+v %v", res.Session, err)
 	}
 }
+
+// roundTripperFunc is a transport that is not an *http.Transport, as a
+// Caddy user's is.
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// The timeout bounds a request whatever its transport, the answer's body
+// included, and says so.
+func TestServiceTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow-body" {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(200)
+			w.Write([]byte(`{"user":`))
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	plain := http.DefaultTransport.(*http.Transport).Clone()
+	defer plain.CloseIdleConnections()
+	for _, c := range []struct {
+		name, path string
+		transport  http.RoundTripper
+		want       string
+	}{
+		{"no answer", "/hang", nil, "no answer within 100ms"},
+		{"no answer, own transport", "/hang", roundTripperFunc(plain.RoundTrip), "no answer within 100ms"},
+		{"body cut short", "/slow-body", nil, "answer not read in full within 100ms"},
+	} {
+		b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL + c.path, Timeout: 100 * time.Millisecond, Transport: c.transport})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Resolve(context.Background(), credential{Value: "tok", Source: TokenSource{From: FromBearer}})
+		if !errors.Is(err, ErrUnavailable) || FailureKind(err) != failTimeout || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v (kind %s), want a timeout saying %q", c.name, err, FailureKind(err), c.want)
+		}
+	}
+}
