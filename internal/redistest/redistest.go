@@ -11,6 +11,7 @@ package redistest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -68,8 +69,21 @@ func Start(t testing.TB, args ...string) *Server {
 		dir:  t.TempDir(),
 		args: args,
 	}
-	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-	s.Start()
+	// A port found free may be taken before the server listens on it:
+	// then another one.
+	for attempt := 1; ; attempt++ {
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+		s.mu.Lock()
+		err := s.start()
+		s.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errPortInUse) || attempt == 5 {
+			t.Fatal(err)
+		}
+		s.port = freePort(t)
+	}
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -78,13 +92,32 @@ func Start(t testing.TB, args ...string) *Server {
 func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 
 // Start starts the server again after Stop or Kill, on the same port and
-// with an empty dataset (nothing is persisted).
+// with an empty dataset (nothing is persisted). A port taken meanwhile by
+// something else (a connection of another process, between Stop and
+// Start) is tried again for a few seconds.
 func (s *Server) Start() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		err := s.start()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errPortInUse) || time.Now().After(deadline) {
+			s.t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// errPortInUse is a redis-server that could not listen on its port.
+var errPortInUse = errors.New("port in use")
+
+// start runs the server and waits until it answers; s.mu is held.
+func (s *Server) start() error {
 	if s.cmd != nil {
-		return
+		return nil
 	}
 	args := append([]string{
 		"--bind", "127.0.0.1",
@@ -100,14 +133,27 @@ func (s *Server) Start() {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		return fmt.Errorf("starting redis-server: %w", err)
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }() // the exit status is Stop's kill
 	s.cmd, s.done, s.out, s.pause = cmd, done, out, false
+	exited := func() error {
+		select {
+		case <-done:
+		default:
+			return nil
+		}
+		s.cmd = nil
+		if strings.Contains(out.String(), "Address already in use") {
+			return fmt.Errorf("redis-server on %s: %w: %s", s.Addr, errPortInUse, out.String())
+		}
+		return fmt.Errorf("redis-server exited on start: %s", out.String())
+	}
 
 	// Ready is the first moment a client's connection gets an answer; a
-	// failed AUTH (the test passed --requirepass) is an answer too.
+	// failed AUTH (the test passed --requirepass) is an answer too. The
+	// answer must be this process's: one that has exited did not give it.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
@@ -119,17 +165,14 @@ func (s *Server) Start() {
 			cancel()
 			cl.Close()
 			if err == nil || isAuthError(err) {
-				return
+				return exited()
 			}
 		}
-		select {
-		case <-done:
-			s.cmd = nil
-			s.t.Fatalf("redis-server exited on start: %s", out.String())
-		default:
+		if err := exited(); err != nil {
+			return err
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server not ready on %s after 10s: %v\n%s", s.Addr, err, out.String())
+			return fmt.Errorf("redis-server not ready on %s after 10s: %v\n%s", s.Addr, err, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

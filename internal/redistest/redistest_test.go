@@ -2,6 +2,7 @@ package redistest
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 )
@@ -33,5 +34,24 @@ func TestServerArgs(t *testing.T) {
 	s := Start(t, "--requirepass", "pw")
 	if err := s.Client(nil).Ping(context.Background()).Err(); err == nil {
 		t.Fatal("PING without AUTH answered on a server with requirepass")
+	}
+}
+
+// A port something else holds while the server is down is waited for,
+// and the server comes back on it: the clients' address stays valid.
+func TestServerStartWaitsForItsPort(t *testing.T) {
+	s := Start(t)
+	s.Stop()
+	l, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		l.Close()
+	}()
+	s.Start()
+	if err := s.Client(nil).Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("PING after the port came free: %v", err)
 	}
 }
