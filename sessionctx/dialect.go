@@ -287,7 +287,7 @@ func (s *service) Do(req *http.Request) (int, []byte, error) {
 	defer cancel()
 	resp, err := s.Client.Do(req.WithContext(ctx))
 	if err != nil {
-		if context.Cause(ctx) == errTimedOut {
+		if errors.Is(context.Cause(ctx), errTimedOut) {
 			return 0, nil, unavailable(failTimeout, "no answer within %v", s.Timeout)
 		}
 		var uerr *url.Error
@@ -301,7 +301,7 @@ func (s *service) Do(req *http.Request) (int, []byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, s.MaxBody+1))
 	if err != nil {
-		if context.Cause(ctx) == errTimedOut {
+		if errors.Is(context.Cause(ctx), errTimedOut) {
 			return resp.StatusCode, nil, unavailable(failTimeout, "answer not read in full within %v", s.Timeout)
 		}
 		kind := failGarbage // an answer begun and cut off

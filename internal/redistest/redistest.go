@@ -172,7 +172,7 @@ func (s *Server) start() error {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("redis-server not ready on %s after 10s: %v\n%s", s.Addr, err, out.String())
+			return fmt.Errorf("redis-server not ready on %s after 10s: %w\n%s", s.Addr, err, out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
