@@ -217,7 +217,7 @@ func newService(cfg Config) (*service, error) {
 	}
 	transport := cfg.Transport
 	if transport == nil {
-		transport = plainTransport(tlsCfg, timeout)
+		transport = plainTransport(tlsCfg)
 	}
 	return &service{
 		URL: u,
@@ -234,18 +234,18 @@ func newService(cfg Config) (*service, error) {
 }
 
 // plainTransport is the session-service transport of a Go user who brings
-// none: keep-alive connections, every phase bounded by timeout.
-func plainTransport(tlsCfg *tls.Config, timeout time.Duration) *http.Transport {
+// none: keep-alive connections. Its phases have no time-outs of their own:
+// the request's deadline (service.Do) bounds them all, and is then the one
+// that says a request took too long.
+func plainTransport(tlsCfg *tls.Config) *http.Transport {
 	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   timeout,
-		ResponseHeaderTimeout: timeout,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     true,
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tlsCfg,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
 	}
 }
 
