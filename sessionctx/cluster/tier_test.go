@@ -73,13 +73,20 @@ func newNode(t *testing.T, srv *redistest.Server, b *countingBackend, backendID 
 // long a node waits for another's answer before calling the service.
 func newNodeTimeout(t *testing.T, srv *redistest.Server, b *countingBackend, backendID string, timeout time.Duration) node {
 	t.Helper()
+	return newNodeAs(t, srv, b, backendID, timeout, func(tier *Tier) sessionctx.Tier { return tier })
+}
+
+// newNodeAs is newNodeTimeout with the client given as its tier what
+// as makes of the real one.
+func newNodeAs(t *testing.T, srv *redistest.Server, b *countingBackend, backendID string, timeout time.Duration, as func(*Tier) sessionctx.Tier) node {
+	t.Helper()
 	tier, err := New(Config{URL: srv.URL(), Secret: testSecret, Backend: backendID, Timeout: timeout,
 		Warn: func(msg string, err error) { t.Logf("warn: %s: %v", msg, err) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tier.Close() })
-	c, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: b.url, Tokens: []sessionctx.TokenSource{tokenSource}, Tier: tier})
+	c, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: b.url, Tokens: []sessionctx.TokenSource{tokenSource}, Tier: as(tier)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,17 +172,7 @@ func TestTierForgetDuringSharedRead(t *testing.T) {
 	srv := redistest.Start(t)
 	b := newCounting(t, 0)
 	a := newNode(t, srv, b, "backend1")
-	tier, err := New(Config{URL: srv.URL(), Secret: testSecret, Backend: "backend1", Timeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tier.Close() })
-	c, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: b.url, Tokens: []sessionctx.TokenSource{tokenSource}, Tier: &forgetMidRead{Tier: tier}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 3*time.Second, "tier connected", func() bool { return tier.Stats().Connected })
-	other := node{c, tier}
+	other := newNodeAs(t, srv, b, "backend1", 100*time.Millisecond, func(tier *Tier) sessionctx.Tier { return &forgetMidRead{Tier: tier} })
 	ctx := context.Background()
 
 	if _, err := a.Resolve(ctx, "bad1"); !errors.Is(err, sessionctx.ErrUnauthenticated) {
