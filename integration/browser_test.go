@@ -24,6 +24,7 @@ var demoPorts = strings.NewReplacer(
 	"localhost:8080", fmt.Sprintf("localhost:%d", httpPort),
 	"127.0.0.1:9001", "127.0.0.1:19001",
 	"127.0.0.1:9002", "127.0.0.1:19002",
+	"http://:9002", "http://:19002",
 )
 
 // loadDemo starts the test Caddy with Caddyfile.example itself, its global
