@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -40,22 +38,11 @@ type sdkRequest struct {
 	Cred   string `json:"cred"`
 }
 
-// needAmplifySDK skips without node or the installed SDK, except in CI
-// (.ci/run installs both), where their absence fails the test.
+// needAmplifySDK installs Axway's SDK from its lock file where it is
+// missing, as .ci/run does.
 func needAmplifySDK(t *testing.T) {
 	t.Helper()
-	missing := func(what, install string, err error) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is missing in CI (%s): %v", what, install, err)
-		}
-		t.Skipf("%s not installed (%s); the Amplify SDK test runs in CI", what, install)
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		missing("node", "apt-get install nodejs npm", err)
-	}
-	if _, err := os.Stat(filepath.Join(amplifySDKDir, "node_modules", "@axway", "amplify-sdk", "package.json")); err != nil {
-		missing("@axway/amplify-sdk", "cd "+amplifySDKDir+" && npm ci --ignore-scripts; .ci/run does it", err)
-	}
+	needNodePackage(t, amplifySDKDir, "@axway/amplify-sdk")
 }
 
 // runAmplifySDK runs find.js with the SDK's platform at platformURL and

@@ -6,6 +6,7 @@ package integration
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,6 +54,13 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Every test here starts a real Caddy: none belongs to the fast gate
+	// (go test -short), which runs before .ci/run installs the peers.
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("integration: skipped under -short (each test runs a real Caddy)")
+		os.Exit(0)
+	}
 	// Caddy writes its autosave and storage under XDG dirs: keep them out
 	// of the home directory.
 	dir, err := os.MkdirTemp("", "sessiongate-it-*")

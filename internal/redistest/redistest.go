@@ -52,6 +52,9 @@ type Server struct {
 // test. args are extra redis-server options ("--requirepass", "pw").
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs redis-server: not part of the fast gate (go test -short)")
+	}
 	path := Path
 	if p := os.Getenv("SESSIONGATE_REDIS_SERVER"); p != "" {
 		path = p
