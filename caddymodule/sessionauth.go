@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -127,6 +128,7 @@ type SessionAuth struct {
 	counters  handlerCounters
 	logger    *zap.Logger
 	warn      *rate.Sometimes // rate-limits the warning of an outage
+	outage    atomic.Bool     // a failure was warned of, and no answer has come since
 	dialect   string
 	redirect  string
 	unauthSts int
@@ -467,6 +469,9 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 
 	res, err := h.client.Authenticate(r)
+	if !res.Hit && h.outage.Load() && (err == nil && !res.Stale || errors.Is(err, sessionctx.ErrUnauthenticated)) {
+		h.serviceBack()
+	}
 	if err != nil {
 		if errors.Is(err, sessionctx.ErrUnauthenticated) {
 			if h.StripToken {
@@ -726,13 +731,15 @@ func prefersHTML(r *http.Request) bool {
 	return false
 }
 
-func (h *SessionAuth) logRequest(key sessionctx.Key, s *sessionctx.Session, outcome string, hit bool) {
+// logRequest counts a request's outcome and writes its debug line: one
+// line for every request that reaches session_auth, whatever the outcome.
+func (h *SessionAuth) logRequest(key sessionctx.Key, s *sessionctx.Session, outcome string, hit bool, more ...zap.Field) {
 	h.observe(key, outcome, hit)
 	ce := h.logger.Check(zapcore.DebugLevel, "session")
 	if ce == nil {
 		return
 	}
-	fields := []zap.Field{zap.String("outcome", outcome), zap.Bool("cache_hit", hit)}
+	fields := append([]zap.Field{zap.String("outcome", outcome), zap.Bool("cache_hit", hit)}, more...)
 	if key != (sessionctx.Key{}) {
 		fields = append(fields, zap.String("token_hash", h.tokenHash(key)))
 	}
@@ -763,12 +770,24 @@ func (h *SessionAuth) serviceUnavailable(w http.ResponseWriter, r *http.Request,
 }
 
 func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {
-	h.observe(key, "service_error", false)
+	h.logRequest(key, nil, "service_error", false, zap.Error(err))
+	h.outage.Store(true)
 	h.warn.Do(func() {
 		if ce := h.logger.Check(zapcore.WarnLevel, "session service unavailable"); ce != nil {
 			ce.Write(zap.String("dialect", h.dialect), zap.String("token_hash", h.tokenHash(key)), zap.Error(err))
 		}
 	})
+}
+
+// serviceBack logs, once per outage, that the session service answers
+// again (a session or a rejection, not a stale serve).
+func (h *SessionAuth) serviceBack() {
+	if !h.outage.CompareAndSwap(true, false) {
+		return
+	}
+	if ce := h.logger.Check(zapcore.InfoLevel, "session service answering again"); ce != nil {
+		ce.Write(zap.String("dialect", h.dialect))
+	}
 }
 
 // Interface guards

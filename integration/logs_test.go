@@ -302,3 +302,58 @@ func TestHostileLogDefaultConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsOutageEveryRequestAndRecoveryOnce: during an outage of the
+// session service every request still has its DEBUG "session" line (the
+// warning is rate-limited, the per-request line is not), and the service
+// answering again is logged once, not per request.
+func TestLogsOutageEveryRequestAndRecoveryOnce(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	svc := newSessionService(t)
+	svc.addSession("tok-back-1", aliceSession())
+	svc.addSession("tok-back-2", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddyWith(t, debugLogTo(logFile), fmt.Sprintf(`
+:%d {
+	session_auth http %s
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+
+	svc.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		w.WriteHeader(http.StatusBadGateway)
+		return true
+	})
+	const down = 6
+	for i := range down {
+		expectStatus(t, tester, "GET", "/x", bearer(fmt.Sprintf("tok-down-%d", i)), 503, "service down")
+	}
+	svc.setFault(nil)
+	expectStatus(t, tester, "GET", "/x", bearer("tok-back-1"), 200, "service back")
+	expectStatus(t, tester, "GET", "/x", bearer("tok-back-2"), 200, "service back, a second token")
+	expectStatus(t, tester, "GET", "/x", bearer("tok-unknown"), 401, "service back, a rejection")
+
+	var serviceErrors, back int
+	for _, l := range logLines(t, logFile) {
+		if l["logger"] != "http.handlers.session_auth" {
+			continue
+		}
+		switch {
+		case l["msg"] == "session" && l["outcome"] == "service_error":
+			serviceErrors++
+			if l["level"] != "debug" || l["error"] == nil || l["token_hash"] == nil {
+				t.Errorf("a service_error line without its level, error or token_hash: %v", l)
+			}
+		case l["msg"] == "session service answering again":
+			back++
+			if l["level"] != "info" {
+				t.Errorf("recovery logged at %v, want info", l["level"])
+			}
+		}
+	}
+	if serviceErrors != down {
+		t.Errorf("%d DEBUG service_error lines for %d requests during the outage", serviceErrors, down)
+	}
+	if back != 1 {
+		t.Errorf("the service answering again is logged %d times, want once", back)
+	}
+}
