@@ -269,13 +269,14 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // parseDuration reads the one argument of the current line as a duration.
 func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	sub := d.Val()
-	var val string
-	if !d.AllArgs(&val) {
-		return d.Errf("want %s <duration>", sub)
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return d.Errf("%s takes one duration written as one word, such as 90s, 5m or 1h30m; got %d words: %s",
+			sub, len(args), strings.Join(args, " "))
 	}
-	dur, err := caddy.ParseDuration(val)
+	dur, err := caddy.ParseDuration(args[0])
 	if err != nil {
-		return d.Errf("%s: %v", sub, err)
+		return d.Errf("%s %q is not a duration: write it as one word, such as 90s, 5m or 1h30m", sub, args[0])
 	}
 	*dst = caddy.Duration(dur)
 	return nil

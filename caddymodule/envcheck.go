@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -59,6 +60,11 @@ func checkURL(what, raw, shown string, schemes ...string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
 		return fmt.Errorf("%s %q: want an absolute %s:// URL", what, shown, strings.Join(schemes, ":// or "))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%s %q: port %s is out of range (1-65535)", what, shown, p)
+		}
 	}
 	return nil
 }
