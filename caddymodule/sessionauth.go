@@ -128,7 +128,7 @@ type SessionAuth struct {
 	counters  handlerCounters
 	logger    *zap.Logger
 	warn      *rate.Sometimes // rate-limits the warning of an outage
-	outage    atomic.Bool     // a failure was warned of, and no answer has come since
+	outage    *atomic.Bool    // a failure was warned of, and no answer has come since
 	dialect   string
 	redirect  string
 	unauthSts int
@@ -211,6 +211,7 @@ func (SessionAuth) CaddyModule() caddy.ModuleInfo {
 func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.warn = &rate.Sometimes{First: 1, Interval: warnInterval}
+	h.outage = new(atomic.Bool)
 
 	expanded := *h
 	var err error
