@@ -9,7 +9,7 @@ import (
 const testSecret = "0123456789abcdef0123456789abcdef"
 
 func TestSealRoundTrip(t *testing.T) {
-	s, err := newSealer(testSecret)
+	s, err := newSealer(testSecret, DefaultKeyPrefix, "b1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,8 +25,8 @@ func TestSealRoundTrip(t *testing.T) {
 }
 
 func TestSealRejects(t *testing.T) {
-	s, _ := newSealer(testSecret)
-	other, _ := newSealer(strings.Repeat("x", 32))
+	s, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
+	other, _ := newSealer(strings.Repeat("x", 32), DefaultKeyPrefix, "b1")
 	sealed := s.seal("k1", []byte("session"))
 	tampered := bytes.Clone(sealed)
 	tampered[len(tampered)-1] ^= 1
@@ -48,16 +48,16 @@ func TestSealRejects(t *testing.T) {
 }
 
 func TestSecretTooShort(t *testing.T) {
-	if _, err := newSealer(testSecret[:31]); err == nil {
+	if _, err := newSealer(testSecret[:31], DefaultKeyPrefix, "b1"); err == nil {
 		t.Fatal("31-byte secret accepted")
 	}
 }
 
 func TestKeyNames(t *testing.T) {
-	s, _ := newSealer(testSecret)
-	other, _ := newSealer(strings.Repeat("x", 32))
+	s, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
+	other, _ := newSealer(strings.Repeat("x", 32), DefaultKeyPrefix, "b1")
 	key := []byte("token hash")
-	again, _ := newSealer(testSecret)
+	again, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
 	if s.name(key) != again.name(key) {
 		t.Fatal("two nodes with one secret name a key differently")
 	}
