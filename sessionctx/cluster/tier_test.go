@@ -20,8 +20,9 @@ import (
 // countingBackend is a real HTTP session service (the http dialect's
 // shape) that knows tokens starting with "good" and counts its calls.
 type countingBackend struct {
-	calls atomic.Int64
-	url   string
+	calls   atomic.Int64
+	url     string
+	revoked sync.Map // tokens logged out at the service
 }
 
 func newCounting(t testing.TB, delay time.Duration) *countingBackend {
@@ -33,7 +34,7 @@ func newCounting(t testing.TB, delay time.Duration) *countingBackend {
 		}
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		w.Header().Set("Content-Type", "application/json")
-		if !strings.HasPrefix(tok, "good") {
+		if _, gone := b.revoked.Load(tok); gone || !strings.HasPrefix(tok, "good") {
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"error":"unauthenticated"}`))
 			return
