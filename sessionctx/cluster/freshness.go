@@ -71,12 +71,6 @@ func (ts *tombstones) revokedAt(key sessionctx.Key) int64 {
 	return max(ts.at[key], ts.floor)
 }
 
-func (ts *tombstones) len() int {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return len(ts.at)
-}
-
 func (ts *tombstones) expire(now int64) {
 	for ts.head < len(ts.order) && ts.order[ts.head].at+int64(ts.retain) < now {
 		ts.pop(false)

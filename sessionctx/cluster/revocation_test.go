@@ -429,7 +429,7 @@ func TestTierLockCompareAndDelete(t *testing.T) {
 		t.Fatalf("node A deleted node B's lock (%q -> %q)", owner, got)
 	}
 	c.tier.Release(k)
-	if rc.Exists(ctx, lock).Val() != 0 {
+	if v := rc.Get(ctx, lock).Val(); v == owner {
 		t.Fatal("the owner's release left its lock")
 	}
 }
@@ -629,4 +629,34 @@ func (f *timedForget) Attach(link sessionctx.TierLink) {
 		forget(k)
 	}
 	f.Tier.Attach(link)
+}
+
+// A lookup that fails (the service is down) hands the other nodes no
+// answer: they look the token up at once, together, not one after the
+// other each waiting for the previous one's lookup to fail.
+func TestTierFailedLookupDoesNotSerialize(t *testing.T) {
+	srv := redistest.Start(t)
+	const delay = 300 * time.Millisecond
+	b := newCounting(t, delay)
+	var ns []node
+	for range 3 {
+		ns = append(ns, newNode(t, srv, b, "backend1"))
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, n := range ns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := n.Resolve(context.Background(), "downservice"); !errors.Is(err, sessionctx.ErrUnavailable) {
+				t.Errorf("service down: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	t.Logf("3 nodes, service down (%v per call): %v, %d calls", delay, took, b.calls.Load())
+	if took >= 3*delay {
+		t.Fatalf("the nodes' lookups ran one after the other: %v for 3 nodes", took)
+	}
 }

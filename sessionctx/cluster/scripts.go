@@ -13,11 +13,13 @@ import "github.com/redis/go-redis/v9"
 //
 //	KEYS: entry, lock, waiting mark
 //	ARGV: owner token, lock TTL (ms), refused entry (or "")
-//	returns {1, entry} | {2} (lock taken) | {3} (held by another)
+//	returns {1, entry} | {2} (lock taken) | {3} (held by another) |
+//	{4} (its holder gave the lookup up: look it up without the lock)
 var readScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v and v ~= ARGV[3] then return {1, v} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+if redis.call('GET', KEYS[2]) == '-' then return {4} end
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 return {3}
 `)
@@ -43,15 +45,17 @@ end
 return 0
 `)
 
-// releaseScript gives up a lock this node owns (compare and delete, so a
-// lock another node took after this one's expired stays), and wakes the
-// waiting nodes so that one of them takes it.
+// releaseScript gives up a lookup this node owns the lock of (compare
+// and set, so a lock another node took after this one's expired stays):
+// the lock becomes a short "given up" mark, and the waiting nodes are
+// woken, so that each looks the token up at once rather than one after
+// the other, each waiting for the previous one's lookup to fail.
 //
 //	KEYS: lock, waiting mark
-//	ARGV: owner token, channel, message
+//	ARGV: owner token, channel, message, mark TTL (ms)
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[1], '-', 'PX', ARGV[4])
 if redis.call('DEL', KEYS[2]) == 1 then
 	redis.call('PUBLISH', ARGV[2], ARGV[3])
 end

@@ -76,11 +76,11 @@ func (s *sealer) name(key []byte) string {
 }
 
 func (s *sealer) seal(redisKey string, plain []byte) []byte {
-	aead := s.aead
-	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plain)+aead.Overhead())
-	out[0] = sealVersion
-	rand.Read(out[1:])
-	return aead.Seal(out, out[1:], plain, []byte(redisKey))
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
+	rand.Read(nonce)
+	out := make([]byte, 0, sealedOverhead+len(plain))
+	out = append(append(out, sealVersion), nonce...)
+	return s.aead.Seal(out, nonce, plain, []byte(redisKey))
 }
 
 // sealedOverhead is what sealing adds to a value's length.

@@ -68,3 +68,22 @@ func TestKeyNames(t *testing.T) {
 		t.Fatal("name shows the key")
 	}
 }
+
+// Sealed values are XChaCha20-Poly1305 with a random 192-bit nonce, after
+// a version byte; values of another format do not open.
+func TestSealFormat(t *testing.T) {
+	s, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
+	plain := []byte("session")
+	a, b := s.seal("k", plain), s.seal("k", plain)
+	if len(a) != 1+24+len(plain)+16 || a[0] != sealVersion {
+		t.Fatalf("sealed value of %d bytes, version %d", len(a), a[0])
+	}
+	if bytes.Equal(a[1:25], b[1:25]) {
+		t.Fatal("two seals share a nonce")
+	}
+	old := bytes.Clone(a)
+	old[0] = 1
+	if _, err := s.open("k", old); err == nil {
+		t.Fatal("a value of another format opened")
+	}
+}

@@ -277,7 +277,8 @@ type stored struct {
 // node (nil back), or, when another node holds the lock, waits for that
 // node's answer as long as its lookup may take, notified on the channel
 // and polling Redis. It looks the token up itself only when the holder
-// is gone (its lock released without an answer, or expired).
+// is gone (it gave its lookup up without an answer, or its lock
+// expired).
 //
 // An entry that does not open (tampered, moved to another key, sealed
 // with another secret), a session filled before a revocation or purge
@@ -332,6 +333,9 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 			t.mu.Lock()
 			t.held[key] = &lease{lockKey: ks.lock, waitKey: ks.wait, token: token, sawSession: sawSession}
 			t.mu.Unlock()
+			t.misses.Add(1)
+			return nil
+		case 4:
 			t.misses.Add(1)
 			return nil
 		}
@@ -533,7 +537,8 @@ func (t *Tier) Release(key sessionctx.Key) {
 }
 
 func (t *Tier) release(l *lease, key sessionctx.Key) {
-	if _, err := t.run(context.Background(), releaseScript, []string{l.lockKey, l.waitKey}, l.token, t.channel, t.message(kindFilled, key[:])); err != nil {
+	mark := max(2*pollEvery, t.timeout)
+	if _, err := t.run(context.Background(), releaseScript, []string{l.lockKey, l.waitKey}, l.token, t.channel, t.message(kindFilled, key[:]), mark.Milliseconds()); err != nil {
 		t.failed("cluster lock not released; it expires by itself", err)
 	}
 }
@@ -548,7 +553,7 @@ func (t *Tier) message(kind byte, body []byte) []byte {
 	var id msgID
 	rand.Read(id[:])
 	plain = append(plain, id[:]...)
-	plain = binary.BigEndian.AppendUint64(plain, uint64(time.Now().UnixNano())) //nolint:gosec // G115: a time after 1970
+	plain = binary.BigEndian.AppendUint64(plain, uint64(time.Now().UnixNano()))
 	plain = append(plain, kind)
 	plain = append(plain, body...)
 	return t.sealer.seal(t.channel, plain)
@@ -669,7 +674,7 @@ func (t *Tier) send(ctx context.Context, purge int64, ks []sessionctx.Key) error
 	if err != nil {
 		return err
 	}
-	t.sent.Add(uint64(n)) //nolint:gosec // G115: a count
+	t.sent.Add(uint64(n))
 	return nil
 }
 

@@ -34,6 +34,10 @@ func newCounting(t testing.TB, delay time.Duration) *countingBackend {
 		}
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(tok, "down") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		if _, gone := b.revoked.Load(tok); gone || !strings.HasPrefix(tok, "good") {
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"error":"unauthenticated"}`))
