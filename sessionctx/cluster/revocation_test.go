@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type nodeOpts struct {
 	svcTimeout   time.Duration
 	cache        sessionctx.CacheConfig
 	as           func(*Tier) sessionctx.Tier
+	warn         func(msg string, err error) // besides the test log
 }
 
 func newNodeWith(t *testing.T, srv *redistest.Server, b *countingBackend, o nodeOpts) node {
@@ -43,7 +45,12 @@ func newNodeWith(t *testing.T, srv *redistest.Server, b *countingBackend, o node
 		o.as = func(tier *Tier) sessionctx.Tier { return tier }
 	}
 	tier, err := New(Config{URL: o.url, Secret: testSecret, Backend: o.backend, Timeout: o.redisTimeout,
-		Warn: func(msg string, err error) { t.Logf("warn: %s: %v", msg, err) }})
+		Warn: func(msg string, err error) {
+			t.Logf("warn: %s: %v", msg, err)
+			if o.warn != nil {
+				o.warn(msg, err)
+			}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +155,9 @@ func TestTierPurgeGenerationRolledBackOrPoisoned(t *testing.T) {
 	if len(genKeys) != 1 {
 		t.Fatalf("generation keys = %v", genKeys)
 	}
+	if raw := rc.Get(ctx, genKeys[0]).Val(); rc.Get(ctx, genKeys[0]).Err() != nil || strings.Trim(raw, "0123456789") == "" {
+		t.Fatalf("generation %q is in plain text", raw)
+	}
 	old := takeSnapshot(t, rc, "*")
 	if _, err := a.PurgeAll(); err != nil {
 		t.Fatal(err)
@@ -198,15 +208,28 @@ func TestTierPurgeFailureReportedAndRetried(t *testing.T) {
 	srv := redistest.Start(t)
 	b := newCounting(t, 0)
 	px := redistest.NewProxy(t, srv.Addr)
-	a := newNodeWith(t, srv, b, nodeOpts{url: px.URL()})
+	var mu sync.Mutex
+	var warned []string
+	a := newNodeWith(t, srv, b, nodeOpts{url: px.URL(), warn: func(msg string, _ error) {
+		mu.Lock()
+		warned = append(warned, msg)
+		mu.Unlock()
+	}})
 	c := newNode(t, srv, b, "backend1")
 	mustResolve(t, c, "good1")
 	px.Stall()
+	// Another failure first, which takes the rate-limited warnings' turn.
+	a.Forget(key("good9"))
 	if _, err := a.PurgeAll(); err == nil {
 		t.Fatal("a purge Redis did not take reported no error")
 	}
+	mu.Lock()
+	if !slices.Contains(warned, "cluster purge not delivered; retrying") {
+		t.Errorf("no warning of its own for the failed purge; warnings: %q", warned)
+	}
+	mu.Unlock()
 	if st := a.tier.Stats(); st.Undelivered != 1 {
-		t.Fatalf("node A stats = %+v, want 1 undelivered", st)
+		t.Fatalf("node A stats = %+v, want 1 undelivered (the purge covers the logout)", st)
 	}
 	px.Resume()
 	waitFor(t, 5*time.Second, "node B to get the purge once Redis is back", func() bool { return c.Stats().Entries == 0 })
