@@ -1,9 +1,12 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,5 +60,100 @@ func TestClusterPurgeReportsClusterFailure(t *testing.T) {
 			t.Fatalf("the purge was not delivered after the stall: %v", st)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestClusterCaddyProcessesRevocationHolds: three real Caddy processes
+// with the default Redis timeout (100ms). A session service slower than
+// that still costs one call for a stampede across the nodes; and a
+// session's sealed entries copied out of Redis before its logout and put
+// back after are served by no node.
+func TestClusterCaddyProcessesRevocationHolds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Caddy")
+	}
+	srv := redistest.Start(t)
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	bin := buildCaddy(t)
+	var nodes []caddyNode
+	for range 3 {
+		nodes = append(nodes, startNodeTimeout(t, bin, svc.URL, srv.URL(), up.Listener.Addr().String(), 100*time.Millisecond))
+	}
+
+	svc.addSession("tok-slow", aliceSession())
+	svc.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		time.Sleep(300 * time.Millisecond)
+		return false
+	})
+	before := svc.calls.Load()
+	var wg sync.WaitGroup
+	var bad atomic.Int64
+	start := make(chan struct{})
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if st := nodes[i%3].get(t, "GET", "/", "tok-slow"); st != 200 {
+				bad.Add(1)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	svc.setFault(nil)
+	if bad.Load() != 0 {
+		t.Errorf("%d stampede requests failed", bad.Load())
+	}
+	if got := svc.calls.Load() - before; got != 1 {
+		t.Errorf("60 requests over 3 nodes with a 300ms service made %d service calls, want 1", got)
+	}
+
+	// Replay: the entries copied before the logout, put back after.
+	svc.addSession("tok-replay", aliceSession())
+	for _, n := range nodes {
+		if st := n.get(t, "GET", "/", "tok-replay"); st != 200 {
+			t.Fatalf("node %s: %d", n.site, st)
+		}
+	}
+	rc := srv.Client(nil)
+	ctx := context.Background()
+	keys, err := rc.Keys(ctx, "*:s:*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("entry keys: %v, %v", keys, err)
+	}
+	saved := map[string]string{}
+	for _, k := range keys {
+		saved[k] = rc.Dump(ctx, k).Val()
+	}
+	received := []float64{nodes[1].stat(t, "invalidations_received"), nodes[2].stat(t, "invalidations_received")}
+	if st := nodes[0].get(t, "POST", "/logout", "tok-replay"); st != 200 {
+		t.Fatalf("logout: %d", st)
+	}
+	svc.mu.Lock()
+	delete(svc.sessions, "tok-replay")
+	svc.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for i, n := range nodes[1:] {
+		for n.stat(t, "invalidations_received") <= received[i] {
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s did not receive the logout", n.site)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for _, n := range nodes {
+		for k, v := range saved {
+			if err := rc.RestoreReplace(ctx, k, time.Hour, v).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st := n.get(t, "GET", "/", "tok-replay"); st != 401 {
+			t.Errorf("node %s serves a logged-out session put back in Redis: %d, want 401", n.site, st)
+		}
+	}
+	if got := nodes[1].stat(t, "revoked_refused") + nodes[2].stat(t, "revoked_refused"); got < 2 {
+		t.Errorf("revoked_refused on nodes 1 and 2: %v, want the replayed entries counted", got)
 	}
 }
