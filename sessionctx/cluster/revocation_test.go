@@ -683,3 +683,27 @@ func TestTierFailedLookupDoesNotSerialize(t *testing.T) {
 		t.Fatalf("the nodes' lookups ran one after the other: %v for 3 nodes", took)
 	}
 }
+
+// Past maxOutbox undelivered logouts, the node keeps one purge of all in
+// their place, which covers them, and delivers it when Redis is back.
+func TestTierOutboxOverflowBecomesPurge(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newCounting(t, 0)
+	px := redistest.NewProxy(t, srv.Addr)
+	a := newNodeWith(t, srv, b, nodeOpts{url: px.URL()})
+	c := newNode(t, srv, b, "backend1")
+	mustResolve(t, c, "good1")
+	genBefore := c.tier.gen.Load()
+	px.Stall()
+	for i := range maxOutbox + 1 {
+		a.tier.keep(key(fmt.Sprintf("gone%d", i)))
+	}
+	if st := a.tier.Stats(); st.Undelivered != 1 {
+		t.Fatalf("node A keeps %d revocations, want 1 purge of all in their place", st.Undelivered)
+	}
+	px.Resume()
+	waitFor(t, 5*time.Second, "node B to get the purge", func() bool { return c.Stats().Entries == 0 })
+	if c.tier.gen.Load() <= genBefore {
+		t.Fatal("node B's generation did not move")
+	}
+}
