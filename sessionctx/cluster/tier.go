@@ -224,7 +224,10 @@ func (t *Tier) Attach(link sessionctx.TierLink) {
 		t.link.Lookup = 3 * time.Second
 	}
 	t.mu.Unlock()
-	t.tombs.setRetain(max(link.Cache.TTL, link.Cache.NegativeTTL))
+	// An entry filled before a revocation is fresh here at most TTL after
+	// its fill, and in a node's own cache stale at most StaleIfError
+	// past that: the revocation is remembered as long.
+	t.tombs.setRetain(max(link.Cache.TTL+link.Cache.StaleIfError, link.Cache.NegativeTTL))
 }
 
 func (t *Tier) local() sessionctx.TierLink {
