@@ -98,11 +98,17 @@ func (a *AdminAPI) handlePurge(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
 	}
 	purged := 0
+	var clusterFailed []string
 	backends := liveResolvers()
 	for _, p := range backends {
 		n := 0
 		if req.All {
-			n = p.Purge()
+			var err error
+			n, err = p.PurgeAll()
+			if err != nil {
+				// The tier has logged a warning of its own.
+				clusterFailed = append(clusterFailed, p.key[:12])
+			}
 		} else {
 			n = p.ForgetToken(req.Token)
 		}
@@ -115,7 +121,7 @@ func (a *AdminAPI) handlePurge(w http.ResponseWriter, r *http.Request) error {
 		// Never the token: a purge log line is as readable as any other.
 		ce.Write(zap.Bool("all", req.All), zap.Int("purged", purged), zap.Int("backends", len(backends)))
 	}
-	return writeJSON(w, map[string]int{"purged": purged, "backends": len(backends)})
+	return writeJSON(w, purgeAnswer(purged, len(backends), clusterFailed))
 }
 
 // decodePurge reads a purge body, which must say exactly one of "token"
@@ -206,3 +212,14 @@ var (
 	_ caddy.Provisioner = (*AdminAPI)(nil)
 	_ caddy.AdminRouter = (*AdminAPI)(nil)
 )
+
+// purgeAnswer is the body of a purge's answer: how many entries this
+// node dropped, across how many backends, and, when a purge of all could
+// not reach the other nodes through Redis yet (they are told when Redis
+// takes it), which backends' cluster part failed.
+func purgeAnswer(purged, backends int, clusterFailed []string) any {
+	if len(clusterFailed) == 0 {
+		return map[string]int{"purged": purged, "backends": backends}
+	}
+	return map[string]any{"purged": purged, "backends": backends, "cluster_failed": clusterFailed}
+}

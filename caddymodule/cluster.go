@@ -1,16 +1,13 @@
 package caddymodule
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx/cluster"
 )
@@ -161,6 +158,7 @@ func newTier(s *clusterSettings, backendID string) (*cluster.Tier, error) {
 // dialect.
 type clusterCollector struct {
 	connected, hits, misses, sent, received, rejected *prometheus.Desc
+	revoked, refused, undelivered                     *prometheus.Desc
 }
 
 func newClusterCollector() clusterCollector {
@@ -168,17 +166,20 @@ func newClusterCollector() clusterCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "cluster_"+name), help, []string{"dialect"}, nil)
 	}
 	return clusterCollector{
-		connected: d("connected", "Cluster tiers subscribed to Redis (1 each), by dialect."),
-		hits:      d("l2_hits_total", "Tokens answered from Redis without a session-service call."),
-		misses:    d("l2_misses_total", "Tokens Redis could not answer (absent, expired, unreachable)."),
-		sent:      d("invalidations_sent_total", "Invalidations this node published (forget, logout, purge, rejection)."),
-		received:  d("invalidations_received_total", "Invalidations from other nodes applied to this node's cache."),
-		rejected:  d("sealed_rejected_total", "Entries or messages in Redis that did not open with the secret: never served."),
+		connected:   d("connected", "Cluster tiers subscribed to Redis (1 each), by dialect."),
+		hits:        d("l2_hits_total", "Tokens answered from Redis without a session-service call."),
+		misses:      d("l2_misses_total", "Tokens Redis could not answer (absent, expired, unreachable)."),
+		sent:        d("invalidations_sent_total", "Invalidations this node published (forget, logout, purge, rejection)."),
+		received:    d("invalidations_received_total", "Invalidations from other nodes applied to this node's cache."),
+		rejected:    d("sealed_rejected_total", "Entries or messages in Redis that did not open with the secret: never served."),
+		revoked:     d("revoked_refused_total", "Sessions in Redis refused because they were filled before a revocation or purge this node knows of."),
+		refused:     d("messages_refused_total", "Invalidation messages refused: too old, seen before (replayed), or too large."),
+		undelivered: d("undelivered", "Revocations this node could not publish yet and keeps retrying."),
 	}
 }
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.hits, c.misses, c.sent, c.received, c.rejected} {
+	for _, d := range []*prometheus.Desc{c.connected, c.hits, c.misses, c.sent, c.received, c.rejected, c.revoked, c.refused, c.undelivered} {
 		ch <- d
 	}
 }
@@ -204,6 +205,9 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		s.InvalidationsSent += st.InvalidationsSent
 		s.InvalidationsReceived += st.InvalidationsReceived
 		s.SealedRejected += st.SealedRejected
+		s.RevokedRefused += st.RevokedRefused
+		s.MessagesRefused += st.MessagesRefused
+		s.Undelivered += st.Undelivered
 	}
 	for dialect, s := range by {
 		ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, float64(conn[dialect]), dialect)
@@ -212,22 +216,8 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(s.InvalidationsSent), dialect)
 		ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(s.InvalidationsReceived), dialect)
 		ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(s.SealedRejected), dialect)
+		ch <- prometheus.MustNewConstMetric(c.revoked, prometheus.CounterValue, float64(s.RevokedRefused), dialect)
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.MessagesRefused), dialect)
+		ch <- prometheus.MustNewConstMetric(c.undelivered, prometheus.GaugeValue, float64(s.Undelivered), dialect)
 	}
-}
-
-// redisLogger sends the Redis client's own messages (failed dials while
-// Redis is down) to Caddy's log at a bounded rate, not to stderr per
-// attempt.
-type redisLogger struct {
-	every rate.Sometimes
-}
-
-func (l *redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.every.Do(func() {
-		caddy.Log().Named("sessiongate.cluster").Warn("redis client", zap.String("message", fmt.Sprintf(format, v...)))
-	})
-}
-
-func init() {
-	redis.SetLogger(&redisLogger{every: rate.Sometimes{Interval: 10 * time.Second}})
 }

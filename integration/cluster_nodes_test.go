@@ -54,6 +54,12 @@ const nodeRedisTimeout = 500 * time.Millisecond
 
 func startNode(t *testing.T, bin, svcURL, redisURL, upstream string) caddyNode {
 	t.Helper()
+	return startNodeTimeout(t, bin, svcURL, redisURL, upstream, nodeRedisTimeout)
+}
+
+// startNodeTimeout is startNode with its own cluster timeout.
+func startNodeTimeout(t *testing.T, bin, svcURL, redisURL, upstream string, redisTimeout time.Duration) caddyNode {
+	t.Helper()
 	n := caddyNode{site: freeAddr(t), admin: freeAddr(t)}
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`{
@@ -73,7 +79,7 @@ http://%s {
 	}
 	reverse_proxy %s
 }
-`, n.admin, n.site, svcURL, redisURL, nodeRedisTimeout, upstream)
+`, n.admin, n.site, svcURL, redisURL, redisTimeout, upstream)
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

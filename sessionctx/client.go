@@ -107,7 +107,11 @@ func New(cfg Config) (*Client, error) {
 	c.r = newResolver(be, cfg.Cache)
 	c.r.prepare, c.r.observe, c.r.onEvict = cfg.Prepare, cfg.Observe, cfg.OnEvict
 	if cfg.Tier != nil {
-		c.r.setTier(cfg.Tier)
+		lookup := cfg.Timeout
+		if lookup <= 0 {
+			lookup = defaultTimeout
+		}
+		c.r.setTier(cfg.Tier, lookup)
 	}
 	return c, nil
 }
@@ -160,6 +164,10 @@ func (c *Client) ForgetToken(token string) int { return c.r.ForgetToken(token) }
 // Purge drops every entry, on every node when the client has a Tier, and
 // returns how many there were here.
 func (c *Client) Purge() int { return c.r.Purge() }
+
+// PurgeAll is Purge, with the error of the Tier's part: the other nodes
+// could not be told yet (the Tier keeps trying to tell them).
+func (c *Client) PurgeAll() (int, error) { return c.r.PurgeAll() }
 
 // Stats returns the client's counters since it was made.
 func (c *Client) Stats() Stats { return c.r.Stats() }

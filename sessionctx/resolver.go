@@ -140,9 +140,14 @@ func newResolver(be backend, cfg CacheConfig) *resolver {
 
 // SetTier makes the resolver share its answers and revocations with the
 // other resolvers on t. Call it before the first Resolve.
-func (r *resolver) setTier(t Tier) {
+func (r *resolver) setTier(t Tier, lookup time.Duration) {
 	r.tier = t
-	t.Attach(func(k Key) { r.forgetLocal(k) }, func() { r.purgeLocal() })
+	t.Attach(TierLink{
+		Forget: func(k Key) { r.forgetLocal(k) },
+		Purge:  func() { r.purgeLocal() },
+		Cache:  r.cfg,
+		Lookup: lookup,
+	})
 }
 
 // Resolve returns the session that cred names. The error wraps
@@ -171,6 +176,10 @@ func (r *resolver) resolveMiss(ctx context.Context, key Key, cred credential) (R
 			if res, err, ok := r.shared(ctx, key); ok {
 				return res, err
 			}
+			// This node may now be the one looking the token up for
+			// every node: whatever the answer, the others must not wait
+			// for it past this lookup.
+			defer r.tier.Release(key)
 		}
 		// The call serves every waiter, so it must not die with the
 		// first one's client; the backend's own timeout bounds it.
@@ -273,16 +282,16 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 			r.neg.delete(key)
 			r.evicted(r.pos.put(key, e, now.UnixNano()))
 			if r.tier != nil {
-				r.tier.Set(ctx, key, &SharedEntry{Session: s, Fresh: fresh, Stale: stale}, now)
+				r.tier.Set(ctx, key, &SharedEntry{Session: s, Fresh: fresh, Stale: stale, Filled: now}, now)
 			}
 		}
 		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
 	case errors.Is(err, ErrUnauthenticated):
-		r.pos.delete(key)
+		held := r.pos.delete(key)
 		exp := now.Add(r.cfg.NegativeTTL)
 		r.evicted(r.neg.put(key, &entry{fresh: exp.UnixNano(), stale: exp.UnixNano()}, now.UnixNano()))
 		if r.tier != nil {
-			r.tier.Set(ctx, key, &SharedEntry{Fresh: exp, Stale: exp}, now)
+			r.tier.Set(ctx, key, &SharedEntry{Fresh: exp, Stale: exp, Filled: now, Revokes: held}, now)
 		}
 		return Result{Key: key}, err
 	default:
@@ -348,10 +357,18 @@ func (r *resolver) ForgetToken(token string) int {
 // Purge evicts every entry, on every node when the resolver has a tier,
 // and returns how many there were here.
 func (r *resolver) Purge() int {
+	n, _ := r.PurgeAll()
+	return n
+}
+
+// PurgeAll is Purge with the error of its tier's part: the other nodes
+// were not told yet (the tier keeps trying).
+func (r *resolver) PurgeAll() (int, error) {
+	var err error
 	if r.tier != nil {
-		r.tier.Purge()
+		err = r.tier.Purge()
 	}
-	return r.purgeLocal()
+	return r.purgeLocal(), err
 }
 
 func (r *resolver) purgeLocal() int {

@@ -11,6 +11,32 @@ import (
 type SharedEntry struct {
 	Session      *Session
 	Fresh, Stale time.Time
+	// Filled is when the session service gave the answer. A Tier refuses
+	// a session filled before a revocation it knows of, and serves an
+	// entry no longer than its own client's TTLs allow from Filled.
+	Filled time.Time
+	// Revokes, on a rejection, says that the client held a session for
+	// the token until the service rejected it: other nodes may hold one
+	// too and must be told. A rejection of a token the client never saw
+	// as a session revokes nothing anywhere the tier cannot see itself.
+	Revokes bool
+}
+
+// TierLink is what a client gives its Tier: its local forget and purge,
+// which the tier calls when another node forgets or purges (and purge
+// alone when it may have missed such a message), and the bounds the tier
+// needs to keep its promises.
+type TierLink struct {
+	Forget func(Key)
+	Purge  func()
+	// Cache is the client's cache settings, defaults applied: an entry
+	// from another node is served no longer than these allow from its
+	// fill, and a revocation is remembered as long as an entry filled
+	// before it could still be served.
+	Cache CacheConfig
+	// Lookup is the longest one session-service lookup may take (the
+	// backend's timeout): how long other nodes wait for this one's answer.
+	Lookup time.Duration
 }
 
 // Tier is a cache shared by the clients of several nodes, consulted
@@ -19,20 +45,28 @@ type SharedEntry struct {
 // links no client for one (the Redis tier is in package cluster).
 //
 // A Tier must never fail a request: when its store is unreachable, Get
-// answers nil and the other methods do nothing, so the client goes on
+// answers nil and the other methods do nothing but keep what must reach
+// the other nodes (a revocation) to send it later, so the client goes on
 // alone.
 type Tier interface {
 	// Get returns what some client stored for key, or nil when there is
-	// nothing fresh at now.
+	// nothing fresh at now. A nil answer may make this client the one
+	// that looks the token up for every node: Set or Release ends that.
 	Get(ctx context.Context, key Key, now time.Time) *SharedEntry
 	// Set shares the client's answer for key.
 	Set(ctx context.Context, key Key, e *SharedEntry, now time.Time)
+	// Release ends the lookup a nil Get started when Set did not share
+	// its answer (the service failed, or the token was forgotten
+	// meanwhile), so that the nodes waiting for it look the token up
+	// themselves. After Set it does nothing.
+	Release(key Key)
 	// Forget removes key on every node (logout, purge, rejection).
 	Forget(key Key)
-	// Purge removes every entry of this tier on every node.
-	Purge()
-	// Attach gives the tier the client's local forget and purge, which
-	// it calls when another node forgets or purges, and purge alone when
-	// it may have missed such a message (a lost subscription).
-	Attach(forget func(Key), purge func())
+	// Purge removes every entry of this tier on every node. Its error
+	// says that the other nodes could not be told yet; the tier keeps
+	// trying.
+	Purge() error
+	// Attach links the tier to its client. It is called once, before the
+	// first Get.
+	Attach(link TierLink)
 }

@@ -3,76 +3,96 @@
 package cluster
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// MinSecretLen is the shortest secret accepted: 32 bytes, the AES-256 key
-// size, so that the secret is not the weak point of the sealing.
+// MinSecretLen is the shortest secret accepted: 32 bytes, the size of the
+// sealing key, so that the secret is not the weak point of the sealing.
 const MinSecretLen = 32
+
+// sealVersion starts every sealed value. Values of another format (an
+// older release's) do not open; as their key names differ too, a node
+// never even reads them: they are misses.
+const sealVersion = 2
 
 // errOpen is what every failed open returns; why it failed (tampered,
 // moved to another key, another secret) is not told apart on purpose.
 var errOpen = errors.New("sealed entry does not open")
 
-// sealer seals entries (AES-256-GCM, the Redis key as additional data, so
-// an entry copied to another key does not open) and names keys (HMAC of
-// the token's hash, so Redis never holds a token or its plain hash).
+// sealer seals values (XChaCha20-Poly1305 with a random 192-bit nonce,
+// which has no practical limit on the number of values one key seals;
+// the Redis key or channel as additional data, so a value copied to
+// another key does not open) and names keys (HMAC of the token's hash,
+// the key prefix and the backend, so Redis holds neither a token nor a
+// name that links one token's use on two backends).
 type sealer struct {
 	aead   cipher.AEAD
 	keyMAC []byte
+	scope  []byte // key prefix and backend, mixed into every name
 }
 
-func newSealer(secret string) (*sealer, error) {
+func newSealer(secret, keyPrefix, backend string) (*sealer, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("cluster secret is %d bytes, need at least %d", len(secret), MinSecretLen)
 	}
-	sealKey, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessiongate cluster seal v1", 32)
+	sealKey, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessiongate cluster seal v2", chacha20poly1305.KeySize)
 	if err != nil {
 		return nil, fmt.Errorf("deriving seal key: %w", err)
 	}
-	macKey, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessiongate cluster key names v1", 32)
+	macKey, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessiongate cluster key names v2", 32)
 	if err != nil {
 		return nil, fmt.Errorf("deriving key-name key: %w", err)
 	}
-	block, err := aes.NewCipher(sealKey)
+	aead, err := chacha20poly1305.NewX(sealKey)
 	if err != nil {
 		return nil, fmt.Errorf("seal cipher: %w", err)
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("seal cipher: %w", err)
+	var scope []byte
+	for _, s := range []string{keyPrefix, backend} {
+		scope = binary.BigEndian.AppendUint32(scope, uint32(len(s))) //nolint:gosec // G115: a config string, far below 4 GiB
+		scope = append(scope, s...)
 	}
-	return &sealer{aead: aead, keyMAC: macKey}, nil
+	return &sealer{aead: aead, keyMAC: macKey, scope: scope}, nil
 }
 
-// name is the hex HMAC of a cache key: stable across nodes with the same
-// secret, unlinkable to the token without it.
+// name is the hex HMAC of a cache key within the sealer's key prefix and
+// backend: stable across nodes with the same secret and backend,
+// unlinkable to the token, or across backends, without it.
 func (s *sealer) name(key []byte) string {
 	m := hmac.New(sha256.New, s.keyMAC)
+	m.Write(s.scope)
 	m.Write(key)
 	return hex.EncodeToString(m.Sum(nil)[:20])
 }
 
 func (s *sealer) seal(redisKey string, plain []byte) []byte {
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	nonce := make([]byte, chacha20poly1305.NonceSizeX)
 	rand.Read(nonce)
-	return s.aead.Seal(nonce, nonce, plain, []byte(redisKey))
+	out := make([]byte, 0, sealedOverhead+len(plain))
+	out = append(append(out, sealVersion), nonce...)
+	return s.aead.Seal(out, nonce, plain, []byte(redisKey))
 }
 
+// sealedOverhead is what sealing adds to a value's length.
+const sealedOverhead = 1 + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+
 func (s *sealer) open(redisKey string, sealed []byte) ([]byte, error) {
-	n := s.aead.NonceSize()
-	if len(sealed) < n+s.aead.Overhead() {
+	if len(sealed) < sealedOverhead || sealed[0] != sealVersion {
 		return nil, errOpen
 	}
-	plain, err := s.aead.Open(nil, sealed[:n], sealed[n:], []byte(redisKey))
+	aead := s.aead
+	n := 1 + aead.NonceSize()
+	plain, err := aead.Open(nil, sealed[1:n], sealed[n:], []byte(redisKey))
 	if err != nil {
 		return nil, errOpen
 	}

@@ -9,7 +9,7 @@ import (
 const testSecret = "0123456789abcdef0123456789abcdef"
 
 func TestSealRoundTrip(t *testing.T) {
-	s, err := newSealer(testSecret)
+	s, err := newSealer(testSecret, DefaultKeyPrefix, "b1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,8 +25,8 @@ func TestSealRoundTrip(t *testing.T) {
 }
 
 func TestSealRejects(t *testing.T) {
-	s, _ := newSealer(testSecret)
-	other, _ := newSealer(strings.Repeat("x", 32))
+	s, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
+	other, _ := newSealer(strings.Repeat("x", 32), DefaultKeyPrefix, "b1")
 	sealed := s.seal("k1", []byte("session"))
 	tampered := bytes.Clone(sealed)
 	tampered[len(tampered)-1] ^= 1
@@ -48,16 +48,16 @@ func TestSealRejects(t *testing.T) {
 }
 
 func TestSecretTooShort(t *testing.T) {
-	if _, err := newSealer(testSecret[:31]); err == nil {
+	if _, err := newSealer(testSecret[:31], DefaultKeyPrefix, "b1"); err == nil {
 		t.Fatal("31-byte secret accepted")
 	}
 }
 
 func TestKeyNames(t *testing.T) {
-	s, _ := newSealer(testSecret)
-	other, _ := newSealer(strings.Repeat("x", 32))
+	s, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
+	other, _ := newSealer(strings.Repeat("x", 32), DefaultKeyPrefix, "b1")
 	key := []byte("token hash")
-	again, _ := newSealer(testSecret)
+	again, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
 	if s.name(key) != again.name(key) {
 		t.Fatal("two nodes with one secret name a key differently")
 	}
@@ -66,5 +66,24 @@ func TestKeyNames(t *testing.T) {
 	}
 	if strings.Contains(s.name(key), "token") {
 		t.Fatal("name shows the key")
+	}
+}
+
+// Sealed values are XChaCha20-Poly1305 with a random 192-bit nonce, after
+// a version byte; values of another format do not open.
+func TestSealFormat(t *testing.T) {
+	s, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
+	plain := []byte("session")
+	a, b := s.seal("k", plain), s.seal("k", plain)
+	if len(a) != 1+24+len(plain)+16 || a[0] != sealVersion {
+		t.Fatalf("sealed value of %d bytes, version %d", len(a), a[0])
+	}
+	if bytes.Equal(a[1:25], b[1:25]) {
+		t.Fatal("two seals share a nonce")
+	}
+	old := bytes.Clone(a)
+	old[0] = 1
+	if _, err := s.open("k", old); err == nil {
+		t.Fatal("a value of another format opened")
 	}
 }

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,14 +25,13 @@ const (
 	DefaultTimeout   = 100 * time.Millisecond
 )
 
-// purgeAll is the invalidation message that empties every node's cache.
-const purgeAll = "*"
-
-// Kinds of message on the channel, before the key: a token's entry was
-// invalidated, or filled (for the nodes waiting on another's lock).
+// Kinds of message on the channel: a token's entry was invalidated, or
+// filled (for the nodes waiting on another's lock), or every entry was
+// purged (a new generation).
 const (
 	kindInvalidate = 'i'
 	kindFilled     = 'f'
+	kindPurge      = 'p'
 )
 
 // Config shapes a Tier.
@@ -48,7 +49,9 @@ type Config struct {
 	// from (a hash of its config), so that two backends on one Redis
 	// never share entries.
 	Backend string
-	// Warn, if set, is told of Redis failures, at most once per 10s.
+	// Warn, if set, is told of Redis failures, at most once per 10s, and
+	// of a purge of all that could not reach the other nodes, each time
+	// (that warning shares no rate limit with the others).
 	Warn func(msg string, err error)
 }
 
@@ -60,6 +63,15 @@ type Stats struct {
 	InvalidationsSent     uint64 `json:"invalidations_sent"`
 	InvalidationsReceived uint64 `json:"invalidations_received"`
 	SealedRejected        uint64 `json:"sealed_rejected"`
+	// RevokedRefused counts session entries refused because they were
+	// filled before a revocation or purge this node knows of.
+	RevokedRefused uint64 `json:"revoked_refused"`
+	// MessagesRefused counts messages that opened but were too old or
+	// seen before (replayed), or too large to open.
+	MessagesRefused uint64 `json:"messages_refused"`
+	// Undelivered is the number of revocations waiting for Redis to be
+	// reachable again (a purge of all counts as one).
+	Undelivered int `json:"undelivered"`
 }
 
 // Tier is a sessionctx.Tier on Redis. Every Redis operation is bounded by
@@ -73,26 +85,49 @@ type Tier struct {
 	channel string
 	warn    func(string, error)
 	warnAt  rate.Sometimes
-	node    string // random: a node ignores its own invalidations
+	retryAt rate.Sometimes
+	node    [8]byte // random: a node ignores its own messages
 
 	mu      sync.Mutex
-	forget  func(sessionctx.Key)
-	purge   func()
+	link    sessionctx.TierLink
 	waiters map[sessionctx.Key][]chan struct{}
+	held    map[sessionctx.Key]*lease
 
-	// gen is the generation of this backend's entries: a purge of all
-	// bumps it in Redis, which leaves every older entry unreachable
-	// until its TTL removes it.
-	gen       atomic.Int64
-	connected atomic.Bool
+	// gen is the highest generation of this backend's entries the node
+	// has seen: the time (unix ns) of the last purge of all. A purge
+	// stores a new one, sealed, in Redis and names it in its message;
+	// a lower one, read or received, is never adopted. Entries live
+	// under their generation and carry it sealed inside.
+	gen atomic.Int64
+	// purgedAt is the time of the last purge of all this node knows of
+	// (the generation's time, or this node's own clock for its own
+	// purge): no session entry filled before it is served.
+	purgedAt atomic.Int64
 
-	hits, misses, sent, received, rejected atomic.Uint64
+	tombs  *tombstones
+	replay *replayGuard
+	outbox *outbox
+
+	// subscribed is true while the subscription is live; synced once
+	// the generation was read for it. Connected is both.
+	subscribed, synced atomic.Bool
+	syncGen            chan struct{}
+
+	hits, misses, sent, received, rejected, revoked, refused atomic.Uint64
 
 	cancel context.CancelFunc
-	done   chan struct{}
+	wg     sync.WaitGroup
 	// ps is the subscription, which Close closes so that a read blocked
 	// on a quiet channel ends at once.
 	ps *redis.PubSub
+}
+
+// lease is the lock this node holds for a token it looks up for every
+// node.
+type lease struct {
+	lockKey, waitKey string
+	token            string
+	sawSession       bool // Redis held a session for the token
 }
 
 var _ sessionctx.Tier = (*Tier)(nil)
@@ -101,10 +136,6 @@ var _ sessionctx.Tier = (*Tier)(nil)
 // does not fail when Redis is down: the tier starts disconnected and
 // connects by itself.
 func New(cfg Config) (*Tier, error) {
-	s, err := newSealer(cfg.Secret)
-	if err != nil {
-		return nil, err
-	}
 	opts, err := redis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("cluster url: %w", err)
@@ -114,6 +145,10 @@ func New(cfg Config) (*Tier, error) {
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = DefaultKeyPrefix
+	}
+	s, err := newSealer(cfg.Secret, cfg.KeyPrefix, cfg.Backend)
+	if err != nil {
+		return nil, err
 	}
 	opts.DialTimeout = cfg.Timeout
 	opts.ReadTimeout = cfg.Timeout
@@ -125,26 +160,34 @@ func New(cfg Config) (*Tier, error) {
 	if len(backend) > 16 {
 		backend = backend[:16]
 	}
-	var id [8]byte
-	rand.Read(id[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tier{
-		node:    string(id[:]),
 		client:  redis.NewClient(opts),
 		sealer:  s,
 		timeout: cfg.Timeout,
 		prefix:  cfg.KeyPrefix + backend + ":",
-		channel: cfg.KeyPrefix + "invalidate",
 		warn:    cfg.Warn,
 		warnAt:  rate.Sometimes{Interval: 10 * time.Second},
+		retryAt: rate.Sometimes{Interval: 10 * time.Second},
+		held:    map[sessionctx.Key]*lease{},
+		tombs:   newTombstones(),
+		replay:  newReplayGuard(),
+		outbox:  newOutbox(),
+		syncGen: make(chan struct{}, 1),
 		cancel:  cancel,
-		done:    make(chan struct{}),
 	}
+	t.channel = t.prefix + "invalidate"
+	rand.Read(t.node[:])
+	t.link.Lookup = 3 * time.Second
+	t.wg.Add(3)
 	go t.subscribe(ctx)
+	go t.syncGeneration(ctx)
+	go t.deliver(ctx)
 	return t, nil
 }
 
-// Close stops the subscription and closes the connections.
+// Close stops the subscription and the retries and closes the
+// connections. Revocations not delivered by then are lost with the node.
 func (t *Tier) Close() error {
 	t.cancel()
 	t.mu.Lock()
@@ -152,33 +195,45 @@ func (t *Tier) Close() error {
 		_ = t.ps.Close()
 	}
 	t.mu.Unlock()
-	<-t.done
+	t.wg.Wait()
 	return t.client.Close()
 }
 
 // Stats returns the counters.
 func (t *Tier) Stats() Stats {
 	return Stats{
-		Connected:             t.connected.Load(),
+		Connected:             t.connected(),
 		L2Hits:                t.hits.Load(),
 		L2Misses:              t.misses.Load(),
 		InvalidationsSent:     t.sent.Load(),
 		InvalidationsReceived: t.received.Load(),
 		SealedRejected:        t.rejected.Load(),
+		RevokedRefused:        t.revoked.Load(),
+		MessagesRefused:       t.refused.Load(),
+		Undelivered:           t.outbox.len(),
 	}
 }
 
+func (t *Tier) connected() bool { return t.subscribed.Load() && t.synced.Load() }
+
 // Attach implements sessionctx.Tier.
-func (t *Tier) Attach(forget func(sessionctx.Key), purge func()) {
+func (t *Tier) Attach(link sessionctx.TierLink) {
 	t.mu.Lock()
-	t.forget, t.purge = forget, purge
+	t.link = link
+	if t.link.Lookup <= 0 {
+		t.link.Lookup = 3 * time.Second
+	}
 	t.mu.Unlock()
+	// An entry filled before a revocation is fresh here at most TTL after
+	// its fill, and in a node's own cache stale at most StaleIfError
+	// past that: the revocation is remembered as long.
+	t.tombs.setRetain(max(link.Cache.TTL+link.Cache.StaleIfError, link.Cache.NegativeTTL))
 }
 
-func (t *Tier) local() (func(sessionctx.Key), func()) {
+func (t *Tier) local() sessionctx.TierLink {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.forget, t.purge
+	return t.link
 }
 
 func (t *Tier) failed(msg string, err error) {
@@ -187,17 +242,25 @@ func (t *Tier) failed(msg string, err error) {
 	}
 }
 
-// entryKey is the Redis key of a token's entry: no token, nor its plain
+func (t *Tier) failedRetry(err error) {
+	if t.warn != nil {
+		t.retryAt.Do(func() { t.warn("cluster revocations not delivered yet; retrying", err) })
+	}
+}
+
+// keys are the Redis keys of a token in a generation: its entry, its
+// lock and its waiting mark. They share the hash tag {name}, so one
+// script may touch them all on a Redis Cluster. No token, nor its plain
 // hash, only an HMAC of it.
-func (t *Tier) entryKey(key sessionctx.Key) string {
-	return t.prefix + "s:" + strconv.FormatInt(t.gen.Load(), 10) + ":" + t.sealer.name(key[:])
+type keys struct{ entry, lock, wait string }
+
+func (t *Tier) keysOf(gen int64, key sessionctx.Key) keys {
+	tag := ":{" + t.sealer.name(key[:]) + "}"
+	g := strconv.FormatInt(gen, 10)
+	return keys{entry: t.prefix + "s:" + g + tag, lock: t.prefix + "l:" + g + tag, wait: t.prefix + "w:" + g + tag}
 }
 
 func (t *Tier) genKey() string { return t.prefix + "gen" }
-
-func (t *Tier) lockKey(key sessionctx.Key) string {
-	return t.prefix + "l:" + t.sealer.name(key[:])
-}
 
 // stored is an entry as sealed in Redis. The session's own JSON form
 // leaves out the dialect and the service's raw answer, which rendering
@@ -208,86 +271,172 @@ type stored struct {
 	Raw     []byte              `json:"r,omitempty"`
 	Fresh   int64               `json:"f"`
 	Stale   int64               `json:"st"`
+	Filled  int64               `json:"fl"`
+	Gen     int64               `json:"g"`
 }
 
-// Get implements sessionctx.Tier. An entry that does not open (tampered,
-// moved to another key, sealed with another secret) is counted and never
-// served.
+// Get implements sessionctx.Tier. It reads the token's entry; when there
+// is none this node takes the token's lock and looks it up for every
+// node (nil back), or, when another node holds the lock, waits for that
+// node's answer as long as its lookup may take, notified on the channel
+// and polling Redis. It looks the token up itself only when the holder
+// is gone (it gave its lookup up without an answer, or its lock
+// expired).
+//
+// An entry that does not open (tampered, moved to another key, sealed
+// with another secret), a session filled before a revocation or purge
+// this node knows of, and an entry past what this node's own TTLs allow
+// are never served.
 func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sessionctx.SharedEntry {
-	if !t.connected.Load() {
+	if !t.connected() {
 		t.misses.Add(1)
 		return nil
 	}
-	rk := t.entryKey(key)
+	link := t.local()
+	gen := t.gen.Load()
+	ks := t.keysOf(gen, key)
+	lockTTL := link.Lookup + t.timeout
+	token := randomToken()
+	// The wait serves every request of this node for the token, not only
+	// the first one's: its deadline, not the request's, bounds it.
+	ctx = context.WithoutCancel(ctx)
+	deadline := now.Add(lockTTL + t.timeout)
+	refused := ""
+	sawSession := false
+	var wait chan struct{}
+	defer func() {
+		if wait != nil {
+			t.dropWaiter(key, wait)
+		}
+	}()
+	for {
+		res, err := t.run(ctx, readScript, []string{ks.entry, ks.lock, ks.wait}, token, lockTTL.Milliseconds(), refused)
+		if err != nil {
+			t.failed("cluster read failed; resolving locally", err)
+			t.misses.Add(1)
+			return nil
+		}
+		state, _ := res[0].(int64)
+		var raw string
+		if len(res) > 1 {
+			raw, _ = res[1].(string)
+		}
+		switch state {
+		case 1:
+			e, session := t.decode(ks.entry, raw, key, gen, time.Now())
+			sawSession = sawSession || session
+			if e != nil {
+				t.hits.Add(1)
+				return e
+			}
+			// An entry this node refuses: take the lock to look it up.
+			refused = raw
+			continue
+		case 2:
+			t.mu.Lock()
+			t.held[key] = &lease{lockKey: ks.lock, waitKey: ks.wait, token: token, sawSession: sawSession}
+			t.mu.Unlock()
+			t.misses.Add(1)
+			return nil
+		case 4:
+			t.misses.Add(1)
+			return nil
+		}
+		// Another node looks the token up: wait for its answer.
+		if wait == nil {
+			wait = t.addWaiter(key)
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			t.misses.Add(1)
+			return nil
+		}
+		timer := time.NewTimer(min(left, pollEvery))
+		select {
+		case <-wait:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// pollEvery is how often a node waiting on another's lock looks at
+// Redis, in case the notice of the answer was lost.
+const pollEvery = 100 * time.Millisecond
+
+// run runs a script, bounded by the timeout.
+func (t *Tier) run(ctx context.Context, s *redis.Script, keys []string, args ...any) ([]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	raw, err := t.client.Get(ctx, rk).Bytes()
-	if errors.Is(err, redis.Nil) {
-		raw, err = t.awaitOther(ctx, key, rk)
-	}
+	v, err := s.Run(ctx, t.client, keys, args...).Result()
 	if err != nil {
-		if !errors.Is(err, redis.Nil) {
-			t.failed("cluster read failed; resolving locally", err)
-		}
-		t.misses.Add(1)
-		return nil
+		return nil, err
 	}
-	plain, err := t.sealer.open(rk, raw)
+	if res, ok := v.([]any); ok && len(res) > 0 {
+		return res, nil
+	}
+	return []any{v}, nil
+}
+
+// decode opens an entry read from Redis and returns it if this node may
+// serve it at now, and whether it was a session.
+func (t *Tier) decode(redisKey, raw string, key sessionctx.Key, gen int64, now time.Time) (*sessionctx.SharedEntry, bool) {
+	plain, err := t.sealer.open(redisKey, []byte(raw))
 	var st stored
 	if err == nil {
 		err = json.Unmarshal(plain, &st)
 	}
+	if err == nil && st.Gen != gen {
+		err = errOpen
+	}
 	if err != nil {
 		t.rejected.Add(1)
-		t.misses.Add(1)
 		t.failed("cluster entry rejected (does not open); resolving locally", err)
-		return nil
+		return nil, false
 	}
-	if now.UnixNano() >= st.Fresh {
-		t.misses.Add(1)
-		return nil
+	cache := t.local().Cache
+	if st.Session != nil {
+		revoked := max(t.tombs.revokedAt(key), t.purgedAt.Load(), gen)
+		if revoked != 0 && st.Filled < revoked+int64(clockSlack) {
+			t.revoked.Add(1)
+			return nil, true
+		}
+	}
+	// This node's own TTLs bound what it serves, whatever the writer's.
+	ttl := cache.TTL
+	if st.Session == nil {
+		ttl = cache.NegativeTTL
+	}
+	fresh, stale := st.Fresh, st.Stale
+	if ttl > 0 {
+		fresh = min(fresh, st.Filled+int64(ttl))
+		stale = min(stale, fresh+int64(cache.StaleIfError))
+	}
+	stale = max(stale, fresh)
+	if now.UnixNano() >= fresh {
+		return nil, st.Session != nil
 	}
 	if st.Session != nil {
 		st.Session.Dialect, st.Session.Raw = st.Dialect, st.Raw
 	}
-	t.hits.Add(1)
-	return &sessionctx.SharedEntry{Session: st.Session, Fresh: time.Unix(0, st.Fresh), Stale: time.Unix(0, st.Stale)}
+	return &sessionctx.SharedEntry{Session: st.Session, Fresh: time.Unix(0, fresh), Stale: time.Unix(0, stale), Filled: time.Unix(0, st.Filled)}, st.Session != nil
 }
 
-// awaitOther is a miss: this node takes the token's lock and resolves it
-// (redis.Nil back), or, when another node holds the lock, waits for that
-// node's answer (notified on the channel, not polling) up to the timeout
-// and reads it. Past the timeout the node resolves the token itself.
-func (t *Tier) awaitOther(ctx context.Context, key sessionctx.Key, rk string) ([]byte, error) {
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
-	took, err := t.client.SetNX(lctx, t.lockKey(key), t.node, t.timeout).Result()
-	cancel()
-	if err != nil || took {
-		if err == nil {
-			err = redis.Nil
-		}
-		return nil, err
-	}
+func randomToken() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (t *Tier) addWaiter(key sessionctx.Key) chan struct{} {
 	ch := make(chan struct{}, 1)
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.waiters == nil {
 		t.waiters = map[sessionctx.Key][]chan struct{}{}
 	}
 	t.waiters[key] = append(t.waiters[key], ch)
-	t.mu.Unlock()
-	defer t.dropWaiter(key, ch)
-	timer := time.NewTimer(t.timeout)
-	defer timer.Stop()
-	select {
-	case <-ch:
-	case <-timer.C:
-		return nil, redis.Nil
-	case <-ctx.Done():
-		return nil, redis.Nil
-	}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
-	defer cancel()
-	return t.client.Get(rctx, rk).Bytes()
+	return ch
 }
 
 func (t *Tier) dropWaiter(key sessionctx.Key, ch chan struct{}) {
@@ -318,18 +467,39 @@ func (t *Tier) wake(key sessionctx.Key) {
 	}
 }
 
+func (t *Tier) takeLease(key sessionctx.Key) *lease {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.held[key]
+	delete(t.held, key)
+	return l
+}
+
 // Set implements sessionctx.Tier: the entry lives in Redis until its
-// stale time. A rejection also tells the other nodes to drop the session
-// they may hold for the token.
+// stale time, and the lock is handed over in the same round trip. A
+// rejection tells the other nodes to drop the session they may hold for
+// the token only when one may exist: this node held one, or Redis did.
 func (t *Tier) Set(ctx context.Context, key sessionctx.Key, e *sessionctx.SharedEntry, now time.Time) {
-	if !t.connected.Load() {
-		return
+	l := t.takeLease(key)
+	revokes := e.Session == nil && (e.Revokes || (l != nil && l.sawSession))
+	if revokes {
+		t.tombs.add(key, now.UnixNano(), now.UnixNano())
 	}
 	ttl := e.Stale.Sub(now)
-	if ttl < time.Millisecond {
+	if !t.connected() || ttl < time.Millisecond {
+		if revokes {
+			t.keep(key)
+		} else if l != nil {
+			t.release(l, key)
+		}
 		return
 	}
-	st := stored{Session: e.Session, Fresh: e.Fresh.UnixNano(), Stale: e.Stale.UnixNano()}
+	gen := t.gen.Load()
+	filled := e.Filled
+	if filled.IsZero() {
+		filled = now
+	}
+	st := stored{Session: e.Session, Fresh: e.Fresh.UnixNano(), Stale: e.Stale.UnixNano(), Filled: filled.UnixNano(), Gen: gen}
 	if e.Session != nil {
 		st.Dialect, st.Raw = e.Session.Dialect, e.Session.Raw
 	}
@@ -338,73 +508,227 @@ func (t *Tier) Set(ctx context.Context, key sessionctx.Key, e *sessionctx.Shared
 		t.failed("cluster entry not shared", err)
 		return
 	}
-	rk := t.entryKey(key)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.timeout)
-	defer cancel()
-	if err := t.client.Set(ctx, rk, t.sealer.seal(rk, plain), ttl).Err(); err != nil {
+	ks := t.keysOf(gen, key)
+	token := ""
+	if l != nil {
+		// The lock may be of an older generation: same slot, its own key.
+		ks.lock, ks.wait, token = l.lockKey, l.waitKey, l.token
+	}
+	kind, always := byte(kindFilled), "0"
+	if revokes {
+		kind, always = kindInvalidate, "1"
+	}
+	res, err := t.run(context.WithoutCancel(ctx), fillScript, []string{ks.entry, ks.lock, ks.wait},
+		t.sealer.seal(ks.entry, plain), ttl.Milliseconds(), token, t.channel, t.message(kind, key[:]), always)
+	if err != nil {
 		t.failed("cluster write failed; entry not shared", err)
+		if revokes {
+			t.keep(key)
+		}
 		return
 	}
-	kind := byte(kindFilled)
-	if e.Session == nil {
-		kind = kindInvalidate
+	if published, _ := res[0].(int64); published == 1 && revokes {
+		t.sent.Add(1)
 	}
-	t.publish(ctx, t.message(kind, key))
-	// The lock has done its work; the next miss (after expiry) may take it.
-	t.client.Del(ctx, t.lockKey(key))
 }
 
-// message is the invalidation of one key: the key sealed to the channel,
-// so that the channel carries no token hash a reader without the secret
-// could link to a token.
-func (t *Tier) message(kind byte, key sessionctx.Key) string {
-	return string(t.sealer.seal(t.channel, []byte(t.prefix+t.node+string(kind)+string(key[:]))))
-}
-
-func (t *Tier) publish(ctx context.Context, msg string) {
-	if err := t.client.Publish(ctx, t.channel, msg).Err(); err != nil {
-		t.failed("cluster invalidation not sent", err)
-		return
+// Release implements sessionctx.Tier.
+func (t *Tier) Release(key sessionctx.Key) {
+	if l := t.takeLease(key); l != nil {
+		t.release(l, key)
 	}
-	t.sent.Add(1)
 }
 
-// Forget implements sessionctx.Tier.
+func (t *Tier) release(l *lease, key sessionctx.Key) {
+	mark := max(2*pollEvery, t.timeout)
+	if _, err := t.run(context.Background(), releaseScript, []string{l.lockKey, l.waitKey}, l.token, t.channel, t.message(kindFilled, key[:]), mark.Milliseconds()); err != nil {
+		t.failed("cluster lock not released; it expires by itself", err)
+	}
+}
+
+// message seals one message for the channel: this node's id, a random
+// message id, the time it is sent, its kind and body (a key, or a
+// generation). Receivers refuse old and repeated ones, and the channel
+// carries nothing a reader without the secret could link to a token.
+func (t *Tier) message(kind byte, body []byte) []byte {
+	plain := make([]byte, 0, msgHeader+len(body))
+	plain = append(plain, t.node[:]...)
+	var id msgID
+	rand.Read(id[:])
+	plain = append(plain, id[:]...)
+	plain = binary.BigEndian.AppendUint64(plain, uint64(time.Now().UnixNano()))
+	plain = append(plain, kind)
+	plain = append(plain, body...)
+	return t.sealer.seal(t.channel, plain)
+}
+
+// msgHeader is the length of a message before its body; maxMessage the
+// longest sealed message a node opens (a key body is the longest).
+const (
+	msgHeader  = 8 + 16 + 8 + 1
+	maxMessage = sealedOverhead + msgHeader + len(sessionctx.Key{})
+)
+
+// Forget implements sessionctx.Tier. The node remembers the revocation
+// at once, so that it never serves an entry filled before it; an
+// invalidation Redis does not take now is kept and sent again until it
+// is delivered.
 func (t *Tier) Forget(key sessionctx.Key) {
-	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
-	defer cancel()
-	if err := t.client.Del(ctx, t.entryKey(key)).Err(); err != nil {
-		t.failed("cluster delete failed", err)
+	now := time.Now().UnixNano()
+	t.tombs.add(key, now, now)
+	if err := t.send(context.Background(), 0, []sessionctx.Key{key}); err != nil {
+		t.failed("cluster invalidation not sent; retrying", err)
+		t.keep(key)
 	}
-	t.publish(ctx, t.message(kindInvalidate, key))
+}
+
+// keep puts a revocation in the outbox; a full outbox becomes a purge
+// of all.
+func (t *Tier) keep(key sessionctx.Key) {
+	if t.outbox.add(key) {
+		return
+	}
+	t.outbox.addPurge(t.nextGen())
 }
 
 // Purge implements sessionctx.Tier: a new generation makes every entry of
-// this backend unreachable at once, however many there are.
-func (t *Tier) Purge() {
-	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
-	defer cancel()
-	gen, err := t.client.Incr(ctx, t.genKey()).Result()
-	if err != nil {
-		t.failed("cluster purge failed", err)
-		return
+// this backend unreachable at once, however many there are. The node
+// itself adopts it at once; when Redis does not take it, the error says
+// so and the purge is sent again until it is delivered.
+func (t *Tier) Purge() error {
+	gen := t.nextGen()
+	if err := t.send(context.Background(), gen, nil); err != nil {
+		t.outbox.addPurge(gen)
+		err = fmt.Errorf("cluster purge not delivered to the other nodes yet (retrying): %w", err)
+		if t.warn != nil {
+			t.warn("cluster purge not delivered; retrying", err)
+		}
+		return err
 	}
-	t.gen.Store(gen)
-	t.publish(ctx, string(t.sealer.seal(t.channel, []byte(t.prefix+t.node+purgeAll))))
+	return nil
 }
 
-func (t *Tier) readGen(ctx context.Context) error {
+// nextGen starts a new generation on this node: the time now, or one
+// past the highest seen, and the purge time entries filled before may
+// not pass.
+func (t *Tier) nextGen() int64 {
+	now := time.Now().UnixNano()
+	for {
+		old := t.gen.Load()
+		gen := max(now, old+1)
+		if t.gen.CompareAndSwap(old, gen) {
+			t.raisePurgedAt(gen)
+			return gen
+		}
+	}
+}
+
+func (t *Tier) raisePurgedAt(at int64) {
+	for {
+		old := t.purgedAt.Load()
+		if at <= old || t.purgedAt.CompareAndSwap(old, at) {
+			return
+		}
+	}
+}
+
+// adoptGen takes gen if it is higher than any seen, and then empties
+// the node's cache (when purge is set): every entry it holds is older.
+func (t *Tier) adoptGen(gen int64, purge bool) bool {
+	for {
+		old := t.gen.Load()
+		if gen <= old {
+			return false
+		}
+		if t.gen.CompareAndSwap(old, gen) {
+			break
+		}
+	}
+	t.raisePurgedAt(gen)
+	if link := t.local(); purge && link.Purge != nil {
+		link.Purge()
+	}
+	return true
+}
+
+// send delivers revocations in one round trip: a purge of all (when
+// purge is not 0: the sealed generation stored, and announced) and the
+// invalidation of each key (its entry deleted, and announced).
+func (t *Tier) send(ctx context.Context, purge int64, ks []sessionctx.Key) error {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	gen, err := t.client.Get(ctx, t.genKey()).Int64()
-	if errors.Is(err, redis.Nil) {
-		gen, err = 0, nil
-	}
+	gen := t.gen.Load()
+	n := 0
+	_, err := t.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if purge != 0 {
+			var b [8]byte
+			binary.BigEndian.PutUint64(b[:], uint64(purge)) //nolint:gosec // G115: a time after 1970
+			p.Set(ctx, t.genKey(), t.sealer.seal(t.genKey(), b[:]), 0)
+			p.Publish(ctx, t.channel, t.message(kindPurge, b[:]))
+			n++
+		}
+		for _, k := range ks {
+			p.Del(ctx, t.keysOf(gen, k).entry)
+			p.Publish(ctx, t.channel, t.message(kindInvalidate, k[:]))
+			n++
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	t.gen.Store(gen)
+	t.sent.Add(uint64(n))
 	return nil
+}
+
+// readGen reads the sealed generation from Redis; one that does not open
+// (written without the secret, or not a generation at all) is counted
+// and ignored.
+func (t *Tier) readGen(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	raw, err := t.client.Get(ctx, t.genKey()).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	plain, err := t.sealer.open(t.genKey(), raw)
+	if err != nil || len(plain) != 8 {
+		t.rejected.Add(1)
+		t.failed("cluster generation rejected (does not open); keeping the highest seen", errOpen)
+		return 0, nil
+	}
+	return int64(binary.BigEndian.Uint64(plain)), nil //nolint:gosec // G115: sealed by a node, a time after 1970
+}
+
+// syncGeneration reads the generation each time the subscription starts
+// (outside the subscriber's loop, which only reads messages), and marks
+// the tier connected once it has.
+func (t *Tier) syncGeneration(ctx context.Context) {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.syncGen:
+		}
+		for t.subscribed.Load() && !t.synced.Load() {
+			gen, err := t.readGen(ctx)
+			if err == nil {
+				t.adoptGen(gen, true)
+				t.synced.Store(true)
+				break
+			}
+			t.failed("cluster generation not read", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // subscribe applies the other nodes' invalidations until Close. Every
@@ -412,7 +736,7 @@ func (t *Tier) readGen(ctx context.Context) error {
 // published while it was away is lost, so nothing it holds can be
 // trusted.
 func (t *Tier) subscribe(ctx context.Context) {
-	defer close(t.done)
+	defer t.wg.Done()
 	ps := t.client.Subscribe(ctx, t.channel)
 	t.mu.Lock()
 	t.ps = ps
@@ -425,6 +749,7 @@ func (t *Tier) subscribe(ctx context.Context) {
 	const idle = time.Second
 	first := true
 	heard := time.Now()
+
 	for ctx.Err() == nil {
 		msg, err := ps.ReceiveTimeout(ctx, idle)
 		if err != nil {
@@ -439,11 +764,14 @@ func (t *Tier) subscribe(ctx context.Context) {
 				_ = ps.Ping(pctx)
 				cancel()
 				if time.Since(heard) > 2*idle+t.timeout {
-					t.connected.Store(false)
+					// Silent, not gone: what is published meanwhile
+					// waits on the same connection.
+					t.subscribed.Store(false)
 				}
 				continue
 			}
-			t.connected.Store(false)
+			t.subscribed.Store(false)
+			t.synced.Store(false)
 			t.failed("cluster subscription lost; node goes on alone", err)
 			select {
 			case <-ctx.Done():
@@ -458,71 +786,77 @@ func (t *Tier) subscribe(ctx context.Context) {
 			if m.Kind != "subscribe" {
 				continue
 			}
-			if err := t.readGen(ctx); err != nil {
-				t.failed("cluster generation not read", err)
-			}
 			if !first {
-				if _, purge := t.local(); purge != nil {
-					purge()
+				if link := t.local(); link.Purge != nil {
+					link.Purge()
 				}
 			}
 			first = false
-			t.connected.Store(true)
+			t.synced.Store(false)
+			t.subscribed.Store(true)
+			select {
+			case t.syncGen <- struct{}{}:
+			default:
+			}
 		case *redis.Pong:
-			if !first {
-				t.connected.Store(true)
+			if !first && !t.subscribed.Load() {
+				t.subscribed.Store(true)
 			}
 		case *redis.Message:
-			t.apply(ctx, m.Payload)
+			t.apply(m.Payload, time.Now())
 		}
 	}
 }
 
-func (t *Tier) apply(ctx context.Context, payload string) {
-	plain, err := t.sealer.open(t.channel, []byte(payload))
-	if err != nil {
-		t.rejected.Add(1)
-		t.failed("cluster invalidation rejected (does not open)", err)
+// apply applies one message from the channel. Oversize messages are
+// dropped before opening; old and repeated ones (a captured message
+// published again) are refused.
+func (t *Tier) apply(payload string, now time.Time) {
+	if len(payload) > maxMessage {
+		t.refused.Add(1)
+		t.failed("cluster message refused (too large)", fmt.Errorf("%d bytes", len(payload)))
 		return
 	}
-	body, ok := bytesCut(plain, t.prefix)
-	if !ok || len(body) < len(t.node) {
-		return // another backend's
+	plain, err := t.sealer.open(t.channel, []byte(payload))
+	if err != nil || len(plain) < msgHeader {
+		t.rejected.Add(1)
+		t.failed("cluster invalidation rejected (does not open)", errOpen)
+		return
 	}
-	if string(body[:len(t.node)]) == t.node {
+	if string(plain[:8]) == string(t.node[:]) {
 		return // this node's own, applied already
 	}
-	body = body[len(t.node):]
-	forget, purge := t.local()
-	if string(body) == purgeAll {
+	var id msgID
+	copy(id[:], plain[8:24])
+	sent := int64(binary.BigEndian.Uint64(plain[24:32])) //nolint:gosec // G115: sealed by a node, a time after 1970
+	kind, body := plain[32], plain[msgHeader:]
+	if !t.replay.fresh(id, sent, now.UnixNano()) {
+		t.refused.Add(1)
+		t.failed("cluster message refused (old or repeated)", errReplay)
+		return
+	}
+	switch kind {
+	case kindPurge:
+		if len(body) != 8 {
+			return
+		}
 		t.received.Add(1)
-		if err := t.readGen(ctx); err != nil {
-			t.failed("cluster generation not read", err)
+		t.adoptGen(int64(binary.BigEndian.Uint64(body)), true) //nolint:gosec // G115: sealed by a node
+	case kindInvalidate, kindFilled:
+		var key sessionctx.Key
+		if len(body) != len(key) {
+			return
 		}
-		if purge != nil {
-			purge()
+		copy(key[:], body)
+		if kind == kindInvalidate {
+			t.received.Add(1)
+			t.tombs.add(key, max(sent, now.UnixNano()), now.UnixNano())
+			if link := t.local(); link.Forget != nil {
+				link.Forget(key)
+			}
 		}
-		return
-	}
-	var key sessionctx.Key
-	if len(body) != 1+len(key) {
-		return
-	}
-	copy(key[:], body[1:])
-	if body[0] == kindFilled {
 		t.wake(key)
-		return
 	}
-	t.received.Add(1)
-	if forget != nil {
-		forget(key)
-	}
-	t.wake(key)
 }
 
-func bytesCut(b []byte, prefix string) ([]byte, bool) {
-	if len(b) < len(prefix) || string(b[:len(prefix)]) != prefix {
-		return nil, false
-	}
-	return b[len(prefix):], true
-}
+var errReplay = errors.New("message too old or seen before")

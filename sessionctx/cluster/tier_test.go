@@ -20,8 +20,9 @@ import (
 // countingBackend is a real HTTP session service (the http dialect's
 // shape) that knows tokens starting with "good" and counts its calls.
 type countingBackend struct {
-	calls atomic.Int64
-	url   string
+	calls   atomic.Int64
+	url     string
+	revoked sync.Map // tokens logged out at the service
 }
 
 func newCounting(t testing.TB, delay time.Duration) *countingBackend {
@@ -33,7 +34,11 @@ func newCounting(t testing.TB, delay time.Duration) *countingBackend {
 		}
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		w.Header().Set("Content-Type", "application/json")
-		if !strings.HasPrefix(tok, "good") {
+		if strings.HasPrefix(tok, "down") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		if _, gone := b.revoked.Load(tok); gone || !strings.HasPrefix(tok, "good") {
 			w.WriteHeader(http.StatusUnauthorized)
 			w.Write([]byte(`{"error":"unauthenticated"}`))
 			return
@@ -152,9 +157,9 @@ type forgetMidRead struct {
 	forget func(sessionctx.Key)
 }
 
-func (f *forgetMidRead) Attach(forget func(sessionctx.Key), purge func()) {
-	f.forget = forget
-	f.Tier.Attach(forget, purge)
+func (f *forgetMidRead) Attach(link sessionctx.TierLink) {
+	f.forget = link.Forget
+	f.Tier.Attach(link)
 }
 
 func (f *forgetMidRead) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sessionctx.SharedEntry {
@@ -282,8 +287,8 @@ func TestTierTamperedEntryNeverServed(t *testing.T) {
 	if len(keys) != 2 {
 		t.Fatalf("entry keys = %v", keys)
 	}
-	k1 := a.tier.entryKey(key("good1"))
-	k2 := a.tier.entryKey(key("good2"))
+	k1 := a.tier.keysOf(a.tier.gen.Load(), key("good1")).entry
+	k2 := a.tier.keysOf(a.tier.gen.Load(), key("good2")).entry
 	v2, _ := rc.Get(ctx, k2).Bytes()
 	// good1's key now holds good2's entry: it must not open.
 	rc.Set(ctx, k1, v2, time.Minute)
@@ -305,7 +310,7 @@ func TestTierTamperedEntryNeverServed(t *testing.T) {
 		t.Fatalf("service calls = %d, want 4 (node B resolved both itself)", got)
 	}
 	// A forged invalidation (no secret) is rejected, not applied.
-	rc.Publish(ctx, DefaultKeyPrefix+"invalidate", "*")
+	rc.Publish(ctx, c.tier.channel, "*")
 	waitFor(t, time.Second, "forged message counted", func() bool { return c.tier.Stats().SealedRejected == 3 })
 	if st := c.Stats(); st.Entries != 2 {
 		t.Fatalf("forged purge applied: node B holds %d entries", st.Entries)
