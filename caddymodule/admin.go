@@ -139,11 +139,14 @@ func decodePurge(body io.Reader) (purgeRequest, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return req, errors.New(`empty body: want {"token": "..."} or {"all": true}`)
 	}
-	if err := decodePurgeFields(raw, &req); err != nil {
+	keys, err := decodePurgeFields(raw, &req)
+	if err != nil {
 		return req, fmt.Errorf(`body is not {"token": "..."} or {"all": true}: %w`, err)
 	}
 	switch {
-	case req.All && req.Token != "":
+	case keys["token"] && keys["all"]:
+		// Whatever their values ("token": "", "all": false): a body
+		// naming both says two things, and neither is taken.
 		return req, errors.New(`give "token" or "all", not both`)
 	case !req.All && req.Token == "":
 		return req, errors.New(`want a non-empty "token", or "all": true`)
@@ -152,25 +155,25 @@ func decodePurge(body io.Reader) (purgeRequest, error) {
 }
 
 // decodePurgeFields reads one JSON object whose keys are exactly "token"
-// or "all", each at most once. encoding/json matches keys without regard
+// or "all", each at most once, and returns the keys it named. encoding/json matches keys without regard
 // to case, so {"All": true} once purged every cache; a key that is not
 // ours, in any case, is refused rather than ignored.
-func decodePurgeFields(raw []byte, req *purgeRequest) error {
+func decodePurgeFields(raw []byte, req *purgeRequest) (map[string]bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if tok, err := dec.Token(); err != nil {
-		return err
+		return nil, err
 	} else if tok != json.Delim('{') {
-		return errors.New("not a JSON object")
+		return nil, errors.New("not a JSON object")
 	}
 	seen := map[string]bool{}
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		key, _ := tok.(string)
 		if seen[key] {
-			return fmt.Errorf("key %q given twice", key)
+			return nil, fmt.Errorf("key %q given twice", key)
 		}
 		seen[key] = true
 		switch key {
@@ -179,19 +182,19 @@ func decodePurgeFields(raw []byte, req *purgeRequest) error {
 		case "all":
 			err = dec.Decode(&req.All)
 		default:
-			return fmt.Errorf("unknown key %q (keys are case-sensitive)", key)
+			return nil, fmt.Errorf("unknown key %q (keys are case-sensitive)", key)
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", key, err)
+			return nil, fmt.Errorf("%s: %w", key, err)
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("body holds more than one JSON value")
+		return nil, errors.New("body holds more than one JSON value")
 	}
-	return nil
+	return seen, nil
 }
 
 func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) error {

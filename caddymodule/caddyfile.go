@@ -36,7 +36,12 @@ func parseSessionAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, erro
 // matcher, an unconditional session_strip before it: the requests the
 // matcher skips must lose forged identity headers too. Both go in one
 // subroute, because Caddy sorts a directive's matched routes before its
-// unmatched ones, and a strip after session_auth would remove what it set.
+// unmatched ones. The strip is bare: it removes what every session_auth
+// of the config injects, and it leaves alone a request a session_auth
+// has handled already, so two `session_auth <matcher>` of one site keep
+// each other's identity. A session_auth nested in a block needs
+// `session_strip` at the top of its site, which the layout check asks
+// for when the config starts (checkLayout).
 func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	if !h.Next() {
 		return nil, h.ArgErr()
@@ -52,13 +57,8 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 	if matcherSet == nil {
 		return h.NewRoute(nil, sa), nil
 	}
-	strip := &SessionStrip{HeaderPrefix: sa.(*SessionAuth).HeaderPrefix}
-	for name := range sa.(*SessionAuth).Headers {
-		strip.Headers = append(strip.Headers, name)
-	}
-	slices.Sort(strip.Headers)
 	var routes caddyhttp.RouteList
-	for _, cv := range append(h.NewRoute(nil, strip), h.NewRoute(matcherSet, sa)...) {
+	for _, cv := range append(h.NewRoute(nil, new(SessionStrip)), h.NewRoute(matcherSet, sa)...) {
 		routes = append(routes, cv.Value.(caddyhttp.Route))
 	}
 	return h.NewRoute(nil, &caddyhttp.Subroute{Routes: routes}), nil

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -229,8 +230,8 @@ func encodeValue(v string, pct bool) string {
 // or digit for '-' (CGI, PHP, nginx with underscores_in_headers, and WSGI
 // merge '-', '_' and '.' alike).
 type headerFolder struct {
-	prefix string          // folded
-	names  map[string]bool // folded
+	prefixes []string        // folded
+	names    map[string]bool // folded
 	// first marks the folded first bytes of the prefix and the names, so
 	// that most client headers (Accept, Cookie, User-Agent...) are passed
 	// over on one byte, without folding or a map lookup.
@@ -238,9 +239,18 @@ type headerFolder struct {
 }
 
 func newHeaderFolder(prefix string, names []string) *headerFolder {
-	f := &headerFolder{prefix: foldName(prefix), names: make(map[string]bool, len(names))}
-	if f.prefix != "" {
-		f.first[f.prefix[0]] = true
+	return newHeaderFolderPrefixes([]string{prefix}, names)
+}
+
+// newHeaderFolderPrefixes is newHeaderFolder for several prefixes: the
+// union of what several session_auth handlers inject.
+func newHeaderFolderPrefixes(prefixes, names []string) *headerFolder {
+	f := &headerFolder{names: make(map[string]bool, len(names))}
+	for _, p := range prefixes {
+		if p = foldName(p); p != "" && !slices.Contains(f.prefixes, p) {
+			f.prefixes = append(f.prefixes, p)
+			f.first[p[0]] = true
+		}
 	}
 	for _, n := range names {
 		n = foldName(n)
@@ -268,10 +278,13 @@ func (f *headerFolder) protected(name string) bool {
 	if name != "" && !f.first[foldByte(name[0])] {
 		return false
 	}
-	if f.prefix != "" && len(name) >= len(f.prefix) {
+	for _, prefix := range f.prefixes {
+		if len(name) < len(prefix) {
+			continue
+		}
 		match := true
-		for i := 0; i < len(f.prefix); i++ {
-			if foldByte(name[i]) != f.prefix[i] {
+		for i := 0; i < len(prefix); i++ {
+			if foldByte(name[i]) != prefix[i] {
 				match = false
 				break
 			}

@@ -49,15 +49,23 @@ func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
 	}
 }
 
-// anonymousPlaceholders answers every {session.*} with "" on a request
-// without a session: Caddy leaves an unknown placeholder as written, so an
+// anonymousPlaceholders answers every placeholder sessiongate provides
+// ({session.*} and {http.auth.user.id}) with "" on a request without a
+// session: Caddy leaves an unknown placeholder as written, so an
 // anonymous request reached the app as `X-User: {session.user}`, which a
-// legacy app reads as "logged in".
+// legacy app reads as "logged in", and with `request_header X-Remote-User
+// {http.auth.user.id}` every anonymous visitor shared one account named
+// `{http.auth.user.id}`.
 func anonymousPlaceholders(key string) (any, bool) {
-	if strings.HasPrefix(key, "session.") {
+	if isSessionPlaceholder(key) {
 		return "", true
 	}
 	return nil, false
+}
+
+// isSessionPlaceholder reports whether sessiongate provides key.
+func isSessionPlaceholder(key string) bool {
+	return strings.HasPrefix(key, "session.") || key == "http.auth.user.id"
 }
 
 func mapAnonymous(r *http.Request) {
@@ -132,7 +140,21 @@ func carrySession(r *http.Request, id *identity) *http.Request {
 // found a session.
 func requestIdentity(ctx context.Context) (*identity, bool) {
 	id, ok := caddyhttp.GetVar(ctx, sessionVar).(*identity)
-	return id, ok && id != nil
+	return id, ok && id != nil && id.session != nil
+}
+
+// noIdentity is what session_auth carries for a request it handled and
+// found no session for: the request is still marked as handled, so a
+// later session_strip leaves it alone (see authHandled).
+var noIdentity = &identity{}
+
+// authHandled reports whether a session_auth has handled this request,
+// with or without a session. It stripped the request then, so what the
+// request carries under the protected names since is session_auth's
+// own.
+func authHandled(ctx context.Context) bool {
+	id, ok := caddyhttp.GetVar(ctx, sessionVar).(*identity)
+	return ok && id != nil
 }
 
 // requestSession is the request's session, if session_auth found one.

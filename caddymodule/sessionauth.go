@@ -115,10 +115,11 @@ type SessionAuth struct {
 	DisableMetrics bool `json:"disable_metrics,omitempty"`
 
 	tokens    []sessionctx.TokenSource // the sources in force, from client
-	folder    *headerFolder
-	inject    [numFields]string // header names, "" when not injected
-	extra     []presetHeader    // preset headers
-	nvals     int               // most header values injectHeaders sets
+	folder    *headerFolder            // own names, when outside a config
+	registry  *Registry                // the config's, for the union of names
+	inject    [numFields]string        // header names, "" when not injected
+	extra     []presetHeader           // preset headers
+	nvals     int                      // most header values injectHeaders sets
 	custom    []customHeader
 	realm     string
 	client    *sessionctx.Client
@@ -309,6 +310,9 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		protected = append(protected, name)
 	}
 	h.folder = newHeaderFolder(h.HeaderPrefix, protected)
+	if err := h.joinRegistry(ctx); err != nil {
+		return err
+	}
 	h.nvals = len(fields) + len(h.extra)
 
 	h.retry = "5"
@@ -461,13 +465,10 @@ func wwwAuthenticate(tokens []sessionctx.TokenSource) string {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	h.folder.strip(r.Header)
-	if r.Trailer != nil && r.Body != nil {
-		// Only trailers announced in a Trailer header reach a proxied
-		// request: net/http fills in this very map at the end of the body.
-		h.folder.strip(r.Trailer)
-		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, folder: h.folder}
-	}
+	stripRequest(r, h.stripFolder())
+	// Handled from here on: a later session_strip must not remove what
+	// this sets (see authHandled).
+	r = carrySession(r, noIdentity)
 
 	res, err := h.client.Authenticate(r)
 	if !res.Hit && h.outage.Load() && (err == nil && !res.Stale || errors.Is(err, sessionctx.ErrUnauthenticated)) {
@@ -572,15 +573,6 @@ func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.R
 			hdr[c.name] = []string{v}
 		}
 	}
-}
-
-func (h *SessionAuth) isLogout(r *http.Request) bool {
-	for _, l := range h.Logout {
-		if r.Method == l.Method && r.URL.Path == l.Path {
-			return true
-		}
-	}
-	return false
 }
 
 // forgetOnLogout evicts the token of a logout request the upstream

@@ -19,26 +19,35 @@ func init() {
 
 // SessionStrip removes client-sent identity headers from every request it
 // sees, whether or not a session_auth runs on it later. session_auth
-// strips only the requests its matcher selects, so on a path the matcher
-// skips (`/public/..;/admin`, which Tomcat routes to /admin) a forged
-// X-Session-User would otherwise reach the upstream as if sessiongate
-// had set it. Put it at the top of a site whose session_auth sits inside
+// strips only the requests that reach it, so on a route it does not run
+// on (a sibling handle block, a path its matcher skips such as
+// `/public/..;/admin`, which Tomcat routes to /admin) a forged
+// X-Session-User would otherwise reach the upstream as if sessiongate had
+// set it. Put it at the top of a site whose session_auth sits inside
 // handle or route blocks; `session_auth <matcher>` emits one itself.
 //
-// It also answers every {session.*} placeholder with "" on a request
-// without a session, so `request_header X-User {session.user}` on a route
-// session_auth did not run on sends an empty value, never the literal
-// placeholder.
+// With no settings it strips the union of what every session_auth of the
+// loaded config injects (every header_prefix, every custom header name,
+// every preset), so it never needs to repeat their settings; its own
+// settings only add names. It does nothing on a request a session_auth
+// has already handled: that one stripped the same union before it set
+// its own headers, which a later strip must not remove.
+//
+// It also answers every {session.*} placeholder, and {http.auth.user.id},
+// with "" on a request without a session, so `request_header X-User
+// {session.user}` on a route session_auth did not run on sends an empty
+// value, never the literal placeholder.
 type SessionStrip struct {
-	// HeaderPrefix is the prefix of the session_auth this protects;
-	// default X-Session-.
+	// HeaderPrefix is one more prefix to strip, besides every
+	// session_auth's own. Default none.
 	HeaderPrefix string `json:"header_prefix,omitempty"`
 
-	// Headers are extra names to strip: session_auth's custom header
-	// names. Preset names are always stripped.
+	// Headers are more names to strip, besides every session_auth's own
+	// custom header names and the presets. Default none.
 	Headers []string `json:"headers,omitempty"`
 
-	folder *headerFolder
+	registry *Registry
+	folder   *headerFolder // own names, when outside a config
 }
 
 // CaddyModule returns the Caddy module information.
@@ -49,11 +58,8 @@ func (SessionStrip) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision builds the name folder.
-func (s *SessionStrip) Provision(caddy.Context) error {
-	if s.HeaderPrefix == "" {
-		s.HeaderPrefix = DefaultHeaderPrefix
-	}
+// Provision checks the names and joins the config's registry.
+func (s *SessionStrip) Provision(ctx caddy.Context) error {
 	if strings.ContainsAny(s.HeaderPrefix, " \t\r\n:") {
 		return fmt.Errorf("header_prefix %q is not a header name prefix", s.HeaderPrefix)
 	}
@@ -62,8 +68,29 @@ func (s *SessionStrip) Provision(caddy.Context) error {
 			return fmt.Errorf("header %q: not a header name", n)
 		}
 	}
-	s.folder = newHeaderFolder(s.HeaderPrefix, append(presetNames(), s.Headers...))
+	reg, err := registryOf(ctx)
+	if err != nil {
+		return err
+	}
+	s.registry = reg
+	var prefixes []string
+	if s.HeaderPrefix != "" {
+		prefixes = append(prefixes, s.HeaderPrefix)
+	}
+	if reg != nil {
+		reg.register(prefixes, s.Headers)
+		return nil
+	}
+	s.folder = newHeaderFolderPrefixes(append([]string{DefaultHeaderPrefix}, prefixes...), append(presetNames(), s.Headers...))
 	return nil
+}
+
+// stripFolder is what the strip removes.
+func (s *SessionStrip) stripFolder() *headerFolder {
+	if s.registry != nil {
+		return s.registry.union()
+	}
+	return s.folder
 }
 
 // presetNames are the names every strip removes: all presets' headers,
@@ -80,15 +107,20 @@ func presetNames() []string {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (s *SessionStrip) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	stripRequest(r, s.folder)
+	if authHandled(r.Context()) {
+		// A session_auth stripped this request already, and what it
+		// set since is the request's identity.
+		return next.ServeHTTP(w, r)
+	}
+	stripRequest(r, s.stripFolder())
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		ctx := r.Context()
 		repl.Map(func(key string) (any, bool) {
-			if !strings.HasPrefix(key, "session.") {
+			if !isSessionPlaceholder(key) {
 				return nil, false
 			}
 			if _, ok := requestIdentity(ctx); ok {
-				// session_auth ran: its own placeholders answer.
+				// session_auth ran later: its own placeholders answer.
 				return nil, false
 			}
 			return "", true
