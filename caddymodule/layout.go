@@ -12,27 +12,27 @@ import (
 )
 
 // checkLayout refuses a config whose routes leave a way around
-// session_auth. It walks every server's routes, subroutes and invoked
+// session_auth. It follows every server's routes, subroutes and invoked
 // named routes in the order a request meets them, site by site (a site is
 // a server's route list, or the routes under a route that matches hosts
 // only, which is what the Caddyfile makes of a site block), and refuses:
 //
-//   - a session_auth that runs only on the requests some matcher selects
-//     (nested in handle, route, handle_path, a named route, or with a
-//     matcher of its own) in a site where no session_strip or
-//     session_auth runs first on every request: the site's other
-//     requests would reach the app with forged identity headers;
-//   - a reverse_proxy that runs before the site's first strip, in a site
-//     with a session_auth;
+//   - in a site with a session_auth, a reverse_proxy (php_fastcgi and
+//     forward_auth are reverse_proxy too) that some request reaches
+//     without a session_strip or a session_auth before it: forged
+//     identity headers, and {session.*} placeholders as written, would
+//     reach the upstream (session_auth nested in handle, route,
+//     handle_path or a named route, with siblings that proxy);
 //   - a session_auth after a handler that answers every request that
 //     gets there (reverse_proxy, respond, file_server, error): it never
 //     runs;
 //   - a session_auth after a session_require on the same requests: the
 //     require answers 401 to every one of them, valid sessions included.
 //
-// The Caddyfile adapter emits a strip for `session_auth <matcher>`, so
-// only a session_auth nested in a block needs `session_strip` at the top
-// of its site.
+// A request reaches a point stripped when a strip or a session_auth ran
+// before it in the same handler chain, or in an earlier route that every
+// request runs, or in every member of an earlier route group that has a
+// catch-all member (handle blocks): then every request went through one.
 func checkLayout(app any) error {
 	httpApp, ok := app.(*caddyhttp.App)
 	if !ok {
@@ -60,14 +60,13 @@ type layoutSite struct {
 // the walk.
 type layoutScope struct {
 	site *layoutSite
-	// cond: a matcher since the start of the site selects the requests
-	// that get here; local: one since the start of the current route
-	// list (a subroute's).
-	cond, local bool
-	stripped    bool   // a strip ran on every request of the site that gets here
-	authed      bool   // a session_auth ran on every request that gets here
-	require     string // a session_require with no session_auth before it
-	dead        string // a handler that answers every request that gets here
+	// local: a matcher since the start of the current route list
+	// selects the requests that get here.
+	local    bool
+	stripped bool   // a strip or session_auth ran on every request that gets here
+	authed   bool   // a session_auth ran on every request that gets here
+	require  string // a session_require with no session_auth before it
+	dead     string // a handler that answers every request that gets here
 }
 
 type layoutWalker struct {
@@ -82,28 +81,51 @@ func (w *layoutWalker) errorf(format string, args ...any) {
 }
 
 func (w *layoutWalker) routes(routes caddyhttp.RouteList, sc *layoutScope, path string) {
+	// Of a group's routes only the first that matches runs: one with
+	// no matcher takes every request the earlier members left.
+	type group struct{ stripped, authed bool }
+	groups := map[string]*group{}
 	for i := range routes {
 		rt := &routes[i]
 		rpath := fmt.Sprintf("%s/%d", path, i)
+		g := groups[rt.Group]
+		if rt.Group != "" && g == nil {
+			g = &group{stripped: true, authed: true}
+			groups[rt.Group] = g
+		}
+		everyRequest := len(rt.MatcherSets) == 0 && (g == nil || rt.Group == "")
 		inner := *sc
 		var site *layoutSite
 		switch {
 		case len(rt.MatcherSets) > 0 && hostsOnly(rt.MatcherSets):
-			// A site of its own: what a strip before it did still
-			// holds, but the matcher does not make it conditional.
+			// A site of its own: what ran before it still holds.
 			site = &layoutSite{}
-			inner.site, inner.cond, inner.local = site, false, true
-		case len(rt.MatcherSets) > 0:
-			inner.cond, inner.local = true, true
+			inner.site, inner.local = site, true
+		case !everyRequest:
+			inner.local = true
 		}
 		w.handlers(rt.Handlers, &inner, rpath+"/handle")
 		if site != nil {
 			w.finish(site)
 		}
-		if len(rt.MatcherSets) == 0 {
-			*sc = inner
-		} else if sc.require == "" {
+		if sc.require == "" {
 			sc.require = inner.require
+		}
+		switch {
+		case rt.Group != "" && len(rt.MatcherSets) == 0:
+			// The group's catch-all: every request went through one
+			// member; the members after it never run.
+			g.stripped = g.stripped && inner.stripped
+			g.authed = g.authed && inner.authed
+			sc.stripped = sc.stripped || g.stripped
+			sc.authed = sc.authed || g.authed
+			g.stripped, g.authed = false, false
+		case rt.Group != "":
+			g.stripped = g.stripped && inner.stripped
+			g.authed = g.authed && inner.authed
+		case everyRequest:
+			inner.local = sc.local
+			*sc = inner
 		}
 	}
 }
@@ -113,9 +135,7 @@ func (w *layoutWalker) handlers(hs []caddyhttp.MiddlewareHandler, sc *layoutScop
 		hpath := fmt.Sprintf("%s/%d", path, i)
 		switch h := h.(type) {
 		case *SessionStrip:
-			if !sc.cond {
-				sc.stripped = true
-			}
+			sc.stripped = true
 		case *SessionAuth:
 			w.auth(sc, hpath)
 		case *SessionRequire:
@@ -166,22 +186,17 @@ func (w *layoutWalker) auth(sc *layoutScope, path string) {
 	if sc.require != "" {
 		w.errorf("session_require at %s runs before session_auth at %s, so it answers 401 to every request, valid sessions included; put session_auth first in the route", sc.require, path)
 	}
-	if !sc.stripped && sc.cond {
-		w.errorf("session_auth at %s runs only on the requests its routes' matchers select, and nothing strips forged identity headers from the other requests of its site; put session_strip first in the site (Caddyfile: `session_strip` at the top of the site block; JSON: a route with no matcher and {\"handler\": \"session_strip\"}, first in the site's routes)", path)
-	}
 	if sc.site.auth == "" {
 		sc.site.auth = path
 	}
-	if !sc.cond {
-		// It strips every request it sees first, as a strip does.
-		sc.stripped = true
-	}
+	// It strips every request it sees first, as a strip does.
+	sc.stripped = true
 	sc.authed = true
 }
 
 func (w *layoutWalker) finish(site *layoutSite) {
 	if site.auth != "" && site.forwarded != "" {
-		w.errorf("reverse_proxy at %s forwards requests before any session_strip or session_auth strips them, in a site with session_auth at %s; put session_strip first in the site", site.forwarded, site.auth)
+		w.errorf("reverse_proxy at %s gets requests that no session_strip or session_auth has stripped, in a site with session_auth at %s: forged identity headers would reach the upstream; put session_strip first in the site (Caddyfile: `session_strip` at the top of the site block; JSON: a route with no matcher and {\"handler\": \"session_strip\"}, first in the site's routes)", site.forwarded, site.auth)
 	}
 }
 
