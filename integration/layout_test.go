@@ -237,20 +237,20 @@ func TestLayoutTwoMatchedSessionAuth(t *testing.T) {
 		header X-Public-User {session.user}
 	}
 	session_auth @private http %[2]s {
-		header_prefix X-Auth-
+		header X-Private-User {session.user}
 	}
 	request_header X-Uid "{http.auth.user.id}"
 	reverse_proxy %[3]s
 }`, httpPort, svc.URL, up.addr()))
 
 	auth := "Authorization: Bearer tok-alice"
-	forged := forgedLines([]string{"X-Session-User", "X-Public-User", "X-Auth-User"})
+	forged := forgedLines([]string{"X-Session-User", "X-Public-User", "X-Private-User"})
 	for _, c := range []struct {
 		path string
 		want []string
 	}{
 		{"/public/x", []string{"X-Session-User: alice", "X-Public-User: alice", "X-Uid: u-1"}},
-		{"/private/x", []string{"X-Auth-User: alice", "X-Uid: u-1"}},
+		{"/private/x", []string{"X-Session-User: alice", "X-Private-User: alice", "X-Uid: u-1"}},
 	} {
 		resp, body := rawRequest(t, rawGet(c.path, append([]string{auth}, forged...)...))
 		if resp.StatusCode != http.StatusOK {
