@@ -108,8 +108,10 @@ func (a *nameUnion) folderOf() *headerFolder {
 // config always belongs to its http app, which is registered before it
 // is provisioned.
 func registryOf(ctx caddy.Context) (*Registry, error) {
-	if _, err := ctx.AppIfConfigured("http"); err != nil {
+	if _, err := ctx.AppIfConfigured("http"); errors.Is(err, caddy.ErrNotConfigured) {
 		return nil, nil
+	} else if err != nil {
+		return nil, err
 	}
 	app, err := ctx.App("sessiongate")
 	if err != nil {
