@@ -49,29 +49,36 @@ func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
 	}
 }
 
-// anonymousPlaceholders answers every placeholder sessiongate provides
-// ({session.*} and {http.auth.user.id}) with "" on a request without a
-// session: Caddy leaves an unknown placeholder as written, so an
-// anonymous request reached the app as `X-User: {session.user}`, which a
-// legacy app reads as "logged in", and with `request_header X-Remote-User
+// mapSessionPlaceholders answers every placeholder sessiongate provides
+// ({session.*} and {http.auth.user.id}) from the session the request
+// carries when the placeholder is read, and with "" while it carries
+// none: Caddy leaves an unknown placeholder as written, so an anonymous
+// request reached the app as `X-User: {session.user}`, which a legacy
+// app reads as "logged in", and with `request_header X-Remote-User
 // {http.auth.user.id}` every anonymous visitor shared one account named
-// `{http.auth.user.id}`.
-func anonymousPlaceholders(key string) (any, bool) {
-	if isSessionPlaceholder(key) {
-		return "", true
+// `{http.auth.user.id}`. It comes after the replacer's static values: a
+// vars handler or an earlier authentication handler that set
+// {http.auth.user.id} keeps its value.
+func mapSessionPlaceholders(r *http.Request) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
 	}
-	return nil, false
+	ctx := r.Context()
+	repl.Map(func(key string) (any, bool) {
+		if !isSessionPlaceholder(key) {
+			return nil, false
+		}
+		if id, ok := requestIdentity(ctx); ok {
+			return id.placeholders(key)
+		}
+		return "", true
+	})
 }
 
 // isSessionPlaceholder reports whether sessiongate provides key.
 func isSessionPlaceholder(key string) bool {
 	return strings.HasPrefix(key, "session.") || key == "http.auth.user.id"
-}
-
-func mapAnonymous(r *http.Request) {
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(anonymousPlaceholders)
-	}
 }
 
 func sessionValue(s *sessionctx.Session, name string) (any, bool) {

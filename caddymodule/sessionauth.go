@@ -465,10 +465,17 @@ func wwwAuthenticate(tokens []sessionctx.TokenSource) string {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	handledBefore := authHandled(r.Context())
 	stripRequest(r, h.stripFolder())
 	// Handled from here on: a later session_strip must not remove what
 	// this sets (see authHandled).
 	r = carrySession(r, noIdentity)
+	if !handledBefore {
+		// One provider for the request answers from whatever session it
+		// carries at the time: a later session_auth on the same request
+		// decides, for the placeholders as for the headers.
+		mapSessionPlaceholders(r)
+	}
 
 	res, err := h.client.Authenticate(r)
 	if !res.Hit && h.outage.Load() && (err == nil && !res.Stale || errors.Is(err, sessionctx.ErrUnauthenticated)) {
@@ -483,7 +490,6 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			}
 			if h.Optional {
 				h.logRequest(res.Key, nil, "anonymous", res.Hit)
-				mapAnonymous(r)
 				return next.ServeHTTP(w, r)
 			}
 			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
@@ -512,11 +518,8 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 
 	id := identityOf(res)
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if repl != nil {
-		repl.Map(id.placeholders)
-	}
-	// Carried before the custom headers are filled in: a session_strip
-	// earlier in the route answers {session.*} with "" until it is.
+	// Carried before the custom headers are filled in: the placeholders
+	// answer from it.
 	r = carrySession(r, id)
 	h.injectHeaders(r.Header, id, repl)
 	if h.StripToken {

@@ -113,19 +113,7 @@ func (s *SessionStrip) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		return next.ServeHTTP(w, r)
 	}
 	stripRequest(r, s.stripFolder())
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		ctx := r.Context()
-		repl.Map(func(key string) (any, bool) {
-			if !isSessionPlaceholder(key) {
-				return nil, false
-			}
-			if _, ok := requestIdentity(ctx); ok {
-				// session_auth ran later: its own placeholders answer.
-				return nil, false
-			}
-			return "", true
-		})
-	}
+	mapSessionPlaceholders(r)
 	return next.ServeHTTP(w, r)
 }
 

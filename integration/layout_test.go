@@ -454,3 +454,45 @@ func TestLayoutJSON(t *testing.T) {
 		t.Errorf("/app/x: a forged value reached the upstream: %s", body)
 	}
 }
+
+// TestLayoutLaterSessionAuthDecides: when two session_auth run on one
+// request, the later one decides, for the placeholders as for the
+// headers. The earlier one's placeholders used to win: the app got
+// `X-Session-User: bob` beside `X-P: alice`.
+func TestLayoutLaterSessionAuthDecides(t *testing.T) {
+	svcA := newSessionService(t)
+	svcA.addSession("tok-a", aliceSession())
+	svcB := newSessionService(t)
+	svcB.addSession("tok-b", map[string]any{"user_id": "u-2", "user": "bob"})
+	up := newRawUpstream(t)
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		optional
+	}
+	route /b/* {
+		session_auth http %s {
+			token header X-Token-B
+		}
+		request_header X-P "{session.user}/{http.auth.user.id}"
+		reverse_proxy %s
+	}
+	reverse_proxy %[4]s
+}`, httpPort, svcA.URL, svcB.URL, up.addr()))
+
+	resp, body := rawRequest(t, rawGet("/b/x", "Authorization: Bearer tok-a", "X-Token-B: tok-b"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/b/x: status %d: %s", resp.StatusCode, body)
+	}
+	s := decodeRawSeen(t, body)
+	for _, w := range []string{"X-Session-User: bob", "X-P: bob/u-2"} {
+		if !containsLine(s.Lines, w) {
+			t.Errorf("/b/x: no %q in %q", w, s.Lines)
+		}
+	}
+	for _, l := range s.Lines {
+		if strings.Contains(l, "alice") {
+			t.Errorf("/b/x: the earlier session's value reached the upstream: %q", l)
+		}
+	}
+}
