@@ -37,9 +37,10 @@ func parseSessionAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, erro
 // matcher skips must lose forged identity headers too. Both go in one
 // subroute, because Caddy sorts a directive's matched routes before its
 // unmatched ones. The strip is bare: it removes what every session_auth
-// of the config injects, and it leaves alone a request a session_auth
-// has handled already, so two `session_auth <matcher>` of one site keep
-// each other's identity. A session_auth nested in a block needs
+// of the config injects. Only the first session_auth at the top of a
+// site emits it (claimSiteStrip), and a strip leaves alone a request a
+// session_auth has handled already anyway, so two `session_auth
+// <matcher>` of one site keep each other's identity. A session_auth nested in a block needs
 // `session_strip` at the top of its site, which the layout check asks
 // for when the config starts (checkLayout).
 func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
@@ -55,10 +56,19 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 		return nil, err
 	}
 	if matcherSet == nil {
+		// It strips every request itself, as a strip would.
+		markSiteStripped(h)
 		return h.NewRoute(nil, sa), nil
 	}
+	var values []httpcaddyfile.ConfigValue
+	if claimSiteStrip(h) {
+		values = h.NewRoute(nil, new(SessionStrip))
+	}
+	// In a subroute without a matcher even alone: Caddy sorts a
+	// directive's matched routes before its unmatched ones, which would
+	// put it before an earlier session_auth's strip.
 	var routes caddyhttp.RouteList
-	for _, cv := range append(h.NewRoute(nil, new(SessionStrip)), h.NewRoute(matcherSet, sa)...) {
+	for _, cv := range append(values, h.NewRoute(matcherSet, sa)...) {
 		routes = append(routes, cv.Value.(caddyhttp.Route))
 	}
 	return h.NewRoute(nil, &caddyhttp.Subroute{Routes: routes}), nil

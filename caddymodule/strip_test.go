@@ -97,3 +97,41 @@ func TestSessionStripCaddyfileErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionAuthOneStripPerSite: of the `session_auth <matcher>` at the
+// top of a site, only the first emits the strip, and a bare session_auth
+// before them (which strips every request itself) leaves them none; each
+// site gets its own; a nested one emits one for its block. Each used to
+// emit one, after the previous session_auth.
+func TestSessionAuthOneStripPerSite(t *testing.T) {
+	cfg := `a.example.com {
+	session_auth /x/* http http://sessions.internal
+	session_auth /y/* http http://sessions.internal
+	reverse_proxy 127.0.0.1:9
+}
+b.example.com {
+	session_auth /x/* http http://sessions.internal
+	session_auth /y/* http http://sessions.internal
+	handle /z/* {
+		session_auth /z/a/* http http://sessions.internal
+	}
+	reverse_proxy 127.0.0.1:9
+}
+c.example.com {
+	session_auth http http://sessions.internal
+	session_auth /y/* http http://sessions.internal
+	reverse_proxy 127.0.0.1:9
+}
+`
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Count(string(out), `"handler":"session_strip"`)
+	if got != 3 {
+		t.Errorf("%d strips, want 3 (one per site with a matched session_auth, one for the nested block):\n%s", got, out)
+	}
+	if strings.Index(string(out), `"handler":"session_strip"`) > strings.Index(string(out), `"handler":"session_auth"`) {
+		t.Errorf("a session_auth comes before the first strip:\n%s", out)
+	}
+}
