@@ -3,11 +3,14 @@ package caddymodule
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
 func init() {
@@ -29,6 +32,7 @@ type nameUnion struct {
 	mu       sync.Mutex
 	prefixes []string
 	names    []string
+	auths    []*SessionAuth               // whose token headers must survive the union
 	folder   atomic.Pointer[headerFolder] // the union, built on first use
 }
 
@@ -58,7 +62,38 @@ func (a *Registry) Start() error {
 	if err != nil {
 		return err
 	}
+	if err := a.checkTokenHeaders(); err != nil {
+		return err
+	}
 	return checkLayout(app)
+}
+
+// checkTokenHeaders refuses a session_auth that reads its token from a
+// header some strip of the config removes: every request would arrive
+// without its token (`token header X-Session-Token` beside the default
+// header_prefix X-Session-, or another session_auth's `header`).
+func (a *Registry) checkTokenHeaders() error {
+	a.names.mu.Lock()
+	auths := slices.Clone(a.names.auths)
+	a.names.mu.Unlock()
+	union := a.union()
+	var errs []error
+	for _, h := range auths {
+		for _, src := range h.tokens {
+			name := src.Name
+			switch src.From {
+			case sessionctx.FromBearer:
+				name = "Authorization"
+			case sessionctx.FromHeader:
+			default:
+				continue
+			}
+			if union.protected(name) {
+				errs = append(errs, fmt.Errorf("session_auth reads its token from header %s, which is an identity header the config strips from every request (a header_prefix or header name of a session_auth, or a preset): rename one of them", name))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Stop implements caddy.App.
@@ -97,7 +132,10 @@ func (a *nameUnion) folderOf() *headerFolder {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	prefixes := append([]string{DefaultHeaderPrefix}, a.prefixes...)
+	prefixes := a.prefixes
+	if len(prefixes) == 0 {
+		prefixes = []string{DefaultHeaderPrefix}
+	}
 	f := newHeaderFolderPrefixes(prefixes, append(presetNames(), a.names...))
 	a.folder.Store(f)
 	return f
@@ -147,6 +185,9 @@ func (h *SessionAuth) joinRegistry(ctx caddy.Context) error {
 	}
 	h.registry = reg
 	reg.register(h.stripNames())
+	reg.names.mu.Lock()
+	reg.names.auths = append(reg.names.auths, h)
+	reg.names.mu.Unlock()
 	return nil
 }
 

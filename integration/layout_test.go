@@ -342,6 +342,16 @@ func TestLayoutRefused(t *testing.T) {
 		loadRefused(t, name, "text/caddyfile", globalOptions+site, c.want)
 	}
 
+	// A token read from a header the config strips would never arrive.
+	for name, c := range map[string]struct{ body, want string }{
+		"own prefix":            {"session_auth http %[1]s {\n\t\ttoken header X-Session-Token\n\t}", "X-Session-Token"},
+		"another's custom name": {"handle /a/* {\n\t\tsession_auth http %[1]s {\n\t\t\theader X-Api-Key {session.user}\n\t\t}\n\t}\n\thandle {\n\t\tsession_auth http %[1]s {\n\t\t\ttoken header x_api_key\n\t\t}\n\t}", "api_key"},
+		"a preset's token name": {"session_auth http %[1]s {\n\t\ttoken header X-Forwarded-Access-Token\n\t}", "X-Forwarded-Access-Token"},
+	} {
+		site := fmt.Sprintf(":%d {\n\t%s\n\trespond ok\n}\n", httpPort, fmt.Sprintf(c.body, svc.URL))
+		loadRefused(t, name, "text/caddyfile", globalOptions+site, c.want, "strips")
+	}
+
 	// Layouts that leave no way around: accepted, and safe.
 	for name, body := range map[string]string{
 		"site strip":                      "session_strip\n\thandle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\treverse_proxy %[2]s",
@@ -429,14 +439,14 @@ func TestLayoutJSON(t *testing.T) {
 		layoutJSON("["+`{"handle": [{"handler": "session_strip"}]}`+","+auth+","+rest+"]")); status != http.StatusOK {
 		t.Fatalf("JSON with a bare session_strip first: refused: %s", out)
 	}
-	forged := forgedLines([]string{"X-Auth-User", "X-Remote-User", "X-Session-User", "Remote-User"})
+	forged := forgedLines([]string{"X-Auth-User", "X-Remote-User", "Remote-User"})
 	resp, body := rawRequest(t, rawGet("/other", forged...))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/other: status %d: %s", resp.StatusCode, body)
 	}
 	s := decodeRawSeen(t, body)
 	checkRawHeaders(t, "JSON /other", s, func(n string) bool {
-		return protectedBy("X-Auth-", []string{"X-Remote-User"})(n) || protectedBy("X-Session-", nil)(n)
+		return protectedBy("X-Auth-", []string{"X-Remote-User"})(n)
 	}, nil)
 	checkNoLiteralPlaceholders(t, "JSON /other", s.Lines)
 
