@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/fileserver"
@@ -52,6 +54,7 @@ func checkLayout(app any) error {
 
 // layoutSite is what the walk learns of one site.
 type layoutSite struct {
+	name      string // its hosts, for a host-matched site
 	auth      string // where its first session_auth is
 	forwarded string // where a reverse_proxy runs before any strip
 }
@@ -76,8 +79,12 @@ type layoutWalker struct {
 	errs     []error
 }
 
-func (w *layoutWalker) errorf(format string, args ...any) {
-	w.errs = append(w.errs, fmt.Errorf("server %s: "+format, append([]any{w.server}, args...)...))
+func (w *layoutWalker) errorf(site *layoutSite, format string, args ...any) {
+	where := "server " + w.server
+	if site.name != "" {
+		where += ", site " + site.name
+	}
+	w.errs = append(w.errs, fmt.Errorf(where+": "+format, args...))
 }
 
 func (w *layoutWalker) routes(routes caddyhttp.RouteList, sc *layoutScope, path string) {
@@ -99,7 +106,7 @@ func (w *layoutWalker) routes(routes caddyhttp.RouteList, sc *layoutScope, path 
 		switch {
 		case len(rt.MatcherSets) > 0 && hostsOnly(rt.MatcherSets):
 			// A site of its own: what ran before it still holds.
-			site = &layoutSite{}
+			site = &layoutSite{name: hostsOf(rt.MatcherSets)}
 			inner.site, inner.local = site, true
 		case !everyRequest:
 			inner.local = true
@@ -137,7 +144,7 @@ func (w *layoutWalker) handlers(hs []caddyhttp.MiddlewareHandler, sc *layoutScop
 		case *SessionStrip:
 			sc.stripped = true
 		case *SessionAuth:
-			w.auth(sc, hpath)
+			w.auth(sc, hpath+" ("+h.Backend.Dialect+" "+urlHost(h.Backend.URL)+")")
 		case *SessionRequire:
 			if !sc.authed && sc.require == "" {
 				sc.require = hpath
@@ -158,7 +165,7 @@ func (w *layoutWalker) handlers(hs []caddyhttp.MiddlewareHandler, sc *layoutScop
 			delete(w.visiting, h.Name)
 		case *reverseproxy.Handler:
 			if !sc.stripped && sc.site.forwarded == "" {
-				sc.site.forwarded = hpath
+				sc.site.forwarded = hpath + " (to " + upstreamsOf(h) + ")"
 			}
 			w.answers(sc, hpath, "reverse_proxy")
 		case *caddyhttp.StaticResponse:
@@ -181,10 +188,10 @@ func (w *layoutWalker) answers(sc *layoutScope, path, name string) {
 
 func (w *layoutWalker) auth(sc *layoutScope, path string) {
 	if sc.dead != "" {
-		w.errorf("session_auth at %s never runs: %s answers every request before it gets there; put session_auth first in the route", path, sc.dead)
+		w.errorf(sc.site, "session_auth at %s never runs: %s answers every request before it gets there; put session_auth first in the route", path, sc.dead)
 	}
 	if sc.require != "" {
-		w.errorf("session_require at %s runs before session_auth at %s, so it answers 401 to every request, valid sessions included; put session_auth first in the route", sc.require, path)
+		w.errorf(sc.site, "session_require at %s runs before session_auth at %s, so it answers 401 to every request, valid sessions included; put session_auth first in the route", sc.require, path)
 	}
 	if sc.site.auth == "" {
 		sc.site.auth = path
@@ -196,8 +203,42 @@ func (w *layoutWalker) auth(sc *layoutScope, path string) {
 
 func (w *layoutWalker) finish(site *layoutSite) {
 	if site.auth != "" && site.forwarded != "" {
-		w.errorf("reverse_proxy at %s gets requests that no session_strip or session_auth has stripped, in a site with session_auth at %s: forged identity headers would reach the upstream; put session_strip first in the site (Caddyfile: `session_strip` at the top of the site block; JSON: a route with no matcher and {\"handler\": \"session_strip\"}, first in the site's routes)", site.forwarded, site.auth)
+		w.errorf(site, "reverse_proxy at %s gets requests that no session_strip or session_auth has stripped, in a site with session_auth at %s: forged identity headers would reach the upstream; put session_strip first in the site (Caddyfile: `session_strip` at the top of the site block; JSON: a route with no matcher and {\"handler\": \"session_strip\"}, first in the site's routes)", site.forwarded, site.auth)
 	}
+}
+
+// urlHost is the host of a backend URL, to name a session_auth in an
+// error without its path, query or credentials.
+func urlHost(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return "?"
+}
+
+// upstreamsOf names a reverse_proxy by its upstreams.
+func upstreamsOf(h *reverseproxy.Handler) string {
+	var dials []string
+	for _, u := range h.Upstreams {
+		dials = append(dials, u.Dial)
+	}
+	if len(dials) == 0 {
+		return "dynamic upstreams"
+	}
+	return strings.Join(dials, ", ")
+}
+
+// hostsOf names a site by the hosts its route matches.
+func hostsOf(sets caddyhttp.MatcherSets) string {
+	var hosts []string
+	for _, set := range sets {
+		for _, m := range set {
+			if mh, ok := m.(*caddyhttp.MatchHost); ok {
+				hosts = append(hosts, *mh...)
+			}
+		}
+	}
+	return strings.Join(hosts, ", ")
 }
 
 // hostsOnly reports whether every matcher of the sets matches hosts:

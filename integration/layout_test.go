@@ -342,6 +342,15 @@ func TestLayoutRefused(t *testing.T) {
 		loadRefused(t, name, "text/caddyfile", globalOptions+site, c.want)
 	}
 
+	// Sites are judged apart: a host's site without session_auth needs
+	// no strip; one with a nested session_auth does, and is named.
+	hosts := fmt.Sprintf("http://localhost:%[1]d {\n\thandle /app/* {\n\t\t%[2]s\n\t\treverse_proxy %[3]s\n\t}\n\treverse_proxy %[3]s\n}\nhttp://127.0.0.1:%[1]d {\n\treverse_proxy %[3]s\n}\n", httpPort, auth, up.addr())
+	loadRefused(t, "host sites", "text/caddyfile", globalOptions+hosts, "site localhost", "session_strip")
+	hosts = strings.Replace(hosts, "http://localhost:"+fmt.Sprint(httpPort)+" {\n", "http://localhost:"+fmt.Sprint(httpPort)+" {\n\tsession_strip\n", 1)
+	if status, out := loadConfig(t, "text/caddyfile", globalOptions+hosts); status != http.StatusOK {
+		t.Errorf("host sites, the one with session_auth stripped: refused: %s", out)
+	}
+
 	// A token read from a header the config strips would never arrive.
 	for name, c := range map[string]struct{ body, want string }{
 		"own prefix":            {"session_auth http %[1]s {\n\t\ttoken header X-Session-Token\n\t}", "X-Session-Token"},
