@@ -173,7 +173,9 @@ func (w *layoutWalker) handlers(hs []caddyhttp.MiddlewareHandler, sc *layoutScop
 		case *caddyhttp.StaticError:
 			w.answers(sc, hpath, "error")
 		case *fileserver.FileServer:
-			w.answers(sc, hpath, "file_server")
+			if !h.PassThru {
+				w.answers(sc, hpath, "file_server")
+			}
 		}
 	}
 }
