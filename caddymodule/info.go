@@ -68,7 +68,12 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if !sessionctx.InfoHandles(h.Dialect, req) {
 		return next.ServeHTTP(w, r)
 	}
-	s, _ := requestSession(r.Context())
+	s, ok := requestSession(r.Context())
+	if !ok {
+		if answer, ok := sessionctx.RejectionAnswer(h.Dialect, requestRejection(r.Context())); ok {
+			return writeInfo(w, r, answer)
+		}
+	}
 	answer, err := sessionctx.RenderInfo(h.Dialect, s, req)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
@@ -121,7 +126,7 @@ func writeInfo(w http.ResponseWriter, r *http.Request, answer sessionctx.InfoAns
 // result) rather than an empty 401. It reports whether it answered. The
 // http dialect has no shape of its own to keep: its requests get the
 // plain 401.
-func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string) (bool, error) {
+func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string, rejection error) (bool, error) {
 	if dialect == "" || dialect == "http" {
 		return false, nil
 	}
@@ -129,6 +134,11 @@ func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string) (bo
 	// renderer cannot answer, gets the plain 401 instead.
 	req, pass, err := infoRequest(r, dialect)
 	if err == nil && !pass && sessionctx.IsProductSessionRead(dialect, req) {
+		if answer, ok := sessionctx.RejectionAnswer(dialect, rejection); ok {
+			// The product's own answer for this state of the session
+			// (Amplify's device authorization), as its clients expect.
+			return true, writeInfo(w, r, answer)
+		}
 		if answer, err := sessionctx.RenderInfo(dialect, nil, req); err == nil {
 			return true, writeInfo(w, r, answer)
 		}

@@ -34,30 +34,109 @@ var tr50BodySource = TokenSource{From: "body", Name: "auth.sessionId"}
 // envelope is a few hundred bytes, and a larger body is some other upload.
 const maxTR50Envelope = 64 << 10
 
-// extractTR50 reads the configured sources, then, when none carries a
-// token, the auth.sessionId of a POSTed JSON envelope. The body is put
-// back whole for the handlers that follow.
+// extractTR50 reads the configured sources and the auth.sessionId of a
+// POSTed JSON envelope; with no token in the sources, the envelope's is
+// the credential. The body is put back whole for the handlers that
+// follow. An envelope that parsers may read differently (two auth
+// objects, two sessionId keys, in any case), or that names another
+// session than the sources do, is refused with ErrAmbiguous: the app
+// behind must never act on a session other than the one resolved.
 func extractTR50(r *http.Request, sources []TokenSource) (credential, error) {
 	cred, err := extractToken(r, sources)
-	if err == nil || cred.Source.From != "" || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
-		return cred, err
+	if cred.Source.From != "" && err != nil {
+		return cred, err // a malformed token in a source: refused as it is
 	}
-	if r.ContentLength > maxTR50Envelope {
+	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody || r.ContentLength > maxTR50Envelope {
 		return cred, err
 	}
 	body, rerr := io.ReadAll(io.LimitReader(r.Body, maxTR50Envelope+1))
 	r.Body = readBackBody{Reader: io.MultiReader(bytes.NewReader(body), r.Body), Closer: r.Body}
-	if rerr != nil || len(body) > maxTR50Envelope || !gjson.ValidBytes(body) {
+	if rerr != nil || len(body) > maxTR50Envelope {
 		return cred, err
 	}
-	v := gjson.GetBytes(body, "auth.sessionId")
-	if v.Type != gjson.String || v.Str == "" {
+	id, found, aerr := tr50EnvelopeSessionID(body)
+	switch {
+	case aerr != nil:
+		return credential{Source: tr50BodySource}, fmt.Errorf("%w: %w", ErrAmbiguous, aerr)
+	case !found:
 		return cred, err
+	case cred.Value != "":
+		if id != cred.Value {
+			return credential{Source: cred.Source}, fmt.Errorf("%w: the envelope's auth.sessionId and the %s name different sessions", ErrAmbiguous, cred.Source)
+		}
+		return cred, nil
 	}
-	if cerr := checkToken(v.Str); cerr != nil {
+	if cerr := checkToken(id); cerr != nil {
 		return credential{Source: tr50BodySource}, fmt.Errorf("%w: token in %s: %w", ErrUnauthenticated, tr50BodySource, cerr)
 	}
-	return credential{Value: v.Str, Source: tr50BodySource}, nil
+	return credential{Value: id, Source: tr50BodySource}, nil
+}
+
+// tr50EnvelopeSessionID reads auth.sessionId from a command envelope the
+// way no JSON parser can read otherwise. Parsers disagree on duplicate
+// keys (GJSON and many others take the first, Go's encoding/json and
+// Jackson's default the last) and on case (encoding/json matches a
+// struct field's name in any case, with Unicode folding: "SESSIONID",
+// "ſessionId"), so a top-level key that folds to "auth", or a key of an
+// auth object that folds to "sessionId", given twice is an error. Keys
+// are compared unescaped. found is false when body is not a JSON object
+// or holds no non-empty string there.
+func tr50EnvelopeSessionID(body []byte) (id string, found bool, err error) {
+	if !json.Valid(body) {
+		return "", false, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, _ := dec.Token(); t != json.Delim('{') {
+		return "", false, nil
+	}
+	var auth json.RawMessage
+	auths := 0
+	for dec.More() {
+		t, terr := dec.Token()
+		if terr != nil {
+			return "", false, nil
+		}
+		key, _ := t.(string)
+		var v json.RawMessage
+		if derr := dec.Decode(&v); derr != nil {
+			return "", false, nil
+		}
+		if strings.EqualFold(key, "auth") {
+			if auths++; auths > 1 {
+				return "", false, fmt.Errorf("envelope has more than one auth object")
+			}
+			auth = v
+		}
+	}
+	if auth == nil {
+		return "", false, nil
+	}
+	dec = json.NewDecoder(bytes.NewReader(auth))
+	if t, _ := dec.Token(); t != json.Delim('{') {
+		return "", false, nil
+	}
+	var sid json.RawMessage
+	for dec.More() {
+		t, terr := dec.Token()
+		if terr != nil {
+			return "", false, nil
+		}
+		key, _ := t.(string)
+		var v json.RawMessage
+		if derr := dec.Decode(&v); derr != nil {
+			return "", false, nil
+		}
+		if strings.EqualFold(key, "sessionId") {
+			if sid != nil {
+				return "", false, fmt.Errorf("envelope's auth has more than one sessionId")
+			}
+			sid = v
+		}
+	}
+	if sid == nil || json.Unmarshal(sid, &id) != nil || id == "" {
+		return "", false, nil
+	}
+	return id, true, nil
 }
 
 // readBackBody is a request body with the bytes already read put back.
@@ -124,7 +203,7 @@ func decodeTR50(raw []byte, now time.Time) (*Session, error) {
 		s.UserID, s.User = str(p, "appId"), str(p, "appName")
 		s.Kind = kindApp
 	}
-	if err := s.fillUser("tr50 session names neither user nor app"); err != nil {
+	if err := s.needsPrincipal("tr50 session names neither user nor app"); err != nil {
 		return nil, err
 	}
 	if s.Kind == kindUser && strings.Contains(s.User, "@") {
