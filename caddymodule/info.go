@@ -70,9 +70,7 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	s, ok := requestSession(r.Context())
 	if !ok {
-		if answer, ok := sessionctx.RejectionAnswer(h.Dialect, requestRejection(r.Context())); ok {
-			return writeInfo(w, r, answer)
-		}
+		req.Rejection = requestRejection(r.Context())
 	}
 	answer, err := sessionctx.RenderInfo(h.Dialect, s, req)
 	if err != nil {
@@ -134,11 +132,9 @@ func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string, rej
 	// renderer cannot answer, gets the plain 401 instead.
 	req, pass, err := infoRequest(r, dialect)
 	if err == nil && !pass && sessionctx.IsProductSessionRead(dialect, req) {
-		if answer, ok := sessionctx.RejectionAnswer(dialect, rejection); ok {
-			// The product's own answer for this state of the session
-			// (Amplify's device authorization), as its clients expect.
-			return true, writeInfo(w, r, answer)
-		}
+		// The rejection lets the product's own answer for this state of
+		// the session (Amplify's device authorization) be given.
+		req.Rejection = rejection
 		if answer, err := sessionctx.RenderInfo(dialect, nil, req); err == nil {
 			return true, writeInfo(w, r, answer)
 		}

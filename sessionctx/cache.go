@@ -17,15 +17,11 @@ import (
 // node. Tokens are never kept in clear.
 type Key [sha256.Size]byte
 
-// KeyOf is the cache key of token: what Result.Key holds for it, and
-// what Client.Forget takes. For ETERNUS the token is the whole
-// <session_id>:<token> credential.
-func KeyOf(token string) Key { return keyOf(credential{Value: token}) }
-
-// Key is the cache key of token read from this source: KeyOf(token),
-// since the source is no part of the key. It is kept so that code that
-// names the source still compiles.
-func (src TokenSource) Key(token string) Key { return KeyOf(token) }
+// Key is the cache key of token: what Result.Key holds for it, and what
+// Client.Forget takes. The source is no part of the key, so any source
+// gives the same one (for ETERNUS the token is the whole
+// <session_id>:<token> credential).
+func (src TokenSource) Key(token string) Key { return keyOf(credential{Value: token}) }
 
 // keyOf hashes a credential's value. The leading domain byte keeps these
 // keys apart from any other SHA-256 of a bare token (the ETERNUS token

@@ -102,30 +102,22 @@ func (m Mapping) resolved() Mapping {
 	return d
 }
 
-// RejectPredicate names a part of an answer that, when present, says the
-// token names no live session.
-type RejectPredicate struct {
-	// Path is a GJSON path into the answer.
-	Path string `json:"path"`
-	// Equals, when set, is the text the value at Path must have (a
-	// string's content, a number or boolean as JSON writes it); when
-	// empty, any value other than null or false matches.
-	Equals string `json:"equals,omitempty"`
-}
-
-// matches reports whether doc satisfies the predicate.
-func (p *RejectPredicate) matches(doc gjson.Result) bool {
-	v := doc.Get(p.Path)
+// rejectedIf reports whether doc satisfies a rejected_if predicate:
+// [path] holds when the value at path is present and neither null nor
+// false; [path, value] when it is value (a string's content, a number or
+// boolean as JSON writes it).
+func rejectedIf(pred []string, doc gjson.Result) bool {
+	v := doc.Get(pred[0])
 	if !v.Exists() || v.Type == gjson.Null {
 		return false
 	}
-	if p.Equals == "" {
+	if len(pred) == 1 {
 		return v.Type != gjson.False
 	}
 	if v.Type == gjson.String {
-		return v.Str == p.Equals
+		return v.Str == pred[1]
 	}
-	return v.Raw == p.Equals
+	return v.Raw == pred[1]
 }
 
 // HTTPOptions configure the http dialect.
@@ -141,10 +133,12 @@ type HTTPOptions struct {
 	// other non-2xx is a service error, as is a listed status answered
 	// in anything but JSON (a proxy's or a WAF's page).
 	UnauthenticatedStatus []int `json:"unauthenticated_status,omitempty"`
-	// RejectedIf, when set, makes a JSON answer (2xx, or 4xx other than
-	// 408 and 429) that satisfies it a rejection, for services that say
-	// "no session" in the body ({"error": {"code": ...}}). Default none.
-	RejectedIf *RejectPredicate `json:"rejected_if,omitempty"`
+	// RejectedIf, when set, is a GJSON path and optionally the value it
+	// must have: a JSON answer (2xx, or 4xx other than 408 and 429) in
+	// which the path holds a value other than null or false (or the value
+	// given) is a rejection, for services that say "no session" in the
+	// body ({"error": {"code": ...}}). Default none.
+	RejectedIf []string `json:"rejected_if,omitempty"`
 	Mapping
 }
 
@@ -188,10 +182,7 @@ func (o *HTTPOptions) SetOption(name string, args []string) error {
 		if args[0] == "" {
 			return fmt.Errorf("rejected_if: empty path")
 		}
-		o.RejectedIf = &RejectPredicate{Path: args[0]}
-		if len(args) == 2 {
-			o.RejectedIf.Equals = args[1]
-		}
+		o.RejectedIf = append([]string(nil), args...)
 		return nil
 	case "roles_split", "perms_split":
 		if len(args) != 1 || args[0] == "" {
@@ -292,8 +283,8 @@ func newHTTPBackend(svc *service, opts *HTTPOptions) (*httpBackend, error) {
 		o.Method = http.MethodGet
 	}
 	o.Mapping = o.Mapping.resolved()
-	if o.RejectedIf != nil && o.RejectedIf.Path == "" {
-		return nil, fmt.Errorf("rejected_if needs a path")
+	if n := len(o.RejectedIf); n > 2 || (n > 0 && o.RejectedIf[0] == "") {
+		return nil, fmt.Errorf("rejected_if: want [<gjson-path>] or [<gjson-path>, <value>]")
 	}
 	if o.TokenTo.To == "" {
 		o.TokenTo.To = "header"
@@ -389,8 +380,8 @@ func (b *httpBackend) rejection(status int, raw []byte) error {
 		return fmt.Errorf("%w: session service answered 401", ErrUnauthenticated)
 	}
 	isJSON := serviceAnswer(raw, "")
-	if p := b.opts.RejectedIf; p != nil && isJSON && (status < 300 || (status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests)) && p.matches(gjson.ParseBytes(raw)) {
-		return fmt.Errorf("%w: session service answered %d and rejected_if %s holds", ErrUnauthenticated, status, p.Path)
+	if p := b.opts.RejectedIf; len(p) > 0 && isJSON && (status < 300 || (status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests)) && rejectedIf(p, gjson.ParseBytes(raw)) {
+		return fmt.Errorf("%w: session service answered %d and rejected_if %s holds", ErrUnauthenticated, status, p[0])
 	}
 	if status >= 200 && status < 300 {
 		return nil
@@ -432,12 +423,13 @@ func cookieOctets(v string) bool {
 	return true
 }
 
-// missing lists the mapped identity paths doc does not hold, for a
+// missing lists the mapped identity paths doc does not hold (or holds as
+// null), for a
 // debug line: each such field stays empty, never filled from another.
 func (m *Mapping) missing(doc gjson.Result) []string {
 	var out []string
 	for _, p := range []string{m.IDFrom, m.UserIDFrom, m.UserFrom, m.EmailFrom, m.NameFrom, m.OrgIDFrom, m.OrgFrom, m.RolesFrom, m.PermsFrom, m.AdminFrom} {
-		if p != "" && !slices.Contains(out, p) && !doc.Get(p).Exists() {
+		if v := doc.Get(p); p != "" && !slices.Contains(out, p) && (!v.Exists() || v.Type == gjson.Null) {
 			out = append(out, p)
 		}
 	}

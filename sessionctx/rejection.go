@@ -29,13 +29,12 @@ func rejectWithAnswer(dialect string, transient bool, answer InfoAnswer, format 
 	return &productRejection{dialect: dialect, msg: fmt.Sprintf(format, args...), answer: answer, transient: transient}
 }
 
-// RejectionAnswer returns the product's own answer that err carries for
-// a session read in shape (the Amplify findSession 400 of a session
-// awaiting device authorization), to give back in place of shape's
-// "no session" answer; ok is false when err carries none for shape.
-func RejectionAnswer(shape string, err error) (answer InfoAnswer, ok bool) {
+// rejectionAnswer returns the product's own answer that err carries for
+// a session read in shape, to give in place of shape's "no session"
+// answer; ok is false when err carries none for shape.
+func rejectionAnswer(shape string, err error) (answer InfoAnswer, ok bool) {
 	var pr *productRejection
-	if !errors.As(err, &pr) || pr.dialect != shape {
+	if err == nil || !errors.As(err, &pr) || pr.dialect != shape {
 		return InfoAnswer{}, false
 	}
 	return InfoAnswer{Status: pr.answer.Status, Body: append([]byte(nil), pr.answer.Body...)}, true

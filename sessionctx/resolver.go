@@ -343,7 +343,7 @@ func (r *resolver) forgetLocal(key Key) bool {
 // every credential it resolved with it.
 func (r *resolver) ForgetToken(token string) int {
 	n := 0
-	if r.ForgetKey(KeyOf(token)) {
+	if r.ForgetKey(keyOf(credential{Value: token})) {
 		n++
 	}
 	if tk, ok := r.be.(tokenKeyer); ok {
