@@ -31,8 +31,8 @@ type preset struct {
 	// keeps the product's answer for its clients); nil takes the plain
 	// one.
 	rejection func(raw []byte) error
-	decode  func(raw []byte, now time.Time) (*Session, error)
-	now     func() time.Time
+	decode    func(raw []byte, now time.Time) (*Session, error)
+	now       func() time.Time
 }
 
 func newPreset(svc *service, method, path string) *preset {
