@@ -24,7 +24,7 @@ var errAmbiguous = errors.New("session_auth: ambiguous session credential")
 // not: the app behind would act on a session other than the one
 // resolved, or on none that was checked.
 func (h *SessionAuth) ambiguous(r *http.Request, res sessionctx.Result, err error) error {
-	h.logRequest(res.Key, nil, "ambiguous", false)
+	h.logRequest(res.Key, nil, "unauthenticated", false) // counted as such: the label set stays fixed
 	if ce := h.logger.Check(zapcore.DebugLevel, "session credential refused"); ce != nil {
 		ce.Write(zap.Error(err))
 	}

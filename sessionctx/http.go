@@ -153,7 +153,7 @@ func newHTTPOptions() *HTTPOptions { return &HTTPOptions{} }
 // path that is read.
 func (o *HTTPOptions) Resolved() Options {
 	c := *o
-	c.Mapping = o.Mapping.resolved()
+	c.Mapping = o.resolved()
 	return &c
 }
 
@@ -282,7 +282,7 @@ func newHTTPBackend(svc *service, opts *HTTPOptions) (*httpBackend, error) {
 	if o.Method == "" {
 		o.Method = http.MethodGet
 	}
-	o.Mapping = o.Mapping.resolved()
+	o.Mapping = o.resolved()
 	if n := len(o.RejectedIf); n > 2 || (n > 0 && o.RejectedIf[0] == "") {
 		return nil, fmt.Errorf("rejected_if: want [<gjson-path>] or [<gjson-path>, <value>]")
 	}

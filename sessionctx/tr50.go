@@ -85,58 +85,45 @@ func tr50EnvelopeSessionID(body []byte) (id string, found bool, err error) {
 	if !json.Valid(body) {
 		return "", false, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if t, _ := dec.Token(); t != json.Delim('{') {
-		return "", false, nil
+	auth, n := foldedMember(body, "auth")
+	if n > 1 {
+		return "", false, fmt.Errorf("envelope has more than one auth object")
 	}
-	var auth json.RawMessage
-	auths := 0
+	sid, n := foldedMember(auth, "sessionId")
+	if n > 1 {
+		return "", false, fmt.Errorf("envelope's auth has more than one sessionId")
+	}
+	if v := gjson.ParseBytes(sid); sid != nil && v.Type == gjson.String && v.Str != "" {
+		return v.Str, true, nil
+	}
+	return "", false, nil
+}
+
+// foldedMember returns the value of the member of the JSON object obj
+// whose unescaped key equals name under Unicode case folding, and how
+// many members have such a key; nil and 0 when obj is not an object.
+func foldedMember(obj json.RawMessage, name string) (json.RawMessage, int) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, 0
+	}
+	var val json.RawMessage
+	n := 0
 	for dec.More() {
-		t, terr := dec.Token()
-		if terr != nil {
-			return "", false, nil
+		t, err := dec.Token()
+		if err != nil {
+			return nil, 0
 		}
-		key, _ := t.(string)
 		var v json.RawMessage
-		if derr := dec.Decode(&v); derr != nil {
-			return "", false, nil
+		if err := dec.Decode(&v); err != nil {
+			return nil, 0
 		}
-		if strings.EqualFold(key, "auth") {
-			if auths++; auths > 1 {
-				return "", false, fmt.Errorf("envelope has more than one auth object")
-			}
-			auth = v
+		if key, _ := t.(string); strings.EqualFold(key, name) {
+			val = v
+			n++
 		}
 	}
-	if auth == nil {
-		return "", false, nil
-	}
-	dec = json.NewDecoder(bytes.NewReader(auth))
-	if t, _ := dec.Token(); t != json.Delim('{') {
-		return "", false, nil
-	}
-	var sid json.RawMessage
-	for dec.More() {
-		t, terr := dec.Token()
-		if terr != nil {
-			return "", false, nil
-		}
-		key, _ := t.(string)
-		var v json.RawMessage
-		if derr := dec.Decode(&v); derr != nil {
-			return "", false, nil
-		}
-		if strings.EqualFold(key, "sessionId") {
-			if sid != nil {
-				return "", false, fmt.Errorf("envelope's auth has more than one sessionId")
-			}
-			sid = v
-		}
-	}
-	if sid == nil || json.Unmarshal(sid, &id) != nil || id == "" {
-		return "", false, nil
-	}
-	return id, true, nil
+	return val, n
 }
 
 // readBackBody is a request body with the bytes already read put back.

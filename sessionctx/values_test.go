@@ -3,6 +3,7 @@ package sessionctx
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -203,15 +204,8 @@ func TestTR50EnvelopeAmbiguity(t *testing.T) {
 }
 
 func readAll(r *http.Request) (string, error) {
-	var b strings.Builder
-	buf := make([]byte, 512)
-	for {
-		n, err := r.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			return b.String(), nil
-		}
-	}
+	b, err := io.ReadAll(r.Body)
+	return string(b), err
 }
 
 // A token is one cache entry whatever carries it: a token first read from
