@@ -30,7 +30,7 @@ func TestAmplifyDeviceAuthorization(t *testing.T) {
 	reverse_proxy %s
 }`, port, url, optional, up.Listener.Addr())
 	}
-	startCaddy(t, site(httpPort, "")+site(altPort, "optional"))
+	startCaddyWith(t, "", site(httpPort, "")+site(altPort, "optional"))
 
 	for _, base := range []string{siteURL, altURL} {
 		for range 2 {

@@ -208,7 +208,7 @@ func TestTR50SessionIDFromBody(t *testing.T) {
 	t.Cleanup(product.Close)
 	svc := httptest.NewServer(tr)
 	t.Cleanup(svc.Close)
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	session_auth tr50 %s
 	handle /api {

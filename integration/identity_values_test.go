@@ -54,7 +54,7 @@ func TestIDNeverFromName(t *testing.T) {
 	amp.AddSession("acc-noguid", noGUID)
 	ampURL := serve(t, amp)
 	up := newUpstream(t)
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	handle /http/* {
 		session_auth http %s
@@ -104,7 +104,7 @@ func TestApplicationIsNotAUser(t *testing.T) {
 	tr.AddSession("S-app", emulator.TR50AppParams("alice", "alice", 3600, now))
 	tr.AddSession("S-user", emulator.TR50UserParams("alice", "alice", 3600, now))
 	up := newUpstream(t)
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	route {
 		session_auth tr50 %s
@@ -171,7 +171,7 @@ func TestRoleNamesExact(t *testing.T) {
 	answers["split"] = `{"user_id":"u","roles":"dev admin","perms":"read write"}`
 	svc := rawSessionService(t, answers)
 	up := newUpstream(t)
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	session_auth http %s
 	session_require /role role admin
@@ -195,7 +195,7 @@ func TestRoleNamesExact(t *testing.T) {
 	}
 	expectStatus(t, nil, "GET", "/role", bearer("split"), 403, "without roles_split: \"dev admin\" is one role")
 
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	session_auth {
 		backend http %s {

@@ -62,7 +62,7 @@ func TestRevocationCoversEverySource(t *testing.T) {
 	svc := httptest.NewServer(tr)
 	t.Cleanup(svc.Close)
 	up := newUpstream(t)
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	session_auth tr50 %s {
 		cache_ttl 1h
@@ -117,7 +117,7 @@ func TestRevocationCoversEverySource(t *testing.T) {
 func TestLogoutCoversEverySource(t *testing.T) {
 	svc := newSessionService(t)
 	up := newUpstream(t)
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	session_auth http %s {
 		token cookie sid

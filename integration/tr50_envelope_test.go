@@ -33,7 +33,7 @@ func TestTR50AmbiguousEnvelopeRefused(t *testing.T) {
 	}))
 	t.Cleanup(product.Close)
 	svcURL := serve(t, tr)
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	handle /opt/* {
 		session_auth tr50 %s {
