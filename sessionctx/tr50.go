@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -78,9 +79,10 @@ func extractTR50(r *http.Request, sources []TokenSource) (credential, error) {
 // Jackson's default the last) and on case (encoding/json matches a
 // struct field's name in any case, with Unicode folding: "SESSIONID",
 // "ſessionId"), so a top-level key that folds to "auth", or a key of an
-// auth object that folds to "sessionId", given twice is an error. Keys
-// are compared unescaped. found is false when body is not a JSON object
-// or holds no non-empty string there.
+// auth object that folds to "sessionId", given twice is an error, as is
+// a session id that is not valid UTF-8 (kept as bytes by some, replaced
+// by others). Keys are compared unescaped. found is false when body is
+// not a JSON object or holds no non-empty string there.
 func tr50EnvelopeSessionID(body []byte) (id string, found bool, err error) {
 	if !json.Valid(body) {
 		return "", false, nil
@@ -93,10 +95,16 @@ func tr50EnvelopeSessionID(body []byte) (id string, found bool, err error) {
 	if n > 1 {
 		return "", false, fmt.Errorf("envelope's auth has more than one sessionId")
 	}
-	if v := gjson.ParseBytes(sid); sid != nil && v.Type == gjson.String && v.Str != "" {
-		return v.Str, true, nil
+	v := gjson.ParseBytes(sid)
+	if sid == nil || v.Type != gjson.String || v.Str == "" {
+		return "", false, nil
 	}
-	return "", false, nil
+	if !utf8.ValidString(v.Str) {
+		// Parsers differ here too: some keep the bytes, Go's replaces
+		// them with U+FFFD.
+		return "", false, fmt.Errorf("envelope's sessionId is not valid UTF-8")
+	}
+	return v.Str, true, nil
 }
 
 // foldedMember returns the value of the member of the JSON object obj
