@@ -364,6 +364,27 @@ func (h *SessionAuth) parseBackend(d *caddyfile.Dispenser, dialect, url string, 
 			}
 		}
 	}
+	if r, ok := opts.(interface{ Resolved() sessionctx.Options }); ok {
+		// The paths read that no line names (a mapping's defaults) are
+		// written out too, so that the adapted JSON shows all of them.
+		resolved, err := optionFields(r.Resolved())
+		if err != nil {
+			return d.Errf("backend %s options: %v", dialect, err)
+		}
+		fresh, err := sessionctx.DialectOptions(dialect)
+		if err != nil {
+			return d.Errf("backend: %v", err)
+		}
+		base, err := optionFields(fresh)
+		if err != nil {
+			return d.Errf("backend %s options: %v", dialect, err)
+		}
+		for k, v := range resolved {
+			if _, named := written[k]; !named && !bytes.Equal(base[k], v) {
+				written[k] = v
+			}
+		}
+	}
 	if len(written) > 0 {
 		raw, err := json.Marshal(written)
 		if err != nil {
@@ -418,13 +439,16 @@ func parseSessionRequire(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, e
 // ANDed; the values of one line are ORed, except perm's, which are all
 // required. Syntax:
 //
-//	session_require [<matcher>] [role|perm|org|org_id|user|user_id <values...> | admin] {
+//	session_require [<matcher>] [role|perm|org|org_id|user|user_id|app|app_id <values...> | kind user|app | admin] {
 //	    role <name...>
 //	    perm <name...>
 //	    org <name...>
 //	    org_id <id...>
 //	    user <name...>
 //	    user_id <id...>
+//	    app <name...>
+//	    app_id <id...>
+//	    kind user|app
 //	    admin
 //	}
 func (h *SessionRequire) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -447,7 +471,7 @@ func (h *SessionRequire) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
 	kind := d.Val()
 	values := d.RemainingArgs()
-	if len(values) == 0 && slices.Contains([]string{"role", "perm", "org", "org_id", "user", "user_id"}, kind) {
+	if len(values) == 0 && slices.Contains([]string{"role", "perm", "org", "org_id", "user", "user_id", "app", "app_id", "kind"}, kind) {
 		return d.Errf("%s needs at least one value", kind)
 	}
 	switch kind {
@@ -463,6 +487,18 @@ func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
 		h.Users = append(h.Users, values)
 	case "user_id":
 		h.UserIDs = append(h.UserIDs, values)
+	case "app":
+		h.Apps = append(h.Apps, values)
+	case "app_id":
+		h.AppIDs = append(h.AppIDs, values)
+	case "kind":
+		if len(values) != 1 || (values[0] != "user" && values[0] != "app") {
+			return d.Err("want kind user|app")
+		}
+		if h.Kind != "" {
+			return d.Err("kind given twice")
+		}
+		h.Kind = values[0]
 	case "admin":
 		if len(values) > 0 {
 			return d.ArgErr()

@@ -124,6 +124,32 @@ func TestCaddyfileSessionAuthSubdirectives(t *testing.T) {
 				"user_id_from":"identity.id","user_from":"identity.traits.email","roles_from":"groups","valid_from":"active"}}}`,
 		},
 		{
+			name: "an http block that maps nothing shows the default mapping it reads",
+			caddyfile: `session_auth {
+				backend http https://auth.example/whoami {
+					method post
+					roles_split " "
+					rejected_if error.code
+				}
+			}`,
+			want: `{"handler":"session_auth","backend":{"dialect":"http","url":"https://auth.example/whoami","options":{
+				"method":"POST","roles_split":" ","rejected_if":["error.code"],
+				"id_from":"id","user_id_from":"user_id","user_from":"user","email_from":"email","name_from":"name",
+				"org_id_from":"org_id","org_from":"org","roles_from":"roles","perms_from":"perms","admin_from":"admin",
+				"expires_from":"expires_at"}}}`,
+		},
+		{
+			name: "an http block that maps a field reads only what it maps",
+			caddyfile: `session_auth {
+				backend http https://auth.example/whoami {
+					user_from login
+					rejected_if status expired
+				}
+			}`,
+			want: `{"handler":"session_auth","backend":{"dialect":"http","url":"https://auth.example/whoami","options":{
+				"user_from":"login","rejected_if":["status","expired"]}}}`,
+		},
+		{
 			name: "a dialect option that restates the default is kept",
 			caddyfile: `session_auth {
 				backend eternus https://e.example {

@@ -29,6 +29,9 @@ const (
 	fieldRoles
 	fieldPerms
 	fieldAdmin
+	fieldKind
+	fieldApp
+	fieldAppID
 	numFields
 )
 
@@ -43,6 +46,9 @@ var defaultSuffixes = [numFields]string{
 	fieldRoles:  "Roles",
 	fieldPerms:  "Perms",
 	fieldAdmin:  "Admin",
+	fieldKind:   "Kind",
+	fieldApp:    "App",
+	fieldAppID:  "App-Id",
 }
 
 // fieldNames are the names header_fields takes, in the order of the
@@ -57,6 +63,9 @@ var fieldNames = [numFields]string{
 	fieldRoles:  "roles",
 	fieldPerms:  "perms",
 	fieldAdmin:  "admin",
+	fieldKind:   "kind",
+	fieldApp:    "app",
+	fieldAppID:  "app_id",
 }
 
 // headerFields turns header_fields into the fields injected: every one
@@ -154,10 +163,20 @@ func identityOf(res sessionctx.Result) *identity {
 // prepareIdentity is the clients' Prepare hook.
 func prepareIdentity(s *sessionctx.Session) any { return newIdentity(s) }
 
+// newIdentity sets the header values. An application's session (kind
+// app) names the application in the app fields and leaves the user
+// fields empty: an upstream that reads X-Session-User must never take an
+// application called alice for the user alice.
 func newIdentity(s *sessionctx.Session) *identity {
 	id := &identity{session: s, placeholders: placeholders(s)}
-	id.vals[fieldUser] = sanitize(s.User)
-	id.vals[fieldUserID] = sanitize(s.UserID)
+	if s.IsApp() {
+		id.vals[fieldApp] = sanitize(s.User)
+		id.vals[fieldAppID] = sanitize(s.UserID)
+	} else {
+		id.vals[fieldUser] = sanitize(s.User)
+		id.vals[fieldUserID] = sanitize(s.UserID)
+	}
+	id.vals[fieldKind] = sanitize(kindOf(s))
 	id.vals[fieldEmail] = sanitize(s.Email)
 	id.vals[fieldName] = sanitize(s.Name)
 	id.vals[fieldOrg] = sanitize(s.Org)
@@ -169,6 +188,15 @@ func newIdentity(s *sessionctx.Session) *identity {
 		id.vals[fieldAdmin] = "true"
 	}
 	return id
+}
+
+// kindOf is the session's kind as headers and placeholders give it: user
+// unless the session says otherwise.
+func kindOf(s *sessionctx.Session) string {
+	if s.Kind == "" {
+		return "user"
+	}
+	return s.Kind
 }
 
 // sanitizeList joins with commas; a comma inside a name would split it

@@ -68,7 +68,10 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if !sessionctx.InfoHandles(h.Dialect, req) {
 		return next.ServeHTTP(w, r)
 	}
-	s, _ := requestSession(r.Context())
+	s, ok := requestSession(r.Context())
+	if !ok {
+		req.Rejection = requestRejection(r.Context())
+	}
 	answer, err := sessionctx.RenderInfo(h.Dialect, s, req)
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
@@ -121,7 +124,7 @@ func writeInfo(w http.ResponseWriter, r *http.Request, answer sessionctx.InfoAns
 // result) rather than an empty 401. It reports whether it answered. The
 // http dialect has no shape of its own to keep: its requests get the
 // plain 401.
-func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string) (bool, error) {
+func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string, rejection error) (bool, error) {
 	if dialect == "" || dialect == "http" {
 		return false, nil
 	}
@@ -129,6 +132,9 @@ func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string) (bo
 	// renderer cannot answer, gets the plain 401 instead.
 	req, pass, err := infoRequest(r, dialect)
 	if err == nil && !pass && sessionctx.IsProductSessionRead(dialect, req) {
+		// The rejection lets the product's own answer for this state of
+		// the session (Amplify's device authorization) be given.
+		req.Rejection = rejection
 		if answer, err := sessionctx.RenderInfo(dialect, nil, req); err == nil {
 			return true, writeInfo(w, r, answer)
 		}

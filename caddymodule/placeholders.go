@@ -27,6 +27,11 @@ import (
 // request pays for the static map's first insert.
 func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
 	userID := sanitize(s.UserID)
+	if s.IsApp() {
+		// An application's id is not a user's: a template that uses
+		// {http.auth.user.id} as a user header must not carry it.
+		userID = ""
+	}
 	return func(key string) (any, bool) {
 		name, ok := strings.CutPrefix(key, "session.")
 		if !ok {
@@ -86,8 +91,24 @@ func sessionValue(s *sessionctx.Session, name string) (any, bool) {
 	case "id":
 		return s.ID, true
 	case "user_id":
+		if s.IsApp() {
+			return "", true
+		}
 		return s.UserID, true
 	case "user":
+		if s.IsApp() {
+			return "", true
+		}
+		return s.User, true
+	case "app_id":
+		if !s.IsApp() {
+			return "", true
+		}
+		return s.UserID, true
+	case "app":
+		if !s.IsApp() {
+			return "", true
+		}
 		return s.User, true
 	case "email":
 		return s.Email, true
@@ -104,7 +125,7 @@ func sessionValue(s *sessionctx.Session, name string) (any, bool) {
 	case "admin":
 		return strconv.FormatBool(s.Admin), true
 	case "kind":
-		return s.Kind, true
+		return kindOf(s), true
 	case "expires_at":
 		if s.ExpiresAt.IsZero() {
 			return "", true

@@ -38,8 +38,18 @@ type SessionRequire struct {
 	// entry's. Default none.
 	Users [][]string `json:"users,omitempty"`
 	// UserIDs: for each entry, the session's user id must be one of the
-	// entry's. Default none.
+	// entry's. Default none. Neither Users nor UserIDs ever matches an
+	// application's session (kind app).
 	UserIDs [][]string `json:"user_ids,omitempty"`
+	// Apps: for each entry, the session must be an application's (kind
+	// app) whose name is one of the entry's. Default none.
+	Apps [][]string `json:"apps,omitempty"`
+	// AppIDs: for each entry, the session must be an application's whose
+	// id is one of the entry's. Default none.
+	AppIDs [][]string `json:"app_ids,omitempty"`
+	// Kind, when set, is the kind the session must be: user or app.
+	// Default any.
+	Kind string `json:"kind,omitempty"`
 	// Admin requires an admin session. Default false.
 	Admin bool `json:"admin,omitempty"`
 }
@@ -57,6 +67,7 @@ func (SessionRequire) CaddyModule() caddy.ModuleInfo {
 func (h *SessionRequire) Validate() error {
 	for name, groups := range map[string][][]string{
 		"roles": h.Roles, "orgs": h.Orgs, "org_ids": h.OrgIDs, "users": h.Users, "user_ids": h.UserIDs,
+		"apps": h.Apps, "app_ids": h.AppIDs,
 	} {
 		for i, g := range groups {
 			if len(g) == 0 {
@@ -73,6 +84,9 @@ func (h *SessionRequire) Validate() error {
 		if p == "" {
 			return fmt.Errorf("perms: empty permission name")
 		}
+	}
+	if h.Kind != "" && h.Kind != "user" && h.Kind != "app" {
+		return fmt.Errorf("kind %q: want user or app", h.Kind)
 	}
 	return nil
 }
@@ -119,14 +133,29 @@ func (h *SessionRequire) check(s *sessionctx.Session) error {
 			return fmt.Errorf("session_require: one of org ids %s required", strings.Join(g, ", "))
 		}
 	}
+	if h.Kind != "" && kindOf(s) != h.Kind {
+		return fmt.Errorf("session_require: a %s session required", h.Kind)
+	}
+	// A user rule never matches an application named like the user, nor
+	// an app rule a user named like the application.
 	for _, g := range h.Users {
-		if !oneOf(g, s.User) {
+		if s.IsApp() || !oneOf(g, s.User) {
 			return errors.New("session_require: user not allowed")
 		}
 	}
 	for _, g := range h.UserIDs {
-		if !oneOf(g, s.UserID) {
+		if s.IsApp() || !oneOf(g, s.UserID) {
 			return errors.New("session_require: user not allowed")
+		}
+	}
+	for _, g := range h.Apps {
+		if !s.IsApp() || !oneOf(g, s.User) {
+			return errors.New("session_require: application not allowed")
+		}
+	}
+	for _, g := range h.AppIDs {
+		if !s.IsApp() || !oneOf(g, s.UserID) {
+			return errors.New("session_require: application not allowed")
 		}
 	}
 	return nil

@@ -16,6 +16,11 @@ func requireSession() *sessionctx.Session {
 	}
 }
 
+// appSession is a TR50 application session named like a user.
+func appSession() *sessionctx.Session {
+	return &sessionctx.Session{UserID: "app-1", User: "alice", Kind: "app"}
+}
+
 func TestSessionRequireRules(t *testing.T) {
 	admin := requireSession()
 	admin.Admin = true
@@ -47,6 +52,16 @@ func TestSessionRequireRules(t *testing.T) {
 		{"user_id by name is not an id", SessionRequire{UserIDs: [][]string{{"carol"}}}, requireSession(), 403},
 		{"user_id, user named like the id", SessionRequire{UserIDs: [][]string{{"u-1"}}}, &sessionctx.Session{UserID: "u-9", User: "u-1"}, 403},
 		{"user unmet", SessionRequire{Users: [][]string{{"dave"}}}, requireSession(), 403},
+		{"user rule, application named like the user", SessionRequire{Users: [][]string{{"alice"}}}, appSession(), 403},
+		{"user_id rule, application with the id", SessionRequire{UserIDs: [][]string{{"app-1"}}}, appSession(), 403},
+		{"app rule, the application", SessionRequire{Apps: [][]string{{"alice"}}}, appSession(), 200},
+		{"app_id rule, the application", SessionRequire{AppIDs: [][]string{{"app-1"}}}, appSession(), 200},
+		{"app rule, a user named like the application", SessionRequire{Apps: [][]string{{"carol"}}}, requireSession(), 403},
+		{"app_id rule, a user with the id", SessionRequire{AppIDs: [][]string{{"u-7"}}}, requireSession(), 403},
+		{"kind app, the application", SessionRequire{Kind: "app"}, appSession(), 200},
+		{"kind app, a user", SessionRequire{Kind: "app"}, requireSession(), 403},
+		{"kind user, a user without a kind", SessionRequire{Kind: "user"}, requireSession(), 200},
+		{"kind user, the application", SessionRequire{Kind: "user"}, appSession(), 403},
 		{"admin met", SessionRequire{Admin: true}, admin, 200},
 		{"admin unmet", SessionRequire{Admin: true}, requireSession(), 403},
 		{"all kinds met", SessionRequire{Roles: [][]string{{"ops"}}, Perms: []string{"read"}, Orgs: [][]string{{"acme"}}, Users: [][]string{{"carol"}}, Admin: true}, admin, 200},

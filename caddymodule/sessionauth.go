@@ -482,6 +482,9 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		h.serviceBack()
 	}
 	if err != nil {
+		if errors.Is(err, sessionctx.ErrAmbiguous) {
+			return h.ambiguous(r, res, err)
+		}
 		if errors.Is(err, sessionctx.ErrUnauthenticated) {
 			if h.StripToken {
 				// A malformed token, or one without what the dialect
@@ -490,6 +493,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			}
 			if h.Optional {
 				h.logRequest(res.Key, nil, "anonymous", res.Hit)
+				carryRejection(r, err)
 				return next.ServeHTTP(w, r)
 			}
 			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
@@ -515,6 +519,9 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		outcome = "stale"
 	}
 	h.logRequest(res.Key, s, outcome, res.Hit)
+	if !res.Hit && len(s.MissingPaths) > 0 {
+		h.logMissingPaths(res.Key, s)
+	}
 
 	id := identityOf(res)
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -608,7 +615,7 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 			return nil
 		}
 	}
-	if answered, werr := answerInDialect(w, r, h.dialect); answered {
+	if answered, werr := answerInDialect(w, r, h.dialect, err); answered {
 		return werr
 	}
 	if h.unauthSts == http.StatusUnauthorized {

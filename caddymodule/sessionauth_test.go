@@ -209,7 +209,7 @@ func TestServeHTTPHeaderFields(t *testing.T) {
 		fields []string
 		want   map[string]string // every X-Session-* and Remote-* header the upstream gets
 	}{
-		{nil, map[string]string{"X-Session-User": "ann", "X-Session-User-Id": "u1", "X-Session-Roles": "dev", "X-Session-Admin": "false", "Remote-User": "ann", "Remote-Groups": "dev"}},
+		{nil, map[string]string{"X-Session-User": "ann", "X-Session-User-Id": "u1", "X-Session-Roles": "dev", "X-Session-Admin": "false", "X-Session-Kind": "user", "Remote-User": "ann", "Remote-Groups": "dev"}},
 		{[]string{"user", "roles"}, map[string]string{"X-Session-User": "ann", "X-Session-Roles": "dev", "Remote-User": "ann", "Remote-Groups": "dev"}},
 		{[]string{"none"}, map[string]string{"Remote-User": "ann", "Remote-Groups": "dev"}},
 	} {

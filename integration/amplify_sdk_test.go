@@ -94,6 +94,8 @@ func TestAmplifySDKFindsAccountThroughCaddy(t *testing.T) {
 	amp.AddSession("s%3Alive-sid.sig", live)
 	amp.AddSession("access-live", live)
 	amp.AddServiceAccount("access-service", map[string]any{"guid": "org-guid-1", "org_id": 100001, "name": "Acme"})
+	amp.AddSession("access-pending", live)
+	amp.RequireDeviceAuth("access-pending")
 	svc := httptest.NewServer(amp)
 	t.Cleanup(svc.Close)
 
@@ -144,6 +146,15 @@ func TestAmplifySDKFindsAccountThroughCaddy(t *testing.T) {
 					t.Errorf("want the SDK to retry findSession with its bearer token: %+v", o.Requests)
 				}
 			}},
+		// The platform answers findSession 400 with internalCode 232,
+		// on which the SDK stops for device authorization: Caddy must
+		// give it that answer, not "no session".
+		{"awaiting device authorization", map[string]any{"token": "access-pending", "user": "user-guid-1", "org": org},
+			func(t *testing.T, o sdkOutcome) {
+				if o.Error == nil || o.Error.Status != 400 {
+					t.Fatalf("want the SDK to stop on the platform's 400 (internalCode 232): %+v", o)
+				}
+			}},
 		{"service account", map[string]any{"token": "access-service", "org": org},
 			func(t *testing.T, o sdkOutcome) {
 				a := o.Account
@@ -176,6 +187,14 @@ func TestAmplifySDKFindsAccountThroughCaddy(t *testing.T) {
 		proxied := runAmplifySDK(t, altURL, svc.URL, args)
 		if direct.Error != nil || !reflect.DeepEqual(direct, proxied) {
 			t.Errorf("live session differs through Caddy:\nplatform: %+v\ncaddy:    %+v", direct, proxied)
+		}
+	})
+	t.Run("required, awaiting device authorization", func(t *testing.T) {
+		args := map[string]any{"token": "access-pending", "user": "user-guid-1", "org": org}
+		direct := runAmplifySDK(t, svc.URL, svc.URL, args)
+		proxied := runAmplifySDK(t, altURL, svc.URL, args)
+		if direct.Error == nil || !reflect.DeepEqual(direct, proxied) {
+			t.Errorf("a session awaiting device authorization differs through Caddy:\nplatform: %+v\ncaddy:    %+v", direct, proxied)
 		}
 	})
 	for name, args := range map[string]map[string]any{

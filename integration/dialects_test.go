@@ -168,8 +168,9 @@ func TestDialectTR50(t *testing.T) {
 			token string
 			want  map[string]string
 		}{
-			{"sess-app", map[string]string{"X-Session-User": "Gateway Agent", "X-Session-User-Id": "app-9", "X-Session-Perms": "property.publish", "X-Session-Admin": "false"}},
-			{"sess-admin", map[string]string{"X-Session-User": "root", "X-Session-Roles": "", "X-Session-Perms": "", "X-Session-Admin": "true"}},
+			{"sess-app", map[string]string{"X-Session-User": "", "X-Session-User-Id": "", "X-Session-App": "Gateway Agent", "X-Session-App-Id": "app-9",
+				"X-Session-Kind": "app", "X-Session-Perms": "property.publish", "X-Session-Admin": "false"}},
+			{"sess-admin", map[string]string{"X-Session-User": "root", "X-Session-Kind": "user", "X-Session-App": "", "X-Session-Roles": "", "X-Session-Perms": "", "X-Session-Admin": "true"}},
 		} {
 			resp, body := do(t, nil, "GET", "/", http.Header{"Sessionid": {tc.token}})
 			if resp.StatusCode != http.StatusOK {
@@ -207,7 +208,7 @@ func TestTR50SessionIDFromBody(t *testing.T) {
 	t.Cleanup(product.Close)
 	svc := httptest.NewServer(tr)
 	t.Cleanup(svc.Close)
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	session_auth tr50 %s
 	handle /api {

@@ -406,7 +406,7 @@ func expectStatus(t *testing.T, tester *caddytest.Tester, method, path string, h
 func aliceSession() map[string]any {
 	return map[string]any{
 		"user_id": "u-1", "user": "alice", "email": "alice@example.com", "name": "Alice Ä",
-		"org_id": "o-1", "org": "acme", "roles": []string{"admin", "dev"}, "perms": "read write",
+		"org_id": "o-1", "org": "acme", "roles": []string{"admin", "dev"}, "perms": []string{"read", "write"},
 		"admin": true,
 	}
 }

@@ -90,7 +90,7 @@ func runInfoCase(t *testing.T, c infoCase) {
 		}
 		routes.WriteString("\t}\n")
 	}
-	startCaddy(t, fmt.Sprintf(`
+	startCaddyWith(t, "", fmt.Sprintf(`
 :%d {
 	session_auth %s %s {
 		optional

@@ -16,7 +16,7 @@ import (
 var spoofNames = []string{
 	"X-Session-User", "X-Session-User-Id", "X-Session-Email", "X-Session-Name",
 	"X-Session-Org", "X-Session-Org-Id", "X-Session-Roles", "X-Session-Perms",
-	"X-Session-Admin", "X-Session-Anything-Else", "X-Session-",
+	"X-Session-Admin", "X-Session-Kind", "X-Session-App", "X-Session-App-Id", "X-Session-Anything-Else", "X-Session-",
 	"X-Custom-Ident",
 	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username", "X-Forwarded-Groups",
 	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
@@ -28,7 +28,7 @@ var spoofNames = []string{
 // X-Auth-: its prefix with any suffix, and the presets' names, which every
 // session_auth strips whatever it emits.
 var prefixSpoofNames = []string{
-	"X-Auth-User", "X-Auth-Roles", "X-Auth-Admin", "X-Auth-Whatever",
+	"X-Auth-User", "X-Auth-Roles", "X-Auth-Admin", "X-Auth-Kind", "X-Auth-App", "X-Auth-Whatever",
 	"X-Forwarded-User", "Remote-User", "Remote-Groups",
 }
 
@@ -66,7 +66,7 @@ var spoofForms = []struct {
 var trustedAlice = []string{
 	"X-Session-User: alice", "X-Session-User-Id: u-1", "X-Session-Email: alice@example.com",
 	"X-Session-Name: Alice %C3%84", "X-Session-Org: acme", "X-Session-Org-Id: o-1",
-	"X-Session-Roles: admin,dev", "X-Session-Perms: read,write", "X-Session-Admin: true",
+	"X-Session-Roles: admin,dev", "X-Session-Perms: read,write", "X-Session-Admin: true", "X-Session-Kind: user",
 	"X-Custom-Ident: alice",
 	"X-Forwarded-User: alice", "X-Forwarded-Email: alice@example.com",
 	"X-Forwarded-Preferred-Username: alice", "X-Forwarded-Groups: admin,dev",
@@ -79,7 +79,7 @@ var trustedAlice = []string{
 var trustedAlicePrefix = []string{
 	"X-Auth-User: alice", "X-Auth-User-Id: u-1", "X-Auth-Email: alice@example.com",
 	"X-Auth-Name: Alice %C3%84", "X-Auth-Org: acme", "X-Auth-Org-Id: o-1",
-	"X-Auth-Roles: admin,dev", "X-Auth-Perms: read,write", "X-Auth-Admin: true",
+	"X-Auth-Roles: admin,dev", "X-Auth-Perms: read,write", "X-Auth-Admin: true", "X-Auth-Kind: user",
 }
 
 // protectedBy reports whether an upstream reading names leniently would

@@ -21,6 +21,7 @@ func init() {
 			// an access token and goes as a bearer.
 			b := newPreset(svc, http.MethodGet, amplifyFindSessionPath)
 			b.cookie, b.rejects, b.decode = "connect.sid", amplifyRejects, decodeAmplify
+			b.rejection = amplifyRejection
 			return b, nil
 		},
 		info: infoShape{render: renderAmplifyInfo, handles: amplifyInfoHandles, productRead: func(InfoRequest) bool { return true }},
@@ -37,6 +38,15 @@ func init() {
 func amplifyRejects(status int, raw []byte) bool {
 	return status >= 400 && status < 500 && status != http.StatusTooManyRequests && status != http.StatusRequestTimeout &&
 		amplifyErrorBody(raw)
+}
+
+// amplifyRejection keeps the platform's own answer for a session that
+// awaits device authorization; other rejections need none.
+func amplifyRejection(raw []byte) error {
+	if gjson.GetBytes(raw, "internalCode").Int() == amplifyDeviceAuthCode {
+		return amplifyDeviceAuth(raw)
+	}
+	return nil
 }
 
 // amplifyErrorBody reports whether raw is the platform's error object.
@@ -62,8 +72,8 @@ func decodeAmplify(raw []byte, now time.Time) (*Session, error) {
 		if code >= 500 || code == http.StatusTooManyRequests {
 			return nil, fmt.Errorf("%w: amplify answered an error with code %d", ErrUnavailable, code)
 		}
-		if doc.Get("internalCode").Int() == 232 {
-			return nil, fmt.Errorf("%w: amplify session awaits device authorization", ErrUnauthenticated)
+		if doc.Get("internalCode").Int() == amplifyDeviceAuthCode {
+			return nil, amplifyDeviceAuth(raw)
 		}
 		return nil, fmt.Errorf("%w: amplify reports no session (code %d)", ErrUnauthenticated, code)
 	}
@@ -78,7 +88,7 @@ func decodeAmplify(raw []byte, now time.Time) (*Session, error) {
 		return nil, fmt.Errorf("%w: amplify result is not an object", ErrUnavailable)
 	}
 	if result.Get("deviceAuthRequired").Type == gjson.True {
-		return nil, fmt.Errorf("%w: amplify session awaits device authorization", ErrUnauthenticated)
+		return nil, amplifyDeviceAuth(nil)
 	}
 
 	s := &Session{
@@ -97,7 +107,7 @@ func decodeAmplify(raw []byte, now time.Time) (*Session, error) {
 	s.Name = strings.TrimSpace(first + " " + last)
 	s.Roles = appendNew(list(result, "roles"), list(result, "role")...)
 	s.Admin = containsAny(s.Roles, []string{"administrator"})
-	if err := s.fillUser("amplify result names no user"); err != nil {
+	if err := s.needsPrincipal("amplify result names no user"); err != nil {
 		return nil, err
 	}
 	if t, ok := timeValue(result.Get("expiry")); ok {
@@ -119,6 +129,27 @@ func decodeAmplify(raw []byte, now time.Time) (*Session, error) {
 		s.Attrs = attrs
 	}
 	return s, nil
+}
+
+// amplifyDeviceAuthCode is the internalCode of the platform's answer for
+// a session that awaits device authorization.
+const amplifyDeviceAuthCode = 232
+
+// amplifyDeviceAuthAnswer is the platform's findSession answer for a
+// session that awaits device authorization, when it did not give its own.
+var amplifyDeviceAuthAnswer = []byte(`{"success":false,"description":"Device authorization required.","code":400,"internalCode":232}`)
+
+// amplifyDeviceAuth is the rejection of a session that awaits device
+// authorization. It keeps the platform's answer (raw, when it gave one),
+// which findSession's clients get back as it was: the SDK prompts for
+// device authorization on it. It is not cached: authorization granted,
+// the next request must see the session.
+func amplifyDeviceAuth(raw []byte) error {
+	body := amplifyDeviceAuthAnswer
+	if len(raw) > 0 {
+		body = append([]byte(nil), raw...)
+	}
+	return rejectWithAnswer("amplify", true, InfoAnswer{Status: http.StatusBadRequest, Body: body}, "amplify session awaits device authorization")
 }
 
 // firstString reads the first of paths that holds a non-empty scalar:

@@ -10,19 +10,25 @@ import (
 	gocache "github.com/patrickmn/go-cache"
 )
 
-// Key identifies a token in the cache: the SHA-256 of the token and of the
-// kind of source it came from. Tokens are never kept in clear.
+// Key identifies a token in the cache: the SHA-256 of the token alone.
+// Where the token came in (a cookie, a header, a TR50 body) is left out:
+// a token is one session whatever carries it, so a logout or a purge
+// through one source ends it in every source it may arrive by, on every
+// node. Tokens are never kept in clear.
 type Key [sha256.Size]byte
 
-// Key is the cache key of token read from this source: what Result.Key
-// holds for it, and what Client.Forget takes.
-func (src TokenSource) Key(token string) Key { return keyOf(credential{Value: token, Source: src}) }
+// Key is the cache key of token: what Result.Key holds for it, and what
+// Client.Forget takes. The source is no part of the key, so any source
+// gives the same one (for ETERNUS the token is the whole
+// <session_id>:<token> credential).
+func (src TokenSource) Key(token string) Key { return keyOf(credential{Value: token}) }
 
-// keyOf hashes a credential: its source kind and its value.
+// keyOf hashes a credential's value. The leading domain byte keeps these
+// keys apart from any other SHA-256 of a bare token (the ETERNUS token
+// index).
 func keyOf(c credential) Key {
 	var buf [256]byte
-	b := append(buf[:0], c.Source.From...)
-	b = append(b, 0)
+	b := append(buf[:0], 0)
 	b = append(b, c.Value...)
 	return sha256.Sum256(b)
 }

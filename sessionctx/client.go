@@ -156,9 +156,9 @@ func (c *Client) StripTokens(r *http.Request) {
 // here. A lookup in flight when it is called does not cache its answer.
 func (c *Client) Forget(key Key) bool { return c.r.ForgetKey(key) }
 
-// ForgetToken drops every entry resolved with token, whatever source it
-// came in by (for ETERNUS, every session id it was used with), and
-// returns how many there were here.
+// ForgetToken drops the entry of token, one whatever source it came in
+// by (for ETERNUS, every session id it was used with too), and returns
+// how many there were here.
 func (c *Client) ForgetToken(token string) int { return c.r.ForgetToken(token) }
 
 // Purge drops every entry, on every node when the client has a Tier, and

@@ -51,7 +51,9 @@ func checkDecoded(t *testing.T, dialect string, s *Session, err error) {
 		}
 		return
 	}
-	if s == nil || s.User == "" || s.UserID == "" || s.Dialect != dialect || !json.Valid(s.Raw) {
+	// A session names someone, by name or id (never one copied from the
+	// other), and is of a known kind.
+	if s == nil || (s.User == "" && s.UserID == "") || s.Dialect != dialect || !json.Valid(s.Raw) || (s.Kind != kindUser && s.Kind != kindApp) {
 		t.Fatalf("decoded session incomplete: %+v", s)
 	}
 	if _, err := json.Marshal(s); err != nil {

@@ -63,16 +63,21 @@ func str(doc gjson.Result, path string) string {
 	return ""
 }
 
-// list reads a JSON list of scalars, or a string of comma or space
-// separated names.
-func list(doc gjson.Result, path string) []string {
+// list reads a JSON list of scalars, each element exactly as the
+// service wrote it: "admin\u00a0" or " admin " is not the role admin, and
+// an encoder downstream shows the difference rather than hiding it. A
+// string is one name ("Sales admin" is one role), unless sep is set:
+// then it is split on sep, exactly, and the empty parts dropped.
+func list(doc gjson.Result, path string) []string { return splitList(doc, path, "") }
+
+func splitList(doc gjson.Result, path, sep string) []string {
 	if path == "" {
 		return nil
 	}
 	v := doc.Get(path)
 	var out []string
 	add := func(s string) {
-		if s = strings.TrimSpace(s); s != "" {
+		if s != "" {
 			out = append(out, s)
 		}
 	}
@@ -87,10 +92,12 @@ func list(doc gjson.Result, path string) []string {
 			}
 			return true
 		})
-	case v.Type == gjson.String:
-		for _, f := range strings.FieldsFunc(v.Str, func(r rune) bool { return r == ',' || r == ' ' }) {
+	case v.Type == gjson.String && sep != "":
+		for _, f := range strings.Split(v.Str, sep) {
 			add(f)
 		}
+	case v.Type == gjson.String:
+		add(v.Str)
 	}
 	return out
 }

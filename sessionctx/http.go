@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,8 +42,9 @@ type TokenSink struct {
 }
 
 // Mapping holds GJSON paths from a session-service answer to the normalized
-// fields. An empty path leaves its field empty. Preset dialects are
-// mappings of their own.
+// fields. An empty path leaves its field empty: no field is ever filled
+// from another, or from a path the mapping does not name. Preset dialects
+// are mappings of their own.
 type Mapping struct {
 	IDFrom      string `json:"id_from,omitempty"`
 	UserIDFrom  string `json:"user_id_from,omitempty"`
@@ -59,6 +61,63 @@ type Mapping struct {
 	// ValidFrom, when set, names a boolean that must be true for the
 	// session to be live.
 	ValidFrom string `json:"valid_from,omitempty"`
+	// RolesSplit, when set, splits a roles string on this exact
+	// separator; without it a string is one role ("Sales admin").
+	// Elements are never trimmed. Default none.
+	RolesSplit string `json:"roles_split,omitempty"`
+	// PermsSplit is RolesSplit for permissions. Default none.
+	PermsSplit string `json:"perms_split,omitempty"`
+}
+
+// defaultMapping reads sessiongate's own normalized shape, so that one
+// sessiongate can resolve against another's session_info.
+func defaultMapping() Mapping {
+	return Mapping{
+		IDFrom: "id", UserIDFrom: "user_id", UserFrom: "user", EmailFrom: "email",
+		NameFrom: "name", OrgIDFrom: "org_id", OrgFrom: "org", RolesFrom: "roles",
+		PermsFrom: "perms", AdminFrom: "admin", ExpiresFrom: "expires_at",
+	}
+}
+
+// mapsIdentity reports whether any identity field is mapped.
+func (m Mapping) mapsIdentity() bool {
+	return m.IDFrom != "" || m.UserIDFrom != "" || m.UserFrom != "" || m.EmailFrom != "" || m.NameFrom != "" ||
+		m.OrgIDFrom != "" || m.OrgFrom != "" || m.RolesFrom != "" || m.PermsFrom != "" || m.AdminFrom != ""
+}
+
+// resolved is the mapping in force. One that maps no identity field
+// reads the default shape (whose expires_from applies unless the mapping
+// gives expires_from or ttl_from); one that maps any identity field reads
+// exactly what it says and nothing else, so a field left unmapped can
+// never be filled from a path the answer happens to hold.
+func (m Mapping) resolved() Mapping {
+	if m.mapsIdentity() {
+		return m
+	}
+	d := defaultMapping()
+	d.ValidFrom, d.RolesSplit, d.PermsSplit = m.ValidFrom, m.RolesSplit, m.PermsSplit
+	if m.ExpiresFrom != "" || m.TTLFrom != "" {
+		d.ExpiresFrom, d.TTLFrom = m.ExpiresFrom, m.TTLFrom
+	}
+	return d
+}
+
+// rejectedIf reports whether doc satisfies a rejected_if predicate:
+// [path] holds when the value at path is present and neither null nor
+// false; [path, value] when it is value (a string's content, a number or
+// boolean as JSON writes it).
+func rejectedIf(pred []string, doc gjson.Result) bool {
+	v := doc.Get(pred[0])
+	if !v.Exists() || v.Type == gjson.Null {
+		return false
+	}
+	if len(pred) == 1 {
+		return v.Type != gjson.False
+	}
+	if v.Type == gjson.String {
+		return v.Str == pred[1]
+	}
+	return v.Raw == pred[1]
 }
 
 // HTTPOptions configure the http dialect.
@@ -68,21 +127,34 @@ type HTTPOptions struct {
 	// TokenTo says how the token is sent. Default the Authorization header
 	// with the "Bearer " prefix.
 	TokenTo TokenSink `json:"token_to,omitzero"`
-	// UnauthenticatedStatus lists the statuses that reject the token.
-	// Default 401 and 403; any other non-2xx is a service error.
+	// UnauthenticatedStatus lists the statuses that reject the token when
+	// the service answers them in JSON; a 401 rejects it whatever its
+	// body (empty, text, HTML), listed or not. Default 401 and 403; any
+	// other non-2xx is a service error, as is a listed status answered
+	// in anything but JSON (a proxy's or a WAF's page).
 	UnauthenticatedStatus []int `json:"unauthenticated_status,omitempty"`
+	// RejectedIf, when set, is a GJSON path and optionally the value it
+	// must have: a JSON answer (2xx, or 4xx other than 408 and 429) in
+	// which the path holds a value other than null or false (or the value
+	// given) is a rejection, for services that say "no session" in the
+	// body ({"error": {"code": ...}}). Default none.
+	RejectedIf []string `json:"rejected_if,omitempty"`
 	Mapping
 }
 
-// newHTTPOptions returns the defaults: a GET with a bearer token, and a
-// mapping that reads sessiongate's own normalized shape, so one
-// sessiongate can resolve against another's session_info.
-func newHTTPOptions() *HTTPOptions {
-	return &HTTPOptions{Mapping: Mapping{
-		IDFrom: "id", UserIDFrom: "user_id", UserFrom: "user", EmailFrom: "email",
-		NameFrom: "name", OrgIDFrom: "org_id", OrgFrom: "org", RolesFrom: "roles",
-		PermsFrom: "perms", AdminFrom: "admin", ExpiresFrom: "expires_at",
-	}}
+// newHTTPOptions returns the defaults: a GET with a bearer token. The
+// mapping is left empty, so that what a configuration maps can be told
+// from what it does not: an empty mapping reads the default shape
+// (Mapping.resolved).
+func newHTTPOptions() *HTTPOptions { return &HTTPOptions{} }
+
+// Resolved returns the options with the mapping in force filled in: what
+// the Caddyfile adapter writes out, so that `caddy adapt` shows every
+// path that is read.
+func (o *HTTPOptions) Resolved() Options {
+	c := *o
+	c.Mapping = o.resolved()
+	return &c
 }
 
 // SetOption implements Options with the Caddyfile syntax docs/dialects.md gives.
@@ -103,6 +175,25 @@ func (o *HTTPOptions) SetOption(name string, args []string) error {
 		return nil
 	case "token_to":
 		return o.setTokenTo(args)
+	case "rejected_if":
+		if len(args) != 1 && len(args) != 2 {
+			return fmt.Errorf("rejected_if takes <gjson-path> [<value>]")
+		}
+		if args[0] == "" {
+			return fmt.Errorf("rejected_if: empty path")
+		}
+		o.RejectedIf = append([]string(nil), args...)
+		return nil
+	case "roles_split", "perms_split":
+		if len(args) != 1 || args[0] == "" {
+			return fmt.Errorf("%s takes one non-empty separator", name)
+		}
+		if name == "roles_split" {
+			o.RolesSplit = args[0]
+		} else {
+			o.PermsSplit = args[0]
+		}
+		return nil
 	case "unauthenticated_status":
 		if len(args) == 0 {
 			return fmt.Errorf("unauthenticated_status needs at least one status code")
@@ -191,10 +282,9 @@ func newHTTPBackend(svc *service, opts *HTTPOptions) (*httpBackend, error) {
 	if o.Method == "" {
 		o.Method = http.MethodGet
 	}
-	if o.Mapping == (Mapping{}) {
-		// Options built in Go that set no path read sessiongate's own
-		// shape, as the defaults do.
-		o.Mapping = newHTTPOptions().Mapping
+	o.Mapping = o.resolved()
+	if n := len(o.RejectedIf); n > 2 || (n > 0 && o.RejectedIf[0] == "") {
+		return nil, fmt.Errorf("rejected_if: want [<gjson-path>] or [<gjson-path>, <value>]")
 	}
 	if o.TokenTo.To == "" {
 		o.TokenTo.To = "header"
@@ -267,14 +357,8 @@ func (b *httpBackend) Resolve(ctx context.Context, cred credential) (*Session, e
 	if err != nil {
 		return nil, err
 	}
-	if status < 200 || status > 299 {
-		if !json.Valid(bytes.TrimSpace(raw)) {
-			// The service answers in JSON; a rejection page in anything
-			// else (a WAF's HTML 403, a proxy's empty 401) is from what
-			// stands in front of it, not a verdict on the token.
-			return nil, statusError(status)
-		}
-		return nil, statusError(status, b.opts.UnauthenticatedStatus...)
+	if err := b.rejection(status, raw); err != nil {
+		return nil, err
 	}
 	s, err := b.opts.Decode(raw, b.now())
 	if err != nil {
@@ -282,6 +366,48 @@ func (b *httpBackend) Resolve(ctx context.Context, cred credential) (*Session, e
 	}
 	s.Dialect = "http"
 	return s, nil
+}
+
+// rejection classifies an answer that is not a session: nil for a 2xx
+// the service did not mark as a rejection (it is decoded next), an error
+// wrapping ErrUnauthenticated for a rejection, and one wrapping
+// ErrUnavailable for anything else, whose text says why it was not taken
+// as a rejection (the warning logged for it).
+func (b *httpBackend) rejection(status int, raw []byte) error {
+	if status == http.StatusUnauthorized {
+		// What many "who am I" endpoints answer an expired token,
+		// often with an empty or text body: a verdict whatever the body.
+		return fmt.Errorf("%w: session service answered 401", ErrUnauthenticated)
+	}
+	isJSON := serviceAnswer(raw, "")
+	if p := b.opts.RejectedIf; len(p) > 0 && isJSON && (status < 300 || (status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests)) && rejectedIf(p, gjson.ParseBytes(raw)) {
+		return fmt.Errorf("%w: session service answered %d and rejected_if %s holds", ErrUnauthenticated, status, p[0])
+	}
+	if status >= 200 && status < 300 {
+		return nil
+	}
+	if slices.Contains(b.opts.UnauthenticatedStatus, status) {
+		if isJSON {
+			return fmt.Errorf("%w: session service answered %d", ErrUnauthenticated, status)
+		}
+		return unavailable(failStatus, "session service answered %d with a body that is not a JSON object (%s): not taken as a rejection, which for this status must come from the service itself", status, bodyKind(raw))
+	}
+	return unavailable(failStatus, "session service answered %d, not in unauthenticated_status %v: not taken as a rejection", status, b.opts.UnauthenticatedStatus)
+}
+
+// bodyKind describes a body for a log line without quoting it (an error
+// page may echo the request, token included).
+func bodyKind(raw []byte) string {
+	t := bytes.TrimSpace(raw)
+	switch {
+	case len(t) == 0:
+		return "empty"
+	case t[0] == '<':
+		return "HTML or XML"
+	case json.Valid(t):
+		return "JSON but not an object"
+	}
+	return "text"
 }
 
 // cookieOctets reports whether v can be a cookie value as it is: RFC 6265
@@ -295,6 +421,19 @@ func cookieOctets(v string) bool {
 		}
 	}
 	return true
+}
+
+// missing lists the mapped identity paths doc does not hold (or holds as
+// null), for a
+// debug line: each such field stays empty, never filled from another.
+func (m *Mapping) missing(doc gjson.Result) []string {
+	var out []string
+	for _, p := range []string{m.IDFrom, m.UserIDFrom, m.UserFrom, m.EmailFrom, m.NameFrom, m.OrgIDFrom, m.OrgFrom, m.RolesFrom, m.PermsFrom, m.AdminFrom} {
+		if v := doc.Get(p); p != "" && !slices.Contains(out, p) && (!v.Exists() || v.Type == gjson.Null) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Decode maps a JSON answer to a session. An answer that is not a JSON
@@ -319,15 +458,16 @@ func (m *Mapping) Decode(raw []byte, now time.Time) (*Session, error) {
 		Name:   str(doc, m.NameFrom),
 		OrgID:  str(doc, m.OrgIDFrom),
 		Org:    str(doc, m.OrgFrom),
-		Roles:  list(doc, m.RolesFrom),
-		Perms:  list(doc, m.PermsFrom),
+		Roles:  splitList(doc, m.RolesFrom, m.RolesSplit),
+		Perms:  splitList(doc, m.PermsFrom, m.PermsSplit),
 		Kind:   kindUser,
 		Raw:    raw,
 	}
 	if m.AdminFrom != "" {
 		s.Admin = truthy(doc.Get(m.AdminFrom))
 	}
-	if err := s.fillUser("answer names no user (check user_id_from/user_from)"); err != nil {
+	s.MissingPaths = m.missing(doc)
+	if err := s.needsPrincipal("answer names no user (check user_id_from/user_from)"); err != nil {
 		return nil, err
 	}
 	if m.ExpiresFrom != "" {

@@ -58,15 +58,33 @@ func TestMappingDecode(t *testing.T) {
 			m:    Mapping{UserIDFrom: "uid", UserFrom: "login", RolesFrom: "groups", PermsFrom: "scope", ExpiresFrom: "exp", TTLFrom: "left", AdminFrom: "su", OrgIDFrom: "org"},
 			body: `{"uid":1234567890123,"login":"bob","groups":"a, b c","scope":["read",7],"exp":` +
 				`1795449600,"left":"60","su":"true","org":42}`,
-			want: &Session{UserID: "1234567890123", User: "bob", Roles: []string{"a", "b", "c"},
+			want: &Session{UserID: "1234567890123", User: "bob", Roles: []string{"a, b c"},
 				Perms: []string{"read", "7"}, Admin: true, OrgID: "42", Kind: kindUser,
 				ExpiresAt: t0.Add(time.Minute)},
 		},
 		{
-			name: "user id fills user",
-			m:    Mapping{UserIDFrom: "sub"},
-			body: `{"sub":"x"}`,
-			want: &Session{UserID: "x", User: "x", Kind: kindUser},
+			name: "roles split only on the separator asked for, never trimmed",
+			m:    Mapping{UserIDFrom: "uid", RolesFrom: "groups", RolesSplit: ",", PermsFrom: "scope", PermsSplit: " "},
+			body: `{"uid":"u","groups":"a, b,,c\u00a0","scope":"read  write\tall"}`,
+			want: &Session{UserID: "u", Roles: []string{"a", " b", "c\u00a0"}, Perms: []string{"read", "write\tall"}, Kind: kindUser},
+		},
+		{
+			name: "list elements exact: Unicode and ASCII spaces kept",
+			m:    Mapping{UserIDFrom: "uid", RolesFrom: "r"},
+			body: `{"uid":"u","r":["admin\u00a0","\u2003admin"," admin ","admin\u0085","Sales admin","\tadmin",""]}`,
+			want: &Session{UserID: "u", Roles: []string{"admin\u00a0", "\u2003admin", " admin ", "admin\u0085", "Sales admin", "\tadmin"}, Kind: kindUser},
+		},
+		{
+			name: "an id never comes from the name, nor the name from the id",
+			m:    Mapping{UserIDFrom: "sub", UserFrom: "name", OrgIDFrom: "oid", OrgFrom: "org"},
+			body: `{"sub":"x","org":"acme","oid":null}`,
+			want: &Session{UserID: "x", Org: "acme", Kind: kindUser, MissingPaths: []string{"name", "oid"}},
+		},
+		{
+			name: "no id: the id stays empty",
+			m:    Mapping{UserIDFrom: "sub", UserFrom: "name"},
+			body: `{"sub":"","name":"mallory"}`,
+			want: &Session{User: "mallory", Kind: kindUser},
 		},
 		{name: "not JSON", m: kratosMapping(), body: `<html>`, wantErr: ErrUnavailable},
 		{name: "truncated JSON", m: kratosMapping(), body: `{"identity":{"id":`, wantErr: ErrUnavailable},
@@ -183,7 +201,8 @@ func TestHTTPBackendStatuses(t *testing.T) {
 		{403, `{}`, ErrUnauthenticated},
 		{404, `{}`, ErrUnavailable},
 		{404, `{"unauthenticated_status":[404]}`, ErrUnauthenticated},
-		{401, `{"unauthenticated_status":[404]}`, ErrUnavailable},
+		{401, `{"unauthenticated_status":[404]}`, ErrUnauthenticated},
+		{403, `{"unauthenticated_status":[404]}`, ErrUnavailable},
 		{500, `{}`, ErrUnavailable},
 		{302, `{}`, ErrUnavailable},
 	}
@@ -221,7 +240,8 @@ func TestNewBackendRejectsBadConfig(t *testing.T) {
 		"another's options":   {Dialect: "http", URL: "http://x", Options: newEternusOptions()},
 		"options, takes none": {Dialect: "amplify", URL: "http://x", Options: newHTTPOptions()},
 		"body without token":  {Dialect: "http", URL: "http://x", Options: optsJSON(t, "http", `{"token_to":{"to":"body","body":"{}"}}`)},
-		"no user mapping":     {Dialect: "http", URL: "http://x", Options: optsJSON(t, "http", `{"user_from":"","user_id_from":""}`)},
+		"no user mapping":     {Dialect: "http", URL: "http://x", Options: optsJSON(t, "http", `{"roles_from":"groups"}`)},
+		"empty rejected_if":   {Dialect: "http", URL: "http://x", Options: optsJSON(t, "http", `{"rejected_if":[""]}`)},
 		"missing CA file":     {Dialect: "http", URL: "https://x", TLSTrustedCACerts: []string{"/nonexistent.pem"}},
 	} {
 		if _, _, err := newBackend(cfg); err == nil {
@@ -258,27 +278,47 @@ func TestHTTPOptionsSetOption(t *testing.T) {
 	}
 }
 
-// A rejection status counts only with the service's own (JSON) answer:
-// a WAF's HTML 403 or a proxy's empty 401 is a service failure.
+// A 401 is a rejection whatever its body; another rejection status counts
+// only with the service's own (JSON) answer: a WAF's HTML 403 is a service
+// failure, and the error says why it was not taken as a rejection.
+// rejected_if makes a body predicate a rejection too.
 func TestHTTPBackendRejectionNeedsJSON(t *testing.T) {
 	for _, tt := range []struct {
 		status int
 		body   string
+		opts   string
 		want   error
+		why    string
 	}{
-		{403, `{"error":"forbidden"}`, ErrUnauthenticated},
-		{401, `null`, ErrUnauthenticated},
-		{403, `<html><body>Request blocked</body></html>`, ErrUnavailable},
-		{401, ``, ErrUnavailable},
-		{403, `Forbidden`, ErrUnavailable},
+		{403, `{"error":"forbidden"}`, `{}`, ErrUnauthenticated, ""},
+		{401, `null`, `{}`, ErrUnauthenticated, ""},
+		{403, `<html><body>Request blocked</body></html>`, `{}`, ErrUnavailable, "HTML"},
+		{401, ``, `{}`, ErrUnauthenticated, ""},
+		{401, `Unauthorized`, `{}`, ErrUnauthenticated, ""},
+		{401, `<html><body>Sign in</body></html>`, `{}`, ErrUnauthenticated, ""},
+		{401, ``, `{"unauthenticated_status":[403]}`, ErrUnauthenticated, ""},
+		{403, `Forbidden`, `{}`, ErrUnavailable, "(text)"},
+		{403, ``, `{}`, ErrUnavailable, "(empty)"},
+		{404, `{"error":"no"}`, `{}`, ErrUnavailable, "not in unauthenticated_status"},
+		{200, `{"error":{"code":"expired"},"user":"x"}`, `{"rejected_if":["error.code"]}`, ErrUnauthenticated, ""},
+		{200, `{"error":{"code":null},"user":"x"}`, `{"rejected_if":["error.code"]}`, nil, ""},
+		{200, `{"status":"expired","user":"x"}`, `{"rejected_if":["status","expired"]}`, ErrUnauthenticated, ""},
+		{200, `{"status":"active","user":"x"}`, `{"rejected_if":["status","expired"]}`, nil, ""},
+		{404, `{"error":{"code":1}}`, `{"rejected_if":["error.code"]}`, ErrUnauthenticated, ""},
+		{503, `{"error":{"code":1}}`, `{"rejected_if":["error.code"]}`, ErrUnavailable, ""},
+		{429, `{"error":{"code":1}}`, `{"rejected_if":["error.code"]}`, ErrUnavailable, ""},
 	} {
 		srv, _, _ := recordingService(t, tt.status, tt.body)
-		b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL})
+		b, _, err := newBackend(Config{Dialect: "http", URL: srv.URL, Options: optsJSON(t, "http", tt.opts)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Resolve(context.Background(), credential{Value: "tok"}); !errors.Is(err, tt.want) {
-			t.Errorf("%d %q: err %v, want %v", tt.status, tt.body, err, tt.want)
+		_, err = b.Resolve(context.Background(), credential{Value: "tok"})
+		if (tt.want == nil && err != nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+			t.Errorf("%d %q %s: err %v, want %v", tt.status, tt.body, tt.opts, err, tt.want)
+		}
+		if tt.why != "" && (err == nil || !strings.Contains(err.Error(), tt.why) || !strings.Contains(err.Error(), "not taken as a rejection")) {
+			t.Errorf("%d %q: err %v does not say why it is no rejection (%s)", tt.status, tt.body, err, tt.why)
 		}
 	}
 }

@@ -27,8 +27,12 @@ type preset struct {
 	// verdict on the token. Any other is service trouble: the same status
 	// from a WAF or proxy in front of it says nothing about the token.
 	rejects func(status int, raw []byte) bool
-	decode  func(raw []byte, now time.Time) (*Session, error)
-	now     func() time.Time
+	// rejection, when set, may give a rejection its own error (one that
+	// keeps the product's answer for its clients); nil takes the plain
+	// one.
+	rejection func(raw []byte) error
+	decode    func(raw []byte, now time.Time) (*Session, error)
+	now       func() time.Time
 }
 
 func newPreset(svc *service, method, path string) *preset {
@@ -56,6 +60,11 @@ func (b *preset) Resolve(ctx context.Context, cred credential) (*Session, error)
 	}
 	if status != http.StatusOK {
 		if b.rejects(status, raw) {
+			if b.rejection != nil {
+				if err := b.rejection(raw); err != nil {
+					return nil, err
+				}
+			}
 			return nil, statusError(status, status)
 		}
 		return nil, statusError(status)

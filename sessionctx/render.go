@@ -22,6 +22,12 @@ type InfoRequest struct {
 	// Now is when the answer is rendered; remaining lifetimes (ETERNUS
 	// lifetime, TR50 ttl) count from it. Zero means time.Now().
 	Now time.Time
+	// Rejection, for a request without a session, is why its token was
+	// refused (Client.Authenticate's error). A product that answers some
+	// rejections its own way gets that answer rendered in place of "no
+	// session": Amplify's 400 with internalCode 232 for a session that
+	// awaits device authorization, on which its SDK asks for it.
+	Rejection error
 }
 
 // InfoAnswer is a rendered session_info answer: always JSON.
@@ -83,6 +89,11 @@ func RenderInfo(shape string, s *Session, req InfoRequest) (InfoAnswer, error) {
 	}
 	if req.Now.IsZero() {
 		req.Now = time.Now()
+	}
+	if s == nil {
+		if answer, ok := rejectionAnswer(shape, req.Rejection); ok {
+			return answer, nil
+		}
 	}
 	return sh.render(s, req), nil
 }

@@ -286,6 +286,9 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 			}
 		}
 		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
+	case errors.Is(err, ErrUnauthenticated) && transientRejection(err):
+		r.pos.delete(key)
+		return Result{Key: key}, err
 	case errors.Is(err, ErrUnauthenticated):
 		held := r.pos.delete(key)
 		exp := now.Add(r.cfg.NegativeTTL)
@@ -334,15 +337,14 @@ func (r *resolver) forgetLocal(key Key) bool {
 	return p || n
 }
 
-// ForgetToken evicts every entry resolved with token, whatever source it
-// came in by, and for a backend whose credentials hold more than the
-// token (ETERNUS), every credential it resolved with it.
+// ForgetToken evicts the entry of token, which is the same whatever
+// source it came in by (cookie, header, bearer, query, a TR50 body), and
+// for a backend whose credentials hold more than the token (ETERNUS),
+// every credential it resolved with it.
 func (r *resolver) ForgetToken(token string) int {
 	n := 0
-	for _, from := range []string{FromCookie, FromHeader, FromBearer, FromQuery} {
-		if r.ForgetKey(keyOf(credential{Value: token, Source: TokenSource{From: from}})) {
-			n++
-		}
+	if r.ForgetKey(keyOf(credential{Value: token})) {
+		n++
 	}
 	if tk, ok := r.be.(tokenKeyer); ok {
 		for _, key := range tk.KeysOfToken(token) {

@@ -43,6 +43,13 @@ var (
 	// refused, timed out, answered an unexpected status or garbage. It is
 	// never a verdict on the token and is never cached.
 	ErrUnavailable = errors.New("session service unavailable")
+
+	// ErrAmbiguous means the request carries its credential in a form
+	// that parsers may read differently (a TR50 envelope with two
+	// sessionId keys), or names two different sessions: answer 400. It
+	// wraps ErrUnauthenticated, so a caller that does not tell it apart
+	// still refuses the request.
+	ErrAmbiguous = fmt.Errorf("%w: ambiguous credential", ErrUnauthenticated)
 )
 
 // Kinds of session.
@@ -77,6 +84,10 @@ type Session struct {
 	// that dialect's shape.
 	Dialect string `json:"-"`
 	Raw     []byte `json:"-"`
+
+	// MissingPaths lists the paths of an http mapping that the answer
+	// did not hold (their fields are empty), for a debug log line.
+	MissingPaths []string `json:"-"`
 }
 
 // dropUnwritableTimes forgets dates outside the years JSON (RFC 3339) can
@@ -91,21 +102,22 @@ func (s *Session) dropUnwritableTimes() {
 	}
 }
 
-// fillUser lets User and UserID each stand in for the other when the
-// service named the user one way only. A session naming no one is not a
-// session: the answer is unusable, and why says what was missing.
-func (s *Session) fillUser(why string) error {
+// needsPrincipal refuses a session that names no one: the answer is
+// unusable, and why says what was missing. Neither of User and UserID
+// stands in for the other: an id copied from a name would pass an id
+// rule for whoever picked that name. A dialect whose product gives one
+// value for both (vSphere's and ETERNUS's user) sets both itself.
+func (s *Session) needsPrincipal(why string) error {
 	if s.UserID == "" && s.User == "" {
 		return fmt.Errorf("%w: %s", ErrUnavailable, why)
 	}
-	if s.UserID == "" {
-		s.UserID = s.User
-	}
-	if s.User == "" {
-		s.User = s.UserID
-	}
 	return nil
 }
+
+// IsApp reports whether the session is an application's (a TR50
+// application token), not a person's: User and UserID then hold the
+// application's name and id, which no user rule may take for a user's.
+func (s *Session) IsApp() bool { return s.Kind == kindApp }
 
 // HasRole reports whether the session has any of the roles.
 func (s *Session) HasRole(roles ...string) bool { return containsAny(s.Roles, roles) }

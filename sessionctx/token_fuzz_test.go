@@ -1,11 +1,14 @@
 package sessionctx
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
 )
 
 // FuzzExtract feeds arbitrary header, cookie and query input through every
@@ -93,6 +96,42 @@ func FuzzExtract(f *testing.F) {
 			if again, err := extractToken(stripped, []TokenSource{cred.Source}); err == nil {
 				t.Fatalf("after Strip of %v the request still carries token %q", cred.Source, again.Value)
 			}
+		}
+	})
+}
+
+// FuzzTR50Envelope: whatever envelope a client POSTs, the session id
+// sessionctx resolves is the one every JSON parser reads. When the
+// envelope reader names a session, Go's encoding/json (last key, any
+// case, Unicode folding: the emulator's and many apps' parser) and GJSON
+// (first key, exact case) read that same session, or none at all; when
+// they would read different ones, the reader refuses the envelope.
+func FuzzTR50Envelope(f *testing.F) {
+	f.Add(`{"auth":{"sessionId":"A"},"1":{"command":"session.info"}}`)
+	f.Add(`{"auth":{"sessionId":"A","sessionId":"B"}}`)
+	f.Add(`{"auth":{"sessionId":"A","SessionID":"B"}}`)
+	f.Add(`{"auth":{"sessionId":"A","ſessionId":"B"}}`)
+	f.Add(`{"auth":{"sessionId":"A","session\u0049d":"B"}}`)
+	f.Add(`{"auth":{"sessionId":"A"},"AUTH":{"sessionId":"B"}}`)
+	f.Add(`{"auth":{"SESSIONID":"A"}}`)
+	f.Add(`{"auth":{"sessionId":7}}`)
+	f.Add(`{"auth":{"sessionId":"\ud800x"}}`)
+	f.Add("{\"auth\":{\"sessionId\":\"a\xffb\"}}")
+	f.Fuzz(func(t *testing.T, body string) {
+		id, found, err := tr50EnvelopeSessionID([]byte(body))
+		if err != nil || !found {
+			return
+		}
+		var env struct {
+			Auth struct {
+				SessionID string `json:"sessionId"`
+			} `json:"auth"`
+		}
+		if json.Unmarshal([]byte(body), &env) == nil && env.Auth.SessionID != id {
+			t.Fatalf("read %q, Go's encoding/json reads %q", id, env.Auth.SessionID)
+		}
+		if v := gjson.Get(body, "auth.sessionId"); v.Type == gjson.String && v.Str != id {
+			t.Fatalf("read %q, GJSON reads %q", id, v.Str)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 )
@@ -34,30 +35,103 @@ var tr50BodySource = TokenSource{From: "body", Name: "auth.sessionId"}
 // envelope is a few hundred bytes, and a larger body is some other upload.
 const maxTR50Envelope = 64 << 10
 
-// extractTR50 reads the configured sources, then, when none carries a
-// token, the auth.sessionId of a POSTed JSON envelope. The body is put
-// back whole for the handlers that follow.
+// extractTR50 reads the configured sources and the auth.sessionId of a
+// POSTed JSON envelope; with no token in the sources, the envelope's is
+// the credential. The body is put back whole for the handlers that
+// follow. An envelope that parsers may read differently (two auth
+// objects, two sessionId keys, in any case), or that names another
+// session than the sources do, is refused with ErrAmbiguous: the app
+// behind must never act on a session other than the one resolved.
 func extractTR50(r *http.Request, sources []TokenSource) (credential, error) {
 	cred, err := extractToken(r, sources)
-	if err == nil || cred.Source.From != "" || r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
-		return cred, err
+	if cred.Source.From != "" && err != nil {
+		return cred, err // a malformed token in a source: refused as it is
 	}
-	if r.ContentLength > maxTR50Envelope {
+	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody || r.ContentLength > maxTR50Envelope {
 		return cred, err
 	}
 	body, rerr := io.ReadAll(io.LimitReader(r.Body, maxTR50Envelope+1))
 	r.Body = readBackBody{Reader: io.MultiReader(bytes.NewReader(body), r.Body), Closer: r.Body}
-	if rerr != nil || len(body) > maxTR50Envelope || !gjson.ValidBytes(body) {
+	if rerr != nil || len(body) > maxTR50Envelope {
 		return cred, err
 	}
-	v := gjson.GetBytes(body, "auth.sessionId")
-	if v.Type != gjson.String || v.Str == "" {
+	id, found, aerr := tr50EnvelopeSessionID(body)
+	switch {
+	case aerr != nil:
+		return credential{Source: tr50BodySource}, fmt.Errorf("%w: %w", ErrAmbiguous, aerr)
+	case !found:
 		return cred, err
+	case cred.Value != "":
+		if id != cred.Value {
+			return credential{Source: cred.Source}, fmt.Errorf("%w: the envelope's auth.sessionId and the %s name different sessions", ErrAmbiguous, cred.Source)
+		}
+		return cred, nil
 	}
-	if cerr := checkToken(v.Str); cerr != nil {
+	if cerr := checkToken(id); cerr != nil {
 		return credential{Source: tr50BodySource}, fmt.Errorf("%w: token in %s: %w", ErrUnauthenticated, tr50BodySource, cerr)
 	}
-	return credential{Value: v.Str, Source: tr50BodySource}, nil
+	return credential{Value: id, Source: tr50BodySource}, nil
+}
+
+// tr50EnvelopeSessionID reads auth.sessionId from a command envelope the
+// way no JSON parser can read otherwise. Parsers disagree on duplicate
+// keys (GJSON and many others take the first, Go's encoding/json and
+// Jackson's default the last) and on case (encoding/json matches a
+// struct field's name in any case, with Unicode folding: "SESSIONID",
+// "ſessionId"), so a top-level key that folds to "auth", or a key of an
+// auth object that folds to "sessionId", given twice is an error, as is
+// a session id that is not valid UTF-8 (kept as bytes by some, replaced
+// by others). Keys are compared unescaped. found is false when body is
+// not a JSON object or holds no non-empty string there.
+func tr50EnvelopeSessionID(body []byte) (id string, found bool, err error) {
+	if !json.Valid(body) {
+		return "", false, nil
+	}
+	auth, n := foldedMember(body, "auth")
+	if n > 1 {
+		return "", false, fmt.Errorf("envelope has more than one auth object")
+	}
+	sid, n := foldedMember(auth, "sessionId")
+	if n > 1 {
+		return "", false, fmt.Errorf("envelope's auth has more than one sessionId")
+	}
+	v := gjson.ParseBytes(sid)
+	if sid == nil || v.Type != gjson.String || v.Str == "" {
+		return "", false, nil
+	}
+	if !utf8.ValidString(v.Str) {
+		// Parsers differ here too: some keep the bytes, Go's replaces
+		// them with U+FFFD.
+		return "", false, fmt.Errorf("envelope's sessionId is not valid UTF-8")
+	}
+	return v.Str, true, nil
+}
+
+// foldedMember returns the value of the member of the JSON object obj
+// whose unescaped key equals name under Unicode case folding, and how
+// many members have such a key; nil and 0 when obj is not an object.
+func foldedMember(obj json.RawMessage, name string) (json.RawMessage, int) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, 0
+	}
+	var val json.RawMessage
+	n := 0
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, 0
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, 0
+		}
+		if key, _ := t.(string); strings.EqualFold(key, name) {
+			val = v
+			n++
+		}
+	}
+	return val, n
 }
 
 // readBackBody is a request body with the bytes already read put back.
@@ -124,7 +198,7 @@ func decodeTR50(raw []byte, now time.Time) (*Session, error) {
 		s.UserID, s.User = str(p, "appId"), str(p, "appName")
 		s.Kind = kindApp
 	}
-	if err := s.fillUser("tr50 session names neither user nor app"); err != nil {
+	if err := s.needsPrincipal("tr50 session names neither user nor app"); err != nil {
 		return nil, err
 	}
 	if s.Kind == kindUser && strings.Contains(s.User, "@") {

@@ -61,6 +61,14 @@ func (a *Amplify) RequireDeviceAuth(token string) {
 	a.mu.Unlock()
 }
 
+// GrantDeviceAuth completes the device authorization of token's session:
+// findSession answers it from then on.
+func (a *Amplify) GrantDeviceAuth(token string) {
+	a.mu.Lock()
+	delete(a.deviceAuth, token)
+	a.mu.Unlock()
+}
+
 // RejectWith401 makes a dead session answer 401 "Sign-in Required" (as
 // Amplify's guarded routes do) instead of 200 with result null.
 func (a *Amplify) RejectWith401(on bool) {
