@@ -225,10 +225,10 @@ func TestTierTLSRefusesWrongPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, tc := range map[string]*tls.Config{
-		"server CA not trusted":       {RootCAs: otherPool, Certificates: good.TLS.Certificates},
-		"client certificate refused":  {RootCAs: good.TLS.RootCAs, Certificates: []tls.Certificate{otherCert}},
-		"no client certificate":       {RootCAs: good.TLS.RootCAs},
-		"server name does not match":  {RootCAs: good.TLS.RootCAs, Certificates: good.TLS.Certificates, ServerName: "other.test"},
+		"server CA not trusted":        {RootCAs: otherPool, Certificates: good.TLS.Certificates},
+		"client certificate refused":   {RootCAs: good.TLS.RootCAs, Certificates: []tls.Certificate{otherCert}},
+		"no client certificate":        {RootCAs: good.TLS.RootCAs},
+		"server name does not match":   {RootCAs: good.TLS.RootCAs, Certificates: good.TLS.Certificates, ServerName: "other.test"},
 		"system roots (no trust pool)": nil,
 	} {
 		t.Run(name, func(t *testing.T) {
