@@ -20,16 +20,16 @@ import (
 // (for 127.0.0.1 and the name redis.test) and a client certificate it
 // signed, each with its key.
 type TLSFiles struct {
-	CA                        string
-	ServerCert, ServerKey     string
-	ClientCert, ClientKey     string
-	OtherCA                   string // a CA that signed nothing here
-	OtherClient, OtherKey     string // a client certificate of OtherCA
-	ServerName                string // the DNS name in the server certificate
-	dir                       string
-	caCert, otherCert         *x509.Certificate
-	caKey, otherKey           *ecdsa.PrivateKey
-	serialNumber, otherSerial int64
+	CA                    string
+	ServerCert, ServerKey string
+	ClientCert, ClientKey string
+	OtherCA               string // a CA that signed nothing here
+	OtherClient, OtherKey string // a client certificate of OtherCA
+	ServerName            string // the DNS name in the server certificate
+	dir                   string
+	caCert, otherCert     *x509.Certificate
+	caKey, otherKey       *ecdsa.PrivateKey
+	serialNumber          int64
 }
 
 // NewTLSFiles writes a fresh CA, server and client certificates to a

@@ -62,8 +62,16 @@ func StartCluster(t testing.TB, args ...string) *Cluster {
 			if err != nil || !strings.Contains(info, "cluster_state:ok") {
 				return false
 			}
-			slots, err := cl.ClusterSlots(ctx).Result()
-			return err == nil && len(slots) == 3
+			shards, err := cl.ClusterShards(ctx).Result()
+			if err != nil || len(shards) != 3 {
+				return false
+			}
+			for _, sh := range shards {
+				if len(sh.Slots) == 0 {
+					return false
+				}
+			}
+			return true
 		})
 	}
 	return c

@@ -259,3 +259,80 @@ func TestTierTLSRefusesWrongPeers(t *testing.T) {
 	defer tier.Close()
 	waitFor(t, 3*time.Second, "connected with tls server name "+files.ServerName, func() bool { return tier.Stats().Connected })
 }
+
+// clusterModeRules are what docs/cluster.md says mode cluster adds to
+// the ACL line.
+var clusterModeRules = []string{"+cluster|slots", "+command"}
+
+// TestTierClusterModeWithDocumentedACL: on a Redis Cluster every master
+// has the documented ACL user plus the rules the docs add for mode
+// cluster; the tier works with Redis refusing nothing, and without any
+// one of the added rules Redis refuses something.
+func TestTierClusterModeWithDocumentedACL(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/cluster.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range clusterModeRules {
+		if !strings.Contains(string(doc), "`"+r+"`") {
+			t.Fatalf("docs/cluster.md does not give %s for mode cluster", r)
+		}
+	}
+	rc := redistest.StartCluster(t)
+	rules := documentedACL(t)
+	var admins []*redis.Client
+	var urls []string
+	for _, n := range rc.Nodes {
+		admins = append(admins, n.Client(nil))
+		urls = append(urls, "redis://sessiongate:"+aclPassword+"@"+n.Addr)
+	}
+	set := func(rules []string) {
+		for _, a := range admins {
+			setACL(t, a, rules)
+		}
+	}
+	denials := func() []string {
+		var all []string
+		for _, a := range admins {
+			all = append(all, aclDenials(t, a)...)
+		}
+		return all
+	}
+	cfg := Config{URLs: urls, Mode: ModeCluster}
+	set(append(append([]string{}, rules...), clusterModeRules...))
+	everyOperation(t, cfg, true)
+	if d := denials(); len(d) > 0 {
+		t.Fatalf("with the documented ACL for mode cluster, Redis refused:\n%s", strings.Join(d, "\n"))
+	}
+	for i, r := range clusterModeRules {
+		less := append(append([]string{}, rules...), clusterModeRules[:i]...)
+		set(append(less, clusterModeRules[i+1:]...))
+		everyOperation(t, cfg, false)
+		if d := denials(); len(d) == 0 {
+			t.Fatalf("without %s, Redis refused nothing: the docs add a spare rule for mode cluster", r)
+		}
+	}
+}
+
+// TestTierSentinelModeWithDocumentedACL: in mode sentinel the URLs'
+// credentials are the master's: with the documented ACL user on the
+// master and its replica, the tier finds the master through the
+// Sentinel and works with Redis refusing nothing.
+func TestTierSentinelModeWithDocumentedACL(t *testing.T) {
+	rs := redistest.StartSentinel(t, 1)
+	rules := documentedACL(t)
+	admins := []*redis.Client{rs.Master.Client(nil), rs.Replica.Client(nil)}
+	for _, a := range admins {
+		setACL(t, a, rules)
+	}
+	var urls []string
+	for _, u := range rs.URLs() {
+		urls = append(urls, strings.Replace(u, "redis://", "redis://sessiongate:"+aclPassword+"@", 1))
+	}
+	everyOperation(t, Config{URLs: urls, Mode: ModeSentinel, MasterName: redistest.MasterName}, true)
+	for _, a := range admins {
+		if d := aclDenials(t, a); len(d) > 0 {
+			t.Fatalf("in mode sentinel with the documented ACL, Redis refused:\n%s", strings.Join(d, "\n"))
+		}
+	}
+}

@@ -266,3 +266,30 @@ func TestCheckURLs(t *testing.T) {
 		}
 	}
 }
+
+// TestTierSentinelAuth: Sentinels that require a password are asked with
+// SentinelPassword (sentinel_auth); the URLs' credentials are the
+// master's, not theirs.
+func TestTierSentinelAuth(t *testing.T) {
+	rs := redistest.StartSentinel(t, 1)
+	sc := rs.Sentinels[0].Client(nil)
+	if err := sc.Do(context.Background(), "ACL", "SETUSER", "default", "resetpass", ">sentinel-pw").Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := newCounting(t, 0)
+	cfg := Config{URLs: rs.URLs(), Mode: ModeSentinel, MasterName: redistest.MasterName, SentinelPassword: "sentinel-pw"}
+	a, c := newNodeConfig(t, cfg, b), newNodeConfig(t, cfg, b)
+	sharesAndRevokes(t, b, []node{a, c}, 3)
+
+	cfg.SentinelPassword = "wrong"
+	cfg.Secret, cfg.Backend = testSecret, "backend1"
+	tier, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tier.Close()
+	time.Sleep(700 * time.Millisecond)
+	if tier.Stats().Connected {
+		t.Fatal("connected through Sentinels that refused the password")
+	}
+}
