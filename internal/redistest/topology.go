@@ -31,6 +31,9 @@ type Cluster struct {
 // given to each node.
 func StartCluster(t testing.TB, args ...string) *Cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a Redis Cluster: not part of the fast gate (go test -short)")
+	}
 	cli := requireTool(t, CLIPath, "redis-tools")
 	c := &Cluster{}
 	for range 3 {
