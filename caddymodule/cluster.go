@@ -106,7 +106,7 @@ func (c *ClusterConfig) settings(ctx caddy.Context) (*clusterSettings, error) {
 		return nil, err
 	}
 	if hasPlaceholder(c.Secret) && len(expanded.Secret) < cluster.MinSecretLen {
-		return nil, fmt.Errorf("cluster secret %s is %d bytes once expanded, need at least %d", c.Secret, len(expanded.Secret), cluster.MinSecretLen)
+		return nil, fmt.Errorf("cluster secret is %d bytes, need at least %d (from %s)", len(expanded.Secret), cluster.MinSecretLen, c.Secret)
 	}
 	if err := expanded.validate(); err != nil {
 		return nil, err
