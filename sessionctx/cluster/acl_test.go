@@ -58,6 +58,11 @@ func setACL(t *testing.T, admin *redis.Client, rules []string) {
 	if err := admin.Do(ctx, "CLIENT", "KILL", "USER", "sessiongate").Err(); err != nil && !strings.Contains(err.Error(), "No such user") {
 		t.Logf("client kill: %v", err)
 	}
+	// A Redis that knows no script yet (just started, or restarted): a
+	// script is then sent whole before it runs by its hash.
+	if err := admin.Do(ctx, "SCRIPT", "FLUSH").Err(); err != nil {
+		t.Fatal(err)
+	}
 	if err := admin.Do(ctx, "ACL", "LOG", "RESET").Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -35,18 +35,18 @@ func deployments(tb testing.TB) []deployment {
 	}
 }
 
-// roundTrips counts what a go-redis client sends: each command alone is
+// redisTrips counts what a go-redis client sends: each command alone is
 // one round trip, and so is each pipeline (or transaction), whatever it
 // holds.
-type roundTrips struct {
+type redisTrips struct {
 	mu    sync.Mutex
 	trips int
 	cmds  []string
 }
 
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (r *redisTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (r *redisTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		r.mu.Lock()
 		r.trips++
@@ -56,7 +56,7 @@ func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (r *redisTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		names := make([]string, len(cmds))
 		for i, c := range cmds {
@@ -71,7 +71,7 @@ func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 }
 
 // take returns the counts since the last take and resets them.
-func (r *roundTrips) take() (int, string) {
+func (r *redisTrips) take() (int, string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n, c := r.trips, strings.Join(r.cmds, " ")
@@ -92,11 +92,11 @@ func TestTierRoundTripsReport(t *testing.T) {
 		t.Run(d.mode, func(t *testing.T) {
 			b := newCounting(t, 0)
 			a, c := newNodeConfig(t, d.cfg, b), newNodeConfig(t, d.cfg, b)
-			var ra, rc roundTrips
+			var ra, rc redisTrips
 			a.tier.client.AddHook(&ra)
 			c.tier.client.AddHook(&rc)
 			ctx := context.Background()
-			report := func(what string, r *roundTrips, op func()) int {
+			report := func(what string, r *redisTrips, op func()) int {
 				r.take()
 				op()
 				n, cmds := r.take()
