@@ -82,8 +82,9 @@ func (r *redisTrips) take() (int, string) {
 // TestTierRoundTripsReport counts the Redis round trips of each kind of
 // lookup and revocation, in each mode, with a hook on the tier's own
 // go-redis client (the subscription's connection is not counted: it
-// only reads). It reports; it checks only that a lookup answered from
-// Redis costs one round trip and a miss a bounded few.
+// only reads). It reports; it checks only what docs/cluster.md states:
+// a lookup answered from Redis costs one round trip, a miss two (read
+// and lock, then fill), once the scripts are loaded.
 func TestTierRoundTripsReport(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Redis of each mode")
@@ -103,6 +104,13 @@ func TestTierRoundTripsReport(t *testing.T) {
 				t.Logf("%-9s %-40s %d round trips: %s", d.mode, what, n, cmds)
 				return n
 			}
+			// The first use of each operation also loads scripts and dials
+			// connections: reported apart from the steady state below.
+			report("first miss on a fresh Redis", &ra, func() { _, _ = a.Resolve(ctx, "good-warm") })
+			_, _ = c.Resolve(ctx, "good-warm")
+			_, _ = a.Resolve(ctx, "bad-warm")
+			a.Forget(key("good-warm"))
+			_, _ = c.Resolve(ctx, "good-warm")
 			miss := report("miss (new token, service call, fill)", &ra, func() { _, _ = a.Resolve(ctx, "good-rt") })
 			hit := report("L1 miss answered from Redis (L2 hit)", &rc, func() { _, _ = c.Resolve(ctx, "good-rt") })
 			l1 := report("L1 hit", &rc, func() { _, _ = c.Resolve(ctx, "good-rt") })
@@ -112,8 +120,8 @@ func TestTierRoundTripsReport(t *testing.T) {
 			if hit != 1 || l1 != 0 {
 				t.Errorf("an L2 hit took %d round trips (want 1), an L1 hit %d (want 0)", hit, l1)
 			}
-			if miss < 1 || miss > 6 {
-				t.Errorf("a miss took %d round trips", miss)
+			if miss != 2 {
+				t.Errorf("a miss took %d round trips; docs/cluster.md says one to read (and lock), one to fill", miss)
 			}
 		})
 	}
