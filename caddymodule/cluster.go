@@ -1,11 +1,16 @@
 package caddymodule
 
 import (
+	"crypto/tls"
+	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -16,8 +21,28 @@ import (
 // resolved sessions, rejections and revocations.
 type ClusterConfig struct {
 	// URL is the Redis server: redis://[user:password@]host:port/db, or
-	// rediss:// for TLS. May use {env.*}.
-	URL string `json:"url"`
+	// rediss:// for TLS. May use {env.*}. For several URLs (the seeds of
+	// a Redis Cluster, the Sentinels), use URLs; give one of the two.
+	URL string `json:"url,omitempty"`
+	// URLs are the Redis URLs: the server (mode standalone: one URL),
+	// seed nodes of a Redis Cluster (mode cluster), or the Sentinels (mode
+	// sentinel). They share scheme, credentials and database. May use
+	// {env.*}.
+	URLs []string `json:"urls,omitempty"`
+	// Mode is standalone (default), cluster or sentinel.
+	Mode string `json:"mode,omitempty"`
+	// MasterName is the name the Sentinels monitor the master by: mode
+	// sentinel only, required there.
+	MasterName string `json:"master_name,omitempty"`
+	// SentinelUsername and SentinelPassword authenticate to the
+	// Sentinels (their requirepass or ACL user), which the URLs'
+	// credentials do not: those are the master's. May use {env.*}.
+	SentinelUsername string `json:"sentinel_username,omitempty"`
+	SentinelPassword string `json:"sentinel_password,omitempty"`
+	// TLS configures rediss:// connections as reverse_proxy's transport
+	// tls does: the trusted CAs (ca, a tls.ca_pool.source module), a
+	// client certificate, the server name.
+	TLS *reverseproxy.TLSConfig `json:"tls,omitempty"`
 	// Secret seals every entry in Redis; at least 32 bytes. Required.
 	// May use {env.*}.
 	Secret string `json:"secret"`
@@ -31,32 +56,73 @@ type ClusterConfig struct {
 // clusterSettings is a ClusterConfig with its placeholders expanded, as
 // the pool keys and builds tiers by.
 type clusterSettings struct {
-	URL, Secret, KeyPrefix string
-	Timeout                time.Duration
+	URLs                               []string
+	Mode, MasterName                   string
+	SentinelUsername, SentinelPassword string
+	// TLS is the tls config as given, for the pool key; tls is what it
+	// makes.
+	TLS               json.RawMessage `json:",omitempty"`
+	tls               *tls.Config
+	Secret, KeyPrefix string
+	Timeout           time.Duration
 }
 
-// settings expands the config's placeholders at Provision and checks the
-// result.
-func (c *ClusterConfig) settings() (*clusterSettings, error) {
+// urls is the URL or the URLs, as given.
+func (c *ClusterConfig) urls() []string {
+	if c.URL != "" {
+		return append([]string{c.URL}, c.URLs...)
+	}
+	return c.URLs
+}
+
+// settings expands the config's placeholders at Provision (not when the
+// config is adapted: `caddy adapt` keeps them) and checks the result.
+func (c *ClusterConfig) settings(ctx caddy.Context) (*clusterSettings, error) {
 	if c == nil {
 		return nil, nil
 	}
-	expanded := *c
-	var err error
-	if expanded.URL, err = expandPlaceholders("cluster url", c.URL); err != nil {
-		return nil, err
+	if c.URL != "" && len(c.URLs) > 0 {
+		return nil, fmt.Errorf("cluster: give url or urls, not both")
 	}
+	expanded := *c
+	expanded.URL = ""
+	expanded.URLs = nil
+	for i, u := range c.urls() {
+		what := "cluster url"
+		if len(c.urls()) > 1 {
+			what = fmt.Sprintf("cluster url %d", i+1)
+		}
+		e, err := expandPlaceholders(what, u)
+		if err != nil {
+			return nil, err
+		}
+		expanded.URLs = append(expanded.URLs, e)
+	}
+	var err error
 	if expanded.Secret, err = expandPlaceholders("cluster secret", c.Secret); err != nil {
 		return nil, err
+	}
+	if expanded.SentinelPassword, err = expandPlaceholders("cluster sentinel_auth", c.SentinelPassword); err != nil {
+		return nil, err
+	}
+	if hasPlaceholder(c.Secret) && len(expanded.Secret) < cluster.MinSecretLen {
+		return nil, fmt.Errorf("cluster secret is %d bytes, need at least %d (from %s)", len(expanded.Secret), cluster.MinSecretLen, c.Secret)
 	}
 	if err := expanded.validate(); err != nil {
 		return nil, err
 	}
 	s := &clusterSettings{
-		URL:       expanded.URL,
-		Secret:    expanded.Secret,
-		KeyPrefix: c.KeyPrefix,
-		Timeout:   time.Duration(c.Timeout),
+		URLs:             expanded.URLs,
+		Mode:             c.Mode,
+		MasterName:       c.MasterName,
+		SentinelUsername: c.SentinelUsername,
+		SentinelPassword: expanded.SentinelPassword,
+		Secret:           expanded.Secret,
+		KeyPrefix:        c.KeyPrefix,
+		Timeout:          time.Duration(c.Timeout),
+	}
+	if s.Mode == "" {
+		s.Mode = cluster.ModeStandalone
 	}
 	if s.KeyPrefix == "" {
 		s.KeyPrefix = cluster.DefaultKeyPrefix
@@ -64,17 +130,71 @@ func (c *ClusterConfig) settings() (*clusterSettings, error) {
 	if s.Timeout == 0 {
 		s.Timeout = cluster.DefaultTimeout
 	}
+	if c.TLS != nil {
+		if s.TLS, err = json.Marshal(c.TLS); err != nil {
+			return nil, fmt.Errorf("cluster tls: %w", err)
+		}
+		// MakeTLSClientConfig consumes the CA module's raw JSON: a copy
+		// keeps the config as given.
+		tc := new(reverseproxy.TLSConfig)
+		if err := json.Unmarshal(s.TLS, tc); err != nil {
+			return nil, fmt.Errorf("cluster tls: %w", err)
+		}
+		if s.tls, err = tc.MakeTLSClientConfig(ctx); err != nil {
+			return nil, fmt.Errorf("cluster tls: %w", err)
+		}
+		if s.tls == nil {
+			s.tls = &tls.Config{}
+		}
+	}
 	return s, nil
 }
 
 // validate is the one check of the cluster settings, run by the parser
 // after each line and by Provision once the placeholders are expanded
-// (see SessionAuth.validate).
+// (see SessionAuth.validate). A value that still holds an {env.*} or
+// {file.*} placeholder is checked once expanded: an unset variable is
+// no error until the config loads.
 func (c *ClusterConfig) validate() error {
-	if c.URL != "" {
-		if err := checkURL("cluster url", c.URL, redactURL(c.URL), "redis", "rediss"); err != nil {
+	if c.URL != "" && len(c.URLs) > 0 {
+		return fmt.Errorf("cluster: give url or urls, not both")
+	}
+	urls := c.urls()
+	waiting := false
+	for i, u := range urls {
+		if hasPlaceholder(u) {
+			waiting = true
+			continue
+		}
+		what := "cluster url"
+		if len(urls) > 1 {
+			what = fmt.Sprintf("cluster url %d", i+1)
+		}
+		if err := checkURL(what, u, redactURL(u), "redis", "rediss"); err != nil {
 			return err
 		}
+	}
+	if len(urls) > 0 {
+		check := urls
+		if waiting {
+			// Until the placeholders are expanded, only the mode's rules
+			// (how many URLs, master_name) can be checked.
+			check = slices.Repeat([]string{"redis://placeholder"}, len(urls))
+		}
+		if err := cluster.CheckURLs(cluster.Config{URLs: check, Mode: c.Mode, MasterName: c.MasterName}); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		if c.TLS != nil && !waiting && !strings.HasPrefix(urls[0], "rediss://") {
+			return fmt.Errorf("cluster: tls settings need rediss:// urls (got %s)", redactURL(urls[0]))
+		}
+	} else if c.Mode != "" && !slices.Contains(cluster.Modes, c.Mode) {
+		return fmt.Errorf("cluster: unknown mode %q (want %s)", c.Mode, strings.Join(cluster.Modes, ", "))
+	}
+	if c.SentinelUsername != "" && c.SentinelPassword == "" {
+		return fmt.Errorf("cluster sentinel_auth: a username needs a password")
+	}
+	if c.SentinelPassword != "" && c.Mode != cluster.ModeSentinel {
+		return fmt.Errorf("cluster sentinel_auth is for mode sentinel only")
 	}
 	if c.Secret != "" && !hasPlaceholder(c.Secret) && len(c.Secret) < cluster.MinSecretLen {
 		return fmt.Errorf("cluster secret is %d bytes, need at least %d", len(c.Secret), cluster.MinSecretLen)
@@ -82,7 +202,7 @@ func (c *ClusterConfig) validate() error {
 	if c.Timeout < 0 {
 		return fmt.Errorf("cluster timeout must not be negative (got %s)", time.Duration(c.Timeout))
 	}
-	if c.URL == "" {
+	if len(urls) == 0 {
 		return missingError("cluster needs a url")
 	}
 	if c.Secret == "" {
@@ -91,47 +211,92 @@ func (c *ClusterConfig) validate() error {
 	return nil
 }
 
-// parseCluster reads `cluster <url> { secret ...; key_prefix ...;
-// timeout ... }`.
+// clusterTLSSubdirectives are the lines of reverse_proxy's `transport
+// http` block that configure TLS, which the cluster block hands to
+// reverseproxy.HTTPTransport's parser for its rediss:// connections.
+var clusterTLSSubdirectives = []string{
+	"tls_trust_pool", "tls_trusted_ca_certs", "tls_client_auth", "tls_server_name",
+	"tls_insecure_skip_verify", "tls_curves", "tls_renegotiation",
+}
+
+// parseCluster reads `cluster <url> [<url>...] { mode ...; master_name
+// ...; sentinel_auth ...; secret ...; key_prefix ...; timeout ...; tls_*
+// ... }`.
 func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 	c := &ClusterConfig{}
-	if !d.NextArg() {
-		return nil, d.Err("want cluster <redis-url> { secret <secret> }")
+	urls := d.RemainingArgs()
+	if len(urls) == 0 {
+		return nil, d.Err("want cluster <redis-url> [<redis-url>...] { secret <secret> }")
 	}
-	c.URL = d.Val()
-	if d.NextArg() {
-		return nil, d.Err("want cluster <redis-url> { ... }: one url")
+	if len(urls) == 1 {
+		c.URL = urls[0]
+	} else {
+		c.URLs = urls
 	}
 	line := d.Line()
-	if err := c.validate(); err != nil && !isMissing(err) {
+	if err := c.validate(); err != nil && !isMissing(err) && !isModeError(err) {
 		return nil, d.Err(err.Error())
 	}
+	if len(urls) > 1 && !slices.ContainsFunc(urls, hasPlaceholder) {
+		// What several URLs must share, whatever the mode the block
+		// gives later, is said at the URLs' line.
+		if err := cluster.CheckURLs(cluster.Config{URLs: urls, Mode: cluster.ModeSentinel, MasterName: "-"}); err != nil {
+			return nil, d.Errf("cluster: %v", err)
+		}
+	}
+	var tlsLines reverseproxy.HTTPTransport
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
-		var val string
-		if !d.AllArgs(&val) {
-			return nil, d.Errf("want %s <value>", sub)
-		}
 		if seen[sub] {
 			return nil, d.Errf("cluster %s given twice", sub)
 		}
 		seen[sub] = true
-		switch sub {
-		case "secret":
-			c.Secret = val
-		case "key_prefix":
-			c.KeyPrefix = val
-		case "timeout":
-			dur, err := caddy.ParseDuration(val)
-			if err != nil {
-				return nil, d.Errf("cluster timeout %q: %v", val, err)
+		if slices.Contains(clusterTLSSubdirectives, sub) {
+			if err := unmarshalTransportLine(d, &tlsLines); err != nil {
+				return nil, err
 			}
-			c.Timeout = caddy.Duration(dur)
-		default:
-			return nil, d.Errf("unknown cluster option %q (want secret, key_prefix, timeout)", sub)
+			c.TLS = tlsLines.TLS
+		} else {
+			args := d.RemainingArgs()
+			want := 1
+			if sub == "sentinel_auth" && len(args) == 2 {
+				want = 2
+			}
+			if len(args) != want {
+				if sub == "sentinel_auth" {
+					return nil, d.Err("want sentinel_auth [<username>] <password>")
+				}
+				return nil, d.Errf("want %s <value>", sub)
+			}
+			val := args[len(args)-1]
+			switch sub {
+			case "secret":
+				c.Secret = val
+			case "key_prefix":
+				c.KeyPrefix = val
+			case "timeout":
+				dur, err := caddy.ParseDuration(val)
+				if err != nil {
+					return nil, d.Errf("cluster timeout %q: %v", val, err)
+				}
+				c.Timeout = caddy.Duration(dur)
+			case "mode":
+				c.Mode = val
+			case "master_name":
+				c.MasterName = val
+			case "sentinel_auth":
+				if len(args) == 2 {
+					c.SentinelUsername = args[0]
+				}
+				c.SentinelPassword = val
+			default:
+				return nil, d.Errf("unknown cluster option %q (want mode, master_name, sentinel_auth, secret, key_prefix, timeout, %s)", sub, strings.Join(clusterTLSSubdirectives, ", "))
+			}
 		}
-		if err := c.validate(); err != nil && !isMissing(err) {
+		// mode and master_name may come in either order: their rules
+		// are checked at the end of the block.
+		if err := c.validate(); err != nil && !isMissing(err) && !isModeError(err) {
 			return nil, d.Err(err.Error())
 		}
 	}
@@ -141,12 +306,25 @@ func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 	return c, nil
 }
 
+// isModeError is an error that a later line of the block may still
+// resolve: several URLs before `mode`, a master_name before `mode
+// sentinel`, sentinel_auth before it, or the other way round.
+func isModeError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "mode standalone, which takes one") ||
+		strings.Contains(msg, "needs master_name") ||
+		strings.Contains(msg, "master_name is for mode sentinel only") ||
+		strings.Contains(msg, "sentinel_auth is for mode sentinel only")
+}
+
 // newTier builds the Redis tier of one pooled resolver. Redis failures
 // are warned about through Caddy's log, at a bounded rate.
 func newTier(s *clusterSettings, backendID string) (*cluster.Tier, error) {
 	logger := caddy.Log().Named("sessiongate.cluster")
 	return cluster.New(cluster.Config{
-		URL: s.URL, Secret: s.Secret, KeyPrefix: s.KeyPrefix, Timeout: s.Timeout,
+		URLs: s.URLs, Mode: s.Mode, MasterName: s.MasterName, TLS: s.tls,
+		SentinelUsername: s.SentinelUsername, SentinelPassword: s.SentinelPassword,
+		Secret: s.Secret, KeyPrefix: s.KeyPrefix, Timeout: s.Timeout,
 		Backend: backendID,
 		Warn: func(msg string, err error) {
 			logger.Warn(msg, zap.Error(err))

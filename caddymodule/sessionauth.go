@@ -222,7 +222,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	if expanded.LogHashKey, err = expandPlaceholders("log_hash_key", h.LogHashKey); err != nil {
 		return err
 	}
-	cl, err := h.Cluster.settings()
+	cl, err := h.Cluster.settings(ctx)
 	if err != nil {
 		return err
 	}

@@ -52,13 +52,16 @@ func buildCaddy(t *testing.T) string {
 // call per node.
 const nodeRedisTimeout = 500 * time.Millisecond
 
-func startNode(t *testing.T, bin, svcURL, redisURL, upstream string) caddyNode {
+// startNode runs one Caddy node of a cluster until it is connected to
+// Redis. redisURL may be several URLs (space-separated); clusterLines are more
+// lines of the cluster block (mode, master_name, tls_*).
+func startNode(t *testing.T, bin, svcURL, redisURL, upstream string, clusterLines ...string) caddyNode {
 	t.Helper()
-	return startNodeTimeout(t, bin, svcURL, redisURL, upstream, nodeRedisTimeout)
+	return startNodeTimeout(t, bin, svcURL, redisURL, upstream, nodeRedisTimeout, clusterLines...)
 }
 
 // startNodeTimeout is startNode with its own cluster timeout.
-func startNodeTimeout(t *testing.T, bin, svcURL, redisURL, upstream string, redisTimeout time.Duration) caddyNode {
+func startNodeTimeout(t *testing.T, bin, svcURL, redisURL, upstream string, redisTimeout time.Duration, clusterLines ...string) caddyNode {
 	t.Helper()
 	n := caddyNode{site: freeAddr(t), admin: freeAddr(t)}
 	dir := t.TempDir()
@@ -75,11 +78,12 @@ http://%s {
 		cluster %s {
 			secret {env.SG_NODE_SECRET}
 			timeout %s
+			%s
 		}
 	}
 	reverse_proxy %s
 }
-`, n.admin, n.site, svcURL, redisURL, redisTimeout, upstream)
+`, n.admin, n.site, svcURL, redisURL, redisTimeout, strings.Join(clusterLines, "\n\t\t\t"), upstream)
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

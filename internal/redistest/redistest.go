@@ -41,6 +41,7 @@ type Server struct {
 	port  int
 	dir   string
 	args  []string
+	conf  string // a Sentinel's config file (sentinel.go)
 	mu    sync.Mutex
 	cmd   *exec.Cmd
 	done  chan struct{}
@@ -52,12 +53,21 @@ type Server struct {
 // test. args are extra redis-server options ("--requirepass", "pw").
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
+	return start(t, "", args)
+}
+
+// start is Start, for a Sentinel when conf names its config file.
+func start(t testing.TB, conf string, args []string) *Server {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs redis-server: not part of the fast gate (go test -short)")
 	}
 	path := Path
 	if p := os.Getenv("SESSIONGATE_REDIS_SERVER"); p != "" {
 		path = p
+	}
+	if conf != "" {
+		path = requireTool(t, SentinelPath, "redis-sentinel")
 	}
 	if _, err := os.Stat(path); err != nil {
 		if os.Getenv("CI") != "" {
@@ -71,6 +81,7 @@ func Start(t testing.TB, args ...string) *Server {
 		port: freePort(t),
 		dir:  t.TempDir(),
 		args: args,
+		conf: conf,
 	}
 	// A port found free may be taken before the server listens on it:
 	// then another one.
@@ -122,15 +133,19 @@ func (s *Server) start() error {
 	if s.cmd != nil {
 		return nil
 	}
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = []string{s.conf, "--sentinel"}
+	}
+	args = append(append(args,
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(s.port),
 		"--save", "",
 		"--appendonly", "no",
 		"--dir", s.dir,
 		"--daemonize", "no",
-		"--loglevel", "warning",
-	}, s.args...)
+		"--loglevel", "warning"),
+		s.args...)
 	cmd := exec.Command(s.path, args...)
 	out := new(logBuffer)
 	cmd.Stdout = out

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -37,8 +38,14 @@ const (
 // Config shapes a Tier.
 type Config struct {
 	// URL is the Redis server: redis://[user:password@]host:port/db, or
-	// rediss:// for TLS.
+	// rediss:// for TLS. URLs, when set, replaces it.
 	URL string
+	// URLs, Mode, MasterName, SentinelUsername, SentinelPassword and TLS
+	// say which Redis deployment to use and how to reach it (client.go).
+	URLs                               []string
+	Mode, MasterName                   string
+	SentinelUsername, SentinelPassword string
+	TLS                                *tls.Config
 	// Secret seals every entry; at least MinSecretLen bytes.
 	Secret string
 	// KeyPrefix starts every Redis key and the invalidation channel.
@@ -78,7 +85,7 @@ type Stats struct {
 // the configured timeout, and any failure is a miss: the node goes on
 // with its own cache and the session service.
 type Tier struct {
-	client  *redis.Client
+	client  redis.UniversalClient
 	sealer  *sealer
 	timeout time.Duration
 	prefix  string // key_prefix + backend identity
@@ -136,10 +143,6 @@ var _ sessionctx.Tier = (*Tier)(nil)
 // does not fail when Redis is down: the tier starts disconnected and
 // connects by itself.
 func New(cfg Config) (*Tier, error) {
-	opts, err := redis.ParseURL(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("cluster url: %w", err)
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -150,19 +153,17 @@ func New(cfg Config) (*Tier, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts.DialTimeout = cfg.Timeout
-	opts.ReadTimeout = cfg.Timeout
-	opts.WriteTimeout = cfg.Timeout
-	opts.PoolTimeout = cfg.Timeout
-	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = -1 // a retry would double the time a request waits on a sick Redis
+	client, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
 	backend := cfg.Backend
 	if len(backend) > 16 {
 		backend = backend[:16]
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tier{
-		client:  redis.NewClient(opts),
+		client:  client,
 		sealer:  s,
 		timeout: cfg.Timeout,
 		prefix:  cfg.KeyPrefix + backend + ":",
