@@ -296,3 +296,23 @@ func TestTierSentinelAuth(t *testing.T) {
 		t.Fatal("connected through Sentinels that refused the password")
 	}
 }
+
+// TestTierRedisClusterPublishOnAnyMaster: an invalidation published on
+// any master of a Redis Cluster reaches a node's subscription, whichever
+// master holds it (classic pub/sub is broadcast over the cluster bus).
+func TestTierRedisClusterPublishOnAnyMaster(t *testing.T) {
+	rc := redistest.StartCluster(t)
+	b := newCounting(t, 0)
+	a := newNodeConfig(t, Config{URLs: rc.URLs(), Mode: ModeCluster}, b)
+	c := newNodeConfig(t, Config{URLs: rc.URLs(), Mode: ModeCluster}, b)
+	k := key("good-any-master")
+	for _, m := range rc.Nodes {
+		recv := c.tier.Stats().InvalidationsReceived
+		if err := m.Client(nil).Publish(context.Background(), a.tier.channel, a.tier.message(kindInvalidate, k[:])).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 2*time.Second, "the invalidation published on master "+m.Addr, func() bool {
+			return c.tier.Stats().InvalidationsReceived > recv
+		})
+	}
+}
