@@ -287,7 +287,12 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 		}
 		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
 	case errors.Is(err, ErrUnauthenticated) && transientRejection(err):
-		r.pos.delete(key)
+		// A state the session leaves on its own (Amplify's device
+		// authorization): nothing is cached, here or on the tier, but a
+		// session this node held is revoked on every node.
+		if r.pos.delete(key) && r.tier != nil {
+			r.tier.Forget(key)
+		}
 		return Result{Key: key}, err
 	case errors.Is(err, ErrUnauthenticated):
 		held := r.pos.delete(key)
