@@ -58,6 +58,12 @@ type Result struct {
 	// Source is where the token was read; set with an error too, so that a
 	// malformed token can still be stripped.
 	Source TokenSource
+	// Ambiguous is set with an error when the request carries its
+	// credential in a form parsers may read differently (a TR50
+	// envelope with two sessionId keys, or naming another session than
+	// the sessionId header): answer 400, optional or not, since the app
+	// behind could act on a session other than the one checked.
+	Ambiguous bool
 	// Hit is true when no session-service call was made for this request.
 	Hit bool
 	// Stale is true when the session was served past its TTL because the
