@@ -482,7 +482,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		h.serviceBack()
 	}
 	if err != nil {
-		if errors.Is(err, sessionctx.ErrAmbiguous) {
+		if res.Ambiguous {
 			return h.ambiguous(r, res, err)
 		}
 		if errors.Is(err, sessionctx.ErrUnauthenticated) {

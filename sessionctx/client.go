@@ -1,6 +1,7 @@
 package sessionctx
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -125,7 +126,7 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) Authenticate(r *http.Request) (Result, error) {
 	cred, err := c.extract(r, c.tokens)
 	if err != nil {
-		return Result{Source: cred.Source}, err
+		return Result{Source: cred.Source, Ambiguous: errors.Is(err, errAmbiguous)}, err
 	}
 	res, err := c.r.Resolve(r.Context(), cred)
 	res.Source = cred.Source

@@ -58,6 +58,12 @@ type Result struct {
 	// Source is where the token was read; set with an error too, so that a
 	// malformed token can still be stripped.
 	Source TokenSource
+	// Ambiguous is set with an error when the request carries its
+	// credential in a form parsers may read differently (a TR50
+	// envelope with two sessionId keys, or naming another session than
+	// the sessionId header): answer 400, optional or not, since the app
+	// behind could act on a session other than the one checked.
+	Ambiguous bool
 	// Hit is true when no session-service call was made for this request.
 	Hit bool
 	// Stale is true when the session was served past its TTL because the
@@ -287,7 +293,12 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 		}
 		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
 	case errors.Is(err, ErrUnauthenticated) && transientRejection(err):
-		r.pos.delete(key)
+		// A state the session leaves on its own (Amplify's device
+		// authorization): nothing is cached, here or on the tier, but a
+		// session this node held is revoked on every node.
+		if r.pos.delete(key) && r.tier != nil {
+			r.tier.Forget(key)
+		}
 		return Result{Key: key}, err
 	case errors.Is(err, ErrUnauthenticated):
 		held := r.pos.delete(key)

@@ -43,14 +43,14 @@ var (
 	// refused, timed out, answered an unexpected status or garbage. It is
 	// never a verdict on the token and is never cached.
 	ErrUnavailable = errors.New("session service unavailable")
-
-	// ErrAmbiguous means the request carries its credential in a form
-	// that parsers may read differently (a TR50 envelope with two
-	// sessionId keys), or names two different sessions: answer 400. It
-	// wraps ErrUnauthenticated, so a caller that does not tell it apart
-	// still refuses the request.
-	ErrAmbiguous = fmt.Errorf("%w: ambiguous credential", ErrUnauthenticated)
 )
+
+// errAmbiguous means the request carries its credential in a form that
+// parsers may read differently (a TR50 envelope with two sessionId keys),
+// or names two different sessions: Result.Ambiguous tells the caller to
+// answer 400. It wraps ErrUnauthenticated, so a caller that does not look
+// still refuses the request.
+var errAmbiguous = fmt.Errorf("%w: ambiguous credential", ErrUnauthenticated)
 
 // Kinds of session.
 const (

@@ -40,7 +40,7 @@ const maxTR50Envelope = 64 << 10
 // the credential. The body is put back whole for the handlers that
 // follow. An envelope that parsers may read differently (two auth
 // objects, two sessionId keys, in any case), or that names another
-// session than the sources do, is refused with ErrAmbiguous: the app
+// session than the sources do, is refused with errAmbiguous: the app
 // behind must never act on a session other than the one resolved.
 func extractTR50(r *http.Request, sources []TokenSource) (credential, error) {
 	cred, err := extractToken(r, sources)
@@ -58,12 +58,12 @@ func extractTR50(r *http.Request, sources []TokenSource) (credential, error) {
 	id, found, aerr := tr50EnvelopeSessionID(body)
 	switch {
 	case aerr != nil:
-		return credential{Source: tr50BodySource}, fmt.Errorf("%w: %w", ErrAmbiguous, aerr)
+		return credential{Source: tr50BodySource}, fmt.Errorf("%w: %w", errAmbiguous, aerr)
 	case !found:
 		return cred, err
 	case cred.Value != "":
 		if id != cred.Value {
-			return credential{Source: cred.Source}, fmt.Errorf("%w: the envelope's auth.sessionId and the %s name different sessions", ErrAmbiguous, cred.Source)
+			return credential{Source: cred.Source}, fmt.Errorf("%w: the envelope's auth.sessionId and the %s name different sessions", errAmbiguous, cred.Source)
 		}
 		return cred, nil
 	}

@@ -186,10 +186,10 @@ func TestTR50EnvelopeAmbiguity(t *testing.T) {
 		cred, err := extractTR50(r, []TokenSource{hdr})
 		got := cred.Value
 		switch {
-		case errors.Is(err, ErrAmbiguous):
+		case errors.Is(err, errAmbiguous):
 			got = "ambiguous"
 			if !errors.Is(err, ErrUnauthenticated) {
-				t.Errorf("%s: ErrAmbiguous does not wrap ErrUnauthenticated", tt.name)
+				t.Errorf("%s: errAmbiguous does not wrap ErrUnauthenticated", tt.name)
 			}
 		case err != nil && !errors.Is(err, ErrUnauthenticated):
 			t.Errorf("%s: %v", tt.name, err)
@@ -307,5 +307,23 @@ func TestAmplifyDeviceAuthorizationAnswer(t *testing.T) {
 	emu.GrantDeviceAuth("pending")
 	if res, err := c.Authenticate(req()); err != nil || res.Session.UserID != "g-1" {
 		t.Errorf("authorization granted: %v, want the session at once (the 232 was not cached)", err)
+	}
+}
+
+// Authenticate marks an ambiguous credential in its Result, so that the
+// caller answers 400 rather than 401 (or, optional, going on anonymously).
+func TestAuthenticateMarksAmbiguous(t *testing.T) {
+	c, err := New(Config{Dialect: "tr50", URL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodPost, "/api", strings.NewReader(`{"auth":{"sessionId":"A","sessionId":"B"}}`))
+	res, err := c.Authenticate(r)
+	if !res.Ambiguous || !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("two sessionId keys: Ambiguous %v, err %v", res.Ambiguous, err)
+	}
+	r = httptest.NewRequest(http.MethodPost, "/api", strings.NewReader(`{"1":{"command":"thing.list"}}`))
+	if res, err := c.Authenticate(r); res.Ambiguous || !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("no session id: Ambiguous %v, err %v", res.Ambiguous, err)
 	}
 }
