@@ -75,7 +75,7 @@ func (a *AdminAPI) handleStats(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, bs)
 	}
-	return writeJSON(w, map[string]any{"backends": out})
+	return writeJSON(w, map[string]any{"backends": out, "assertions": assertionStats()})
 }
 
 // purgeRequest is the body of POST /sessiongate/purge.

@@ -115,6 +115,14 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    logout <method> <path>
 //	    log_hash_key <secret>
 //	    disable_metrics
+//	    assertion {
+//	        key <pem-file...>
+//	        header <name>
+//	        issuer <url>
+//	        audience <value...>
+//	        ttl <duration>
+//	        jwks_path <path>
+//	    }
 //	}
 //
 // The backend block takes the subdirectives of reverse_proxy's
@@ -188,6 +196,8 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.BackendHeaders.Add(name, value)
 		case "cluster":
 			h.Cluster, err = parseCluster(d)
+		case "assertion":
+			h.Assertion, err = parseAssertion(d)
 		case "token":
 			var src sessionctx.TokenSource
 			src, err = parseTokenSource(d)

@@ -144,6 +144,7 @@ type identity struct {
 	vals         [numFields]string
 	session      *sessionctx.Session
 	placeholders caddy.ReplacerFunc
+	assertions   assertions // signed for this session, by assertion blocks
 }
 
 // String is what {http.vars.sessiongate.session} shows: the user, never

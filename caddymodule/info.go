@@ -76,6 +76,9 @@ func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if err != nil {
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
+	if s != nil && (h.Dialect == "" || h.Dialect == "normalized") {
+		answer.Body = withAssertion(answer.Body, r, req.Query)
+	}
 	return writeInfo(w, r, answer)
 }
 

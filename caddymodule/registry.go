@@ -174,6 +174,9 @@ func (h *SessionAuth) stripNames() (prefixes, names []string) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
+	if n := h.Assertion.headerName(); n != "" {
+		names = append(names, n)
+	}
 	return prefixes, names
 }
 

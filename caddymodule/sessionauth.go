@@ -113,6 +113,9 @@ type SessionAuth struct {
 	// DisableMetrics keeps this handler out of the Prometheus metrics.
 	// Default false.
 	DisableMetrics bool `json:"disable_metrics,omitempty"`
+	// Assertion signs the injected identity as a JWT for the upstream and
+	// answers its key set. Default none.
+	Assertion *AssertionConfig `json:"assertion,omitempty"`
 
 	tokens    []sessionctx.TokenSource // the sources in force, from client
 	folder    *headerFolder            // own names, when outside a config
@@ -135,6 +138,7 @@ type SessionAuth struct {
 	unauthSts int
 	retry     string // Retry-After of a 503
 	hashKey   []byte // keys token_hash
+	assertion *assertionSigner
 }
 
 // BackendConfig names the session service.
@@ -229,6 +233,9 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	if err := expanded.validate(); err != nil {
 		return err
 	}
+	if h.assertion, err = h.Assertion.provision(); err != nil {
+		return err
+	}
 	opts, err := h.Backend.dialectOptions()
 	if err != nil {
 		return fmt.Errorf("backend: %w", err)
@@ -309,6 +316,9 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		h.custom = append(h.custom, customHeader{name: http.CanonicalHeaderKey(name), template: tmpl})
 		protected = append(protected, name)
 	}
+	if n := h.Assertion.headerName(); n != "" {
+		protected = append(protected, n)
+	}
 	h.folder = newHeaderFolder(h.HeaderPrefix, protected)
 	if err := h.joinRegistry(ctx); err != nil {
 		return err
@@ -329,6 +339,9 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 	for i, l := range h.Logout {
 		h.Logout[i].Method = strings.ToUpper(l.Method)
+	}
+	if h.assertion != nil {
+		h.assertion.register()
 	}
 	return nil
 }
@@ -424,6 +437,11 @@ func (h *SessionAuth) validate() error {
 			return err
 		}
 	}
+	if h.Assertion != nil {
+		if err := h.Assertion.validate(h); err != nil {
+			return err
+		}
+	}
 	if h.Backend.Dialect == "" {
 		_, known := sessionctx.DialectOptions("") // its error lists the dialects
 		return missingError(fmt.Sprintf("session_auth needs a backend: a dialect and its url (%v)", known))
@@ -446,6 +464,9 @@ func (h *SessionAuth) Cleanup() error {
 		h.pooled.metricsUsers.Add(-1)
 	}
 	h.pooled = nil
+	if h.assertion != nil {
+		h.assertion.unregister()
+	}
 	if h.poolKey != "" {
 		err := releaseResolver(h.poolKey)
 		h.poolKey = ""
@@ -465,6 +486,9 @@ func wwwAuthenticate(tokens []sessionctx.TokenSource) string {
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.assertion != nil && r.URL.Path == h.assertion.jwksPath {
+		return h.assertion.serveJWKS(w, r)
+	}
 	handledBefore := authHandled(r.Context())
 	stripRequest(r, h.stripFolder())
 	// Handled from here on: a later session_strip must not remove what
@@ -529,6 +553,9 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	// answer from it.
 	r = carrySession(r, id)
 	h.injectHeaders(r.Header, id, repl)
+	if h.assertion != nil {
+		h.injectAssertion(r, id, res.Key)
+	}
 	if h.StripToken {
 		h.client.StripTokens(r) // every source, not only the one read
 	}
