@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/go-jose/go-jose/v4"
@@ -401,16 +402,16 @@ func (s *assertionSigner) assertion(r *http.Request, id *identity, key sessionct
 // normalized session's.
 type assertionClaims struct {
 	jwt.Claims
-	User   string   `json:"user,omitempty"`
-	Name   string   `json:"name,omitempty"`
-	Email  string   `json:"email,omitempty"`
-	Roles  []string `json:"roles,omitempty"`
-	Perms  []string `json:"perms,omitempty"`
-	Org    string   `json:"org,omitempty"`
-	OrgID  string   `json:"org_id,omitempty"`
-	Admin  bool     `json:"admin"`
-	Kind   string   `json:"kind,omitempty"`
-	SID    string   `json:"sid,omitempty"`
+	User  string   `json:"user,omitempty"`
+	Name  string   `json:"name,omitempty"`
+	Email string   `json:"email,omitempty"`
+	Roles []string `json:"roles,omitempty"`
+	Perms []string `json:"perms,omitempty"`
+	Org   string   `json:"org,omitempty"`
+	OrgID string   `json:"org_id,omitempty"`
+	Admin bool     `json:"admin"`
+	Kind  string   `json:"kind,omitempty"`
+	SID   string   `json:"sid,omitempty"`
 }
 
 // sign makes a new assertion for session ss. Times are whole seconds (as
@@ -643,4 +644,19 @@ func withAssertion(body []byte, r *http.Request, query url.Values) []byte {
 	out = append(out, `"assertion":`...)
 	out = append(out, quoted...)
 	return append(out, '}')
+}
+
+// jwksMatcherSet is the matcher set of the JWKS path, nil without an
+// assertion block: the Caddyfile ORs it with session_auth's own matcher,
+// so that the keys are answered even where the matcher covers only the
+// app's paths.
+func (a *AssertionConfig) jwksMatcherSet() caddy.ModuleMap {
+	if a == nil {
+		return nil
+	}
+	path := a.JWKSPath
+	if path == "" {
+		path = DefaultAssertionJWKSPath
+	}
+	return caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{path}, nil)}
 }

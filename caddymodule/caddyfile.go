@@ -71,6 +71,10 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 	for _, cv := range append(values, h.NewRoute(matcherSet, sa)...) {
 		routes = append(routes, cv.Value.(caddyhttp.Route))
 	}
+	if jwks := sa.(*SessionAuth).Assertion.jwksMatcherSet(); jwks != nil {
+		// session_auth answers its JWKS path whatever the matcher says.
+		routes[1].MatcherSetsRaw = append(routes[1].MatcherSetsRaw, jwks)
+	}
 	return h.NewRoute(nil, &caddyhttp.Subroute{Routes: routes}), nil
 }
 
