@@ -148,6 +148,10 @@ func (a *AssertionConfig) validate(h *SessionAuth) error {
 		if strings.TrimSpace(k) == "" {
 			return fmt.Errorf("assertion key %d: empty", i+1)
 		}
+		if strings.Contains(k, "-----BEGIN") {
+			// Never echoed: the config is saved and served by the admin API.
+			return fmt.Errorf("assertion key %d: a PEM written into the config, which Caddy saves and shows on its admin API: give a file name, {env.*} or {file.*}", i+1)
+		}
 	}
 	return nil
 }

@@ -112,6 +112,7 @@ func TestAssertionKeysRefused(t *testing.T) {
 		{"bad der", []string{badDER}, "not a valid PKCS#8"},
 		{"two blocks", []string{twoBlocks}, "more than one PEM block"},
 		{"missing file", []string{filepath.Join(dir, "missing.pem")}, "no such file"},
+		{"a directory", []string{dir}, "cannot read the key file"},
 		{"second key bad", []string{good, garbage}, "no PEM block"},
 		{"same key twice", []string{good, good}, "given twice"},
 	} {
@@ -394,11 +395,12 @@ func TestAssertionValidate(t *testing.T) {
 		{"negative ttl", SessionAuth{Assertion: &AssertionConfig{Keys: []string{"k"}, TTL: -1}}, "ttl must not be negative"},
 		{"relative jwks_path", SessionAuth{Assertion: &AssertionConfig{Keys: []string{"k"}, JWKSPath: "jwks.json"}}, "jwks_path"},
 		{"empty audience", SessionAuth{Assertion: &AssertionConfig{Keys: []string{"k"}, Audience: []string{" "}}}, "audience"},
+		{"inline PEM", SessionAuth{Assertion: &AssertionConfig{Keys: []string{"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----"}}}, "a PEM written into the config"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.h.Backend = be
 			err := tc.h.validate()
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "MC4C") {
 				t.Errorf("validate: %v, want %q", err, tc.want)
 			}
 		})
