@@ -88,15 +88,21 @@ func TestAssertionKeysRefused(t *testing.T) {
 	}
 	good := writePKCS8(t, dir, "good.pem", ec)
 	goodPEM, _ := os.ReadFile(good)
-	twoBlocks := filepath.Join(dir, "two.pem")
-	os.WriteFile(twoBlocks, append(append([]byte{}, goodPEM...), goodPEM...), 0o600)
-	garbage := filepath.Join(dir, "garbage.pem")
-	os.WriteFile(garbage, []byte("not a key at all\n"), 0o600)
-	empty := filepath.Join(dir, "empty.pem")
-	os.WriteFile(empty, nil, 0o600)
+	writeFile := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	twoBlocks := writeFile("two.pem", append(append([]byte{}, goodPEM...), goodPEM...))
+	garbage := writeFile("garbage.pem", []byte("not a key at all\n"))
+	empty := writeFile("empty.pem", nil)
 	badDER := writePEM(t, dir, "bad-der.pem", "PRIVATE KEY", []byte("\x30\x03\x02\x01\x00"))
-	unreadable := filepath.Join(dir, "unreadable.pem")
-	os.WriteFile(unreadable, goodPEM, 0o000)
+	unreadable := writeFile("unreadable.pem", goodPEM)
+	if err := os.Chmod(unreadable, 0); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -146,11 +152,12 @@ func TestAssertionKeyFromPlaceholder(t *testing.T) {
 	raw, _ := os.ReadFile(writePKCS8(t, dir, "ed.pem", newEdKey(t)))
 	t.Setenv("SESSIONGATE_TEST_ASSERTION_KEY", string(raw))
 	t.Setenv("SESSIONGATE_TEST_ASSERTION_PATH", filepath.Join(dir, "ed.pem"))
-	s, err := (&AssertionConfig{Keys: []string{"{env.SESSIONGATE_TEST_ASSERTION_KEY}", "{env.SESSIONGATE_TEST_ASSERTION_PATH}"}}).provision()
+	_, err := (&AssertionConfig{Keys: []string{"{env.SESSIONGATE_TEST_ASSERTION_KEY}", "{env.SESSIONGATE_TEST_ASSERTION_PATH}"}}).provision()
 	if err == nil || !strings.Contains(err.Error(), "given twice") {
 		t.Fatalf("the same key through the PEM and the path: %v", err)
 	}
-	if s, err = (&AssertionConfig{Keys: []string{"{env.SESSIONGATE_TEST_ASSERTION_KEY}"}}).provision(); err != nil {
+	s, err := (&AssertionConfig{Keys: []string{"{env.SESSIONGATE_TEST_ASSERTION_KEY}"}}).provision()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if s.keys[0].alg != jose.EdDSA {
@@ -321,7 +328,7 @@ func TestAssertionSignedAndReused(t *testing.T) {
 func TestAssertionNeverOutlivesSession(t *testing.T) {
 	var expires time.Time
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]any{"user_id": "u1", "user": "ann", "expires_at": expires.Format(time.RFC3339Nano)})
+		_ = json.NewEncoder(w).Encode(map[string]any{"user_id": "u1", "user": "ann", "expires_at": expires.Format(time.RFC3339Nano)})
 	}))
 	t.Cleanup(srv.Close)
 	h, now := assertionAuth(t, &AssertionConfig{TTL: caddy.Duration(10 * time.Minute), Issuer: "https://sso.example", Audience: []string{"app", "api"}}, srv.URL)
