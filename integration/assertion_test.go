@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -605,4 +606,89 @@ func TestAssertionBadKeysRefused(t *testing.T) {
 		t.Error("a refused reload changed the running config's assertion")
 	}
 	_ = tester
+}
+
+// TestAssertionSameKeysSameJWKS: two session_auth handlers given the same
+// keys, as every node of a cluster is, serve the same JWKS, and an
+// assertion one of them signed verifies against the other's keys, with
+// the same sid for the same session.
+func TestAssertionSameKeysSameJWKS(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-alice", aliceSession())
+	up := newUpstream(t)
+	dir := t.TempDir()
+	a, b := newTestKey(t, dir, "a.pem", "ed"), newTestKey(t, dir, "b.pem", "ec")
+	node := func(port int) string {
+		return fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		assertion {
+			key %s %s
+			issuer https://sso.example
+			audience https://app.example
+		}
+	}
+	reverse_proxy %s
+}`, port, svc.URL, a.file, b.file, up.URL)
+	}
+	startCaddy(t, node(httpPort)+node(altPort))
+
+	_, jwks1 := callRaw(t, siteURL+jwksPath, nil)
+	_, jwks2 := callRaw(t, altURL+jwksPath, nil)
+	if jwks1 != jwks2 || !strings.Contains(jwks1, a.kid) || !strings.Contains(jwks1, b.kid) {
+		t.Fatalf("the two JWKS differ:\n%s\n%s", jwks1, jwks2)
+	}
+	var sids []string
+	for _, base := range []string{siteURL, altURL} {
+		status, body := callRaw(t, base+"/page", bearer("tok-alice"))
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d %s", base, status, body)
+		}
+		tok := upstreamSaw(t, body).Headers.Get("X-Session-Assertion")
+		// Verified against the JWKS of the site it did not come from.
+		other := siteURL
+		if base == siteURL {
+			other = altURL
+		}
+		ctx := context.Background()
+		v := oidc.NewVerifier("https://sso.example", oidc.NewRemoteKeySet(ctx, other+jwksPath), &oidc.Config{
+			ClientID: "https://app.example", SupportedSigningAlgs: []string{oidc.ES256, oidc.EdDSA},
+		})
+		idt, err := v.Verify(ctx, tok)
+		if err != nil {
+			t.Fatalf("signed by %s, verified with %s's JWKS: %v", base, other, err)
+		}
+		var c struct {
+			SID string `json:"sid"`
+		}
+		if err := idt.Claims(&c); err != nil {
+			t.Fatal(err)
+		}
+		sids = append(sids, c.SID)
+	}
+	if sids[0] == "" || sids[0] != sids[1] {
+		t.Errorf("sids %q: want one sid for the session on both", sids)
+	}
+}
+
+// callRaw sends a GET to url and returns the status and body.
+func callRaw(t *testing.T, url string, h http.Header) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := testClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
 }
