@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
@@ -459,6 +460,46 @@ func TestSessionInfoAssertion(t *testing.T) {
 		got, has := body["assertion"]
 		if has != tc.want || (has && got != upstream) || body["user"] != "ann" {
 			t.Errorf("%s: %s", tc.target, w.Body)
+		}
+	}
+}
+
+// TestAssertionCaddyfile: the block parses into the JSON fields, and each
+// bad line is refused naming what is wrong.
+func TestAssertionCaddyfile(t *testing.T) {
+	var h SessionAuth
+	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`session_auth http http://127.0.0.1:1 {
+		assertion {
+			key a.pem b.pem
+			key c.pem
+			audience x y
+			ttl 30s
+		}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := h.Assertion; a == nil || strings.Join(a.Keys, " ") != "a.pem b.pem c.pem" || strings.Join(a.Audience, " ") != "x y" || a.TTL != caddy.Duration(30*time.Second) {
+		t.Errorf("parsed %+v", h.Assertion)
+	}
+	for _, tc := range []struct{ block, want string }{
+		{"assertion", "assertion needs a key"},
+		{"assertion {\n}", "assertion needs a key"},
+		{"assertion x {\n key a.pem\n}", "wrong argument count"},
+		{"assertion {\n key\n}", "want key <pem-file...>"},
+		{"assertion {\n key a.pem\n bogus 1\n}", `unrecognized assertion subdirective "bogus"`},
+		{"assertion {\n key a.pem\n header A B\n}", "want header <name>"},
+		{"assertion {\n key a.pem\n header Cookie\n}", "taken"},
+		{"assertion {\n key a.pem\n ttl 0s\n}", "ttl must be positive"},
+		{"assertion {\n key a.pem\n ttl soon\n}", "ttl"},
+		{"assertion {\n key a.pem\n issuer a\n issuer b\n}", "assertion issuer given twice"},
+		{"assertion {\n key a.pem\n jwks_path keys\n}", "jwks_path"},
+		{"assertion {\n key a.pem\n}\nassertion {\n key b.pem\n}", "assertion given twice"},
+	} {
+		var h SessionAuth
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("session_auth http http://127.0.0.1:1 {\n" + tc.block + "\n}"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "Testfile:") {
+			t.Errorf("%q: %v, want %q with its line", tc.block, err, tc.want)
 		}
 	}
 }
