@@ -204,10 +204,16 @@ func (a *AssertionConfig) provision() (*assertionSigner, error) {
 	if s.issuer, err = expandPlaceholders("assertion issuer", a.Issuer); err != nil {
 		return nil, err
 	}
+	if a.Issuer != "" && strings.TrimSpace(s.issuer) == "" {
+		return nil, fmt.Errorf("assertion issuer %q: empty once expanded", a.Issuer)
+	}
 	for _, aud := range a.Audience {
 		v, err := expandPlaceholders("assertion audience", aud)
 		if err != nil {
 			return nil, err
+		}
+		if strings.TrimSpace(v) == "" {
+			return nil, fmt.Errorf("assertion audience %q: empty once expanded", aud)
 		}
 		s.audience = append(s.audience, v)
 	}

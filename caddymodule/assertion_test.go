@@ -173,6 +173,15 @@ func TestAssertionKeyFromPlaceholder(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "SESSIONGATE_TEST_UNSET") {
 		t.Errorf("unset variable: %v", err)
 	}
+	t.Setenv("SESSIONGATE_TEST_EMPTY", "")
+	for _, a := range []*AssertionConfig{
+		{Keys: []string{"x.pem"}, Issuer: "{env.SESSIONGATE_TEST_EMPTY}"},
+		{Keys: []string{"x.pem"}, Audience: []string{"app", "{env.SESSIONGATE_TEST_EMPTY}"}},
+	} {
+		if _, err := a.provision(); err == nil || !strings.Contains(err.Error(), "empty once expanded") {
+			t.Errorf("%+v: %v", a, err)
+		}
+	}
 }
 
 // assertionAuth is a provisioned session_auth with an assertion block
