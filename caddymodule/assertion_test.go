@@ -15,7 +15,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -510,5 +512,44 @@ func TestAssertionCaddyfile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "Testfile:") {
 			t.Errorf("%q: %v, want %q with its line", tc.block, err, tc.want)
 		}
+	}
+}
+
+// TestAssertionConcurrent: requests of one session at once share the
+// assertion kept with it; at worst a few sign it at the same moment,
+// never one each.
+func TestAssertionConcurrent(t *testing.T) {
+	srv, _ := whoami(t)
+	h, _ := assertionAuth(t, &AssertionConfig{Issuer: "https://sso.example", Audience: []string{"app"}}, srv.URL)
+	assertionOf(t, h, "/", http.Header{"Authorization": {"Bearer tok-a"}}) // the session cached
+	h.assertion.signed.Store(0)
+	first := h.assertion.now()
+	h.assertion.now = func() time.Time { return first.Add(time.Minute) } // every kept one due
+	var wg sync.WaitGroup
+	tokens := make([][]string, 8)
+	for g := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				r, _ := requestWithReplacer("GET", "http://host"+strconv.Itoa(g%2)+".example/", http.Header{"Authorization": {"Bearer tok-a"}})
+				next := &nextRecorder{}
+				if err := h.ServeHTTP(httptest.NewRecorder(), r, next); err != nil {
+					t.Error(err)
+					return
+				}
+				tokens[g] = append(tokens[g], next.got.Header.Get(DefaultAssertionHeader))
+			}
+		}()
+	}
+	wg.Wait()
+	distinct := map[string]bool{}
+	for _, ts := range tokens {
+		for _, tok := range ts {
+			distinct[tok] = true
+		}
+	}
+	if n := h.assertion.signed.Load(); n == 0 || n > uint64(len(tokens)) || len(distinct) != int(n) {
+		t.Errorf("%d requests signed %d times, %d distinct assertions; want one, or a few signed at once", 8*50, n, len(distinct))
 	}
 }
