@@ -549,7 +549,7 @@ func TestAssertionConcurrent(t *testing.T) {
 			distinct[tok] = true
 		}
 	}
-	if n := h.assertion.signed.Load(); n == 0 || n > uint64(len(tokens)) || len(distinct) != int(n) {
+	if n := h.assertion.signed.Load(); n == 0 || n > uint64(len(tokens)) || uint64(len(distinct)) != n {
 		t.Errorf("%d requests signed %d times, %d distinct assertions; want one, or a few signed at once", 8*50, n, len(distinct))
 	}
 }
