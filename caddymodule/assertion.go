@@ -419,6 +419,8 @@ type assertionClaims struct {
 	Perms []string `json:"perms,omitempty"`
 	Org   string   `json:"org,omitempty"`
 	OrgID string   `json:"org_id,omitempty"`
+	App   string   `json:"app,omitempty"`
+	AppID string   `json:"app_id,omitempty"`
 	Admin bool     `json:"admin"`
 	Kind  string   `json:"kind,omitempty"`
 	SID   string   `json:"sid,omitempty"`
@@ -453,10 +455,6 @@ func (s *assertionSigner) sign(now time.Time, tls bool, host string, ss *session
 	}
 	var jti [16]byte
 	rand.Read(jti[:])
-	kind := ss.Kind
-	if kind == "" {
-		kind = "user"
-	}
 	c := assertionClaims{
 		Claims: jwt.Claims{
 			Issuer:    iss,
@@ -469,7 +467,14 @@ func (s *assertionSigner) sign(now time.Time, tls bool, host string, ss *session
 		},
 		User: ss.User, Name: ss.Name, Email: ss.Email,
 		Roles: ss.Roles, Perms: ss.Perms, Org: ss.Org, OrgID: ss.OrgID,
-		Admin: ss.Admin, Kind: kind, SID: s.sid(ss, key),
+		Admin: ss.Admin, Kind: kindOf(ss), SID: s.sid(ss, key),
+	}
+	if ss.IsApp() {
+		// As in the headers, an application is never named where a
+		// user is: an app reading sub or user must not take an
+		// application called alice for the user alice.
+		c.Subject, c.User = "app:"+ss.UserID, ""
+		c.App, c.AppID = ss.User, ss.UserID
 	}
 	tok, err := jwt.Signed(s.signer).Claims(c).Serialize()
 	if err != nil {

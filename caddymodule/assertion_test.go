@@ -392,8 +392,8 @@ func TestAssertionHeaderStripped(t *testing.T) {
 			}
 		}
 	}
-	if names := h.strippedHeaders(); len(names) != 1 || names[0] != "X-Identity-Jwt" {
-		t.Errorf("strippedHeaders %q", names)
+	if _, names := h.stripNames(); len(names) != 1 || names[0] != "X-Identity-Jwt" {
+		t.Errorf("stripNames %q", names)
 	}
 }
 
@@ -551,5 +551,28 @@ func TestAssertionConcurrent(t *testing.T) {
 	}
 	if n := h.assertion.signed.Load(); n == 0 || n > uint64(len(tokens)) || uint64(len(distinct)) != n {
 		t.Errorf("%d requests signed %d times, %d distinct assertions; want one, or a few signed at once", 8*50, n, len(distinct))
+	}
+}
+
+// TestAssertionAppSession: an application's session is named as an
+// application, never where a user is, as in the headers.
+func TestAssertionAppSession(t *testing.T) {
+	srv, _ := whoami(t)
+	h, now := assertionAuth(t, &AssertionConfig{Issuer: "https://sso.example", Audience: []string{"app"}}, srv.URL)
+	set := jwksOf(t, h, DefaultAssertionJWKSPath)
+	a, err := h.assertion.sign(*now, false, "x", &sessionctx.Session{Kind: "app", User: "alice", UserID: "u1"}, sessionctx.Key{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := jwt.ParseSigned(a.token, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := parsed.Claims(set.Keys[0].Key, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c["sub"] != "app:u1" || c["app"] != "alice" || c["app_id"] != "u1" || c["kind"] != "app" || c["user"] != nil {
+		t.Errorf("claims of an app session: %v", c)
 	}
 }

@@ -73,7 +73,8 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 	}
 	if jwks := sa.(*SessionAuth).Assertion.jwksMatcherSet(); jwks != nil {
 		// session_auth answers its JWKS path whatever the matcher says.
-		routes[1].MatcherSetsRaw = append(routes[1].MatcherSetsRaw, jwks)
+		last := &routes[len(routes)-1]
+		last.MatcherSetsRaw = append(last.MatcherSetsRaw, jwks)
 	}
 	return h.NewRoute(nil, &caddyhttp.Subroute{Routes: routes}), nil
 }
