@@ -397,26 +397,28 @@ func TestAppSessionCookieAttributes(t *testing.T) {
 
 // TestLogoutCompletes: a logout the app answers with a redirect ends the
 // session in sessiongate (the cache entry goes, so the next request asks
-// the session service) and undoes the app_session binding; a logout the
-// app refuses does neither. With strip_token the logout request, and only
-// it, reaches the app with its token, so the app can revoke it.
+// the session service); a logout the app refuses does not. With
+// strip_token the logout request, and only it, reaches the app with its
+// token, so the app can revoke it. With app_session, the completed logout
+// also expires the app cookie and its binding.
 func TestLogoutCompletes(t *testing.T) {
 	svc := legacyAppSessions(t)
 	app := newLegacyApp(t)
-	startCaddy(t, fmt.Sprintf(`
+	site := `
 :%d {
 	session_auth http %s {
 		token cookie sso
 		strip_token
-		app_session %s
 		logout POST /logout
 		logout POST /refused
+		%s
 	}
 	route /refused {
 		respond "no" 403
 	}
 	reverse_proxy %s
-}`, httpPort, svc.URL, appCookie, app.URL))
+}`
+	startCaddy(t, fmt.Sprintf(site, httpPort, svc.URL, "", app.URL))
 
 	b := newBrowser(t, siteURL)
 	b.signIn("tok-jose")
@@ -425,8 +427,8 @@ func TestLogoutCompletes(t *testing.T) {
 	expectCalls(t, svc, 1, "two visits")
 
 	resp, _ := b.do("POST", "/refused")
-	if resp.StatusCode != http.StatusForbidden || len(expired(resp)) != 0 {
-		t.Errorf("refused logout: %d, expired %v; want 403, nothing expired", resp.StatusCode, expired(resp))
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("refused logout: %d, want 403", resp.StatusCode)
 	}
 	b.expectUser("/", "josé", "after a refused logout")
 	expectCalls(t, svc, 1, "a refused logout keeps the session cached")
@@ -435,29 +437,18 @@ func TestLogoutCompletes(t *testing.T) {
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("logout: %d, want the app's 302", resp.StatusCode)
 	}
-	if exp := expired(resp); exp["sessiongate_"+appCookie] != "/" || exp[appCookie] != "/" {
-		t.Errorf("logout answered 302 expired %v, want the app cookie and its binding", exp)
-	}
 	app.mu.Lock()
 	logouts := app.logouts
 	app.mu.Unlock()
 	if len(logouts) != 1 || !strings.Contains(logouts[0].Get("Cookie"), "sso=tok-jose") {
 		t.Errorf("the app's logout saw Cookie %q, want the token kept for it", logouts)
 	}
-	b.expectUser("/", "josé", "after logout (the service still knows the token)")
+	b.do("GET", "/")
 	expectCalls(t, svc, 2, "the logout answered 302 evicted the token")
 
 	// Elsewhere strip_token holds: the app never sees the token.
 	up := newUpstream(t)
-	startCaddy(t, fmt.Sprintf(`
-:%d {
-	session_auth http %s {
-		token cookie sso
-		strip_token
-		logout POST /logout
-	}
-	reverse_proxy %s
-}`, httpPort, svc.URL, up.URL))
+	startCaddy(t, fmt.Sprintf(site, httpPort, svc.URL, "", up.URL))
 	_, body := do(t, nil, "GET", "/", http.Header{"Cookie": {"sso=tok-bob; other=1"}})
 	if c := upstreamSaw(t, body).Headers.Get("Cookie"); strings.Contains(c, "sso") {
 		t.Errorf("strip_token: the app saw Cookie %q on a request that is no logout", c)
@@ -465,6 +456,23 @@ func TestLogoutCompletes(t *testing.T) {
 	_, body = do(t, nil, "POST", "/logout", http.Header{"Cookie": {"sso=tok-bob"}})
 	if c := upstreamSaw(t, body).Headers.Get("Cookie"); c != "sso=tok-bob" {
 		t.Errorf("strip_token: the app's logout saw Cookie %q, want the token", c)
+	}
+
+	// app_session: the logout answered 302 unbinds; a refused one not.
+	startCaddy(t, fmt.Sprintf(site, httpPort, svc.URL, "app_session "+appCookie, app.URL))
+	b = newBrowser(t, siteURL)
+	b.signIn("tok-bob")
+	b.expectUser("/", "bob", "bob's first visit")
+	resp, _ = b.do("POST", "/refused")
+	if exp := expired(resp); len(exp) != 0 {
+		t.Errorf("a refused logout expired %v", exp)
+	}
+	resp, _ = b.do("POST", "/logout")
+	if exp := expired(resp); exp["sessiongate_"+appCookie] != "/" || exp[appCookie] != "/" {
+		t.Errorf("logout answered 302 expired %v, want the app cookie and its binding", exp)
+	}
+	if b.cookie(appCookie) != "" || b.cookie("sessiongate_"+appCookie) != "" {
+		t.Errorf("after logout the jar still holds the app cookie or its binding")
 	}
 }
 
