@@ -376,7 +376,9 @@ func (ar *appRequest) respond(hdr http.Header, loggedOut bool) {
 			at.path = ar.defPath
 		}
 		set = append(set, at, cookieAt{name: bindingName(name), path: at.path, domain: at.domain, binding: true})
-		bc := &http.Cookie{
+		// The binding mirrors the app cookie's own attributes, so the
+		// browser sends both on the same requests.
+		bc := &http.Cookie{ //nolint:gosec // G124: Secure and SameSite are the app cookie's, HttpOnly always
 			Name: bindingName(name), Path: c.Path, Domain: c.Domain,
 			Secure: c.Secure || ar.secure, HttpOnly: true, SameSite: c.SameSite, Partitioned: c.Partitioned,
 		}
@@ -397,8 +399,11 @@ next:
 				continue next
 			}
 		}
-		ec := &http.Cookie{Name: e.name, Path: e.path, Domain: e.domain, MaxAge: -1, HttpOnly: e.binding,
-			Secure: ar.secure || strings.HasPrefix(e.name, "__Host-") || strings.HasPrefix(e.name, "__Secure-")}
+		// An expiry carries no value: Secure only where it must be.
+		ec := &http.Cookie{ //nolint:gosec // G124: an expiry (Max-Age=0), carrying no value
+			Name: e.name, Path: e.path, Domain: e.domain, MaxAge: -1, HttpOnly: e.binding,
+			Secure: ar.secure || strings.HasPrefix(e.name, "__Host-") || strings.HasPrefix(e.name, "__Secure-"),
+		}
 		hdr.Add("Set-Cookie", ec.String())
 	}
 }

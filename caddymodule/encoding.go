@@ -202,7 +202,7 @@ const rfc2047MaxInput = 45
 // rfc2047Encode returns v as it is when an RFC 2047 decoder reads it
 // back unchanged, else as B-encoded words separated by spaces (which
 // decoders drop between adjacent encoded-words). Words are split on rune
-// boundaries, as RFC 2047 asks. Invalid UTF-8 cannot be labelled UTF-8,
+// boundaries, as RFC 2047 asks. Invalid UTF-8 cannot be labeled UTF-8,
 // so it is refused.
 func rfc2047Encode(v string, item bool) (string, bool) {
 	if !utf8.ValidString(v) {

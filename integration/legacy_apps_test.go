@@ -72,7 +72,8 @@ func (a *legacyApp) serve(w http.ResponseWriter, r *http.Request) {
 			a.newSession(w, u)
 		}
 	}
-	fmt.Fprintf(w, "user=%s", user)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "user=%s", user) //nolint:gosec // G705: a fake app answering the test's client, as text, never a browser
 }
 
 func (a *legacyApp) newSession(w http.ResponseWriter, user string) {
@@ -81,7 +82,8 @@ func (a *legacyApp) newSession(w http.ResponseWriter, user string) {
 	id := hex.EncodeToString(b)
 	a.sessions[id] = user
 	a.created.Add(1)
-	http.SetCookie(w, &http.Cookie{Name: appCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	// Not Secure: the test site is plain HTTP.
+	http.SetCookie(w, &http.Cookie{Name: appCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode}) //nolint:gosec // G124: plain-HTTP test site
 }
 
 // browser is one browser profile: a cookie jar the tests can edit, as a
@@ -109,7 +111,7 @@ func newBrowser(t *testing.T, site string) *browser {
 
 // signIn puts the SSO cookie (the session token) in the jar; "" drops it.
 func (b *browser) signIn(token string) {
-	c := &http.Cookie{Name: "sso", Value: token, Path: "/"}
+	c := &http.Cookie{Name: "sso", Value: token, Path: "/"} //nolint:gosec // G124: a cookie in the test's own jar
 	if token == "" {
 		c.MaxAge = -1
 	}
@@ -126,10 +128,16 @@ func (b *browser) cookie(name string) string {
 }
 
 func (b *browser) setCookie(name, value string) {
-	b.jar.SetCookies(b.base, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
+	b.jar.SetCookies(b.base, []*http.Cookie{{Name: name, Value: value, Path: "/"}}) //nolint:gosec // G124: a cookie in the test's own jar
 }
 
-func (b *browser) do(method, path string) (*http.Response, string) {
+// answer is a response, its body read and closed.
+type answer struct {
+	StatusCode int
+	Header     http.Header
+}
+
+func (b *browser) do(method, path string) (answer, string) {
 	b.t.Helper()
 	req, err := http.NewRequest(method, b.base.String()+path, nil)
 	if err != nil {
@@ -141,23 +149,24 @@ func (b *browser) do(method, path string) (*http.Response, string) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	return answer{resp.StatusCode, resp.Header}, string(body)
 }
 
-// expectUser checks which user the app says it is serving.
-func (b *browser) expectUser(path, want, when string) *http.Response {
+// expectUser checks which user the app says it is serving, and returns
+// the answer's header.
+func (b *browser) expectUser(path, want, when string) http.Header {
 	b.t.Helper()
 	resp, body := b.do("GET", path)
 	if resp.StatusCode != http.StatusOK || body != "user="+want {
 		b.t.Errorf("%s: GET %s answered %d %q, want the app serving %q", when, path, resp.StatusCode, body, want)
 	}
-	return resp
+	return resp.Header
 }
 
-// expired lists the cookies a response expires (Max-Age=0).
-func expired(resp *http.Response) map[string]string {
+// expired lists the cookies an answer's header expires (Max-Age=0).
+func expired(h http.Header) map[string]string {
 	out := map[string]string{}
-	for _, line := range resp.Header.Values("Set-Cookie") {
+	for _, line := range h.Values("Set-Cookie") {
 		c, err := http.ParseSetCookie(line)
 		if err == nil && c.MaxAge < 0 {
 			out[c.Name] = c.Path
@@ -205,11 +214,11 @@ func TestAppSessionFollowsIdentity(t *testing.T) {
 
 	b := newBrowser(t, siteURL)
 	b.signIn("tok-jose")
-	resp := b.expectUser("/", "josé", "josé's first visit")
+	hdr := b.expectUser("/", "josé", "josé's first visit")
 	if b.cookie(appCookie) == "" || b.cookie("sessiongate_"+appCookie) == "" {
-		t.Fatalf("after josé's first visit the jar holds no app cookie and binding: %v", resp.Header.Values("Set-Cookie"))
+		t.Fatalf("after josé's first visit the jar holds no app cookie and binding: %v", hdr.Values("Set-Cookie"))
 	}
-	for _, line := range resp.Header.Values("Set-Cookie") {
+	for _, line := range hdr.Values("Set-Cookie") {
 		if strings.HasPrefix(line, "sessiongate_") {
 			if !strings.Contains(line, "HttpOnly") || !strings.Contains(line, "Path=/") || !strings.Contains(line, "SameSite=Lax") {
 				t.Errorf("binding cookie without the app cookie's attributes: %q", line)
@@ -224,9 +233,9 @@ func TestAppSessionFollowsIdentity(t *testing.T) {
 	joseCookie, joseBinding := b.cookie(appCookie), b.cookie("sessiongate_"+appCookie)
 
 	// A matching binding: the app keeps its session, nothing is expired.
-	resp = b.expectUser("/", "josé", "josé again")
-	if len(resp.Header.Values("Set-Cookie")) != 0 {
-		t.Errorf("a bound request got Set-Cookie %q", resp.Header.Values("Set-Cookie"))
+	hdr = b.expectUser("/", "josé", "josé again")
+	if len(hdr.Values("Set-Cookie")) != 0 {
+		t.Errorf("a bound request got Set-Cookie %q", hdr.Values("Set-Cookie"))
 	}
 	if got := app.created.Load(); got != 1 {
 		t.Errorf("the app made %d sessions for josé's two visits, want 1", got)
@@ -243,8 +252,8 @@ func TestAppSessionFollowsIdentity(t *testing.T) {
 
 	// The session goes (signed out of the SSO, optional route).
 	b.signIn("")
-	resp = b.expectUser("/", "", "no session on an optional route")
-	if exp := expired(resp); exp[appCookie] != "/" || exp["sessiongate_"+appCookie] != "/" {
+	hdr = b.expectUser("/", "", "no session on an optional route")
+	if exp := expired(hdr); exp[appCookie] != "/" || exp["sessiongate_"+appCookie] != "/" {
 		t.Errorf("dropping the session expired %v, want the app cookie and its binding at Path=/", exp)
 	}
 	if b.cookie(appCookie) != "" {
@@ -296,11 +305,11 @@ func TestAppSessionFollowsIdentity(t *testing.T) {
 	alt := newBrowser(t, altURL)
 	alt.jar = b.jar
 	alt.client.Jar = b.jar
-	resp, _ = alt.do("GET", "/")
+	resp, _ := alt.do("GET", "/")
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("rejected token: %d, want 401", resp.StatusCode)
 	}
-	if exp := expired(resp); exp[appCookie] == "" || exp["sessiongate_"+appCookie] == "" {
+	if exp := expired(resp.Header); exp[appCookie] == "" || exp["sessiongate_"+appCookie] == "" {
 		t.Errorf("a rejected session expired %v, want the app cookie and its binding", exp)
 	}
 }
@@ -369,7 +378,7 @@ func TestAppSessionCookieAttributes(t *testing.T) {
 	// logout page, and the binding goes with it.
 	h = http.Header{"Cookie": {"sso=tok-bob; grafana_session=g1; sessiongate_grafana_session=" + g.Value}}
 	resp, _ = do(t, nil, "GET", "/grafana/logout", h)
-	if exp := expired(resp); exp["sessiongate_grafana_session"] != "/grafana" {
+	if exp := expired(resp.Header); exp["sessiongate_grafana_session"] != "/grafana" {
 		t.Errorf("the app deleted its cookie; bindings expired: %v, want sessiongate_grafana_session at /grafana", exp)
 	}
 
@@ -464,11 +473,11 @@ func TestLogoutCompletes(t *testing.T) {
 	b.signIn("tok-bob")
 	b.expectUser("/", "bob", "bob's first visit")
 	resp, _ = b.do("POST", "/refused")
-	if exp := expired(resp); len(exp) != 0 {
+	if exp := expired(resp.Header); len(exp) != 0 {
 		t.Errorf("a refused logout expired %v", exp)
 	}
 	resp, _ = b.do("POST", "/logout")
-	if exp := expired(resp); exp["sessiongate_"+appCookie] != "/" || exp[appCookie] != "/" {
+	if exp := expired(resp.Header); exp["sessiongate_"+appCookie] != "/" || exp[appCookie] != "/" {
 		t.Errorf("logout answered 302 expired %v, want the app cookie and its binding", exp)
 	}
 	if b.cookie(appCookie) != "" || b.cookie("sessiongate_"+appCookie) != "" {
