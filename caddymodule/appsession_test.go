@@ -123,3 +123,23 @@ func TestAppSessionBinding(t *testing.T) {
 		t.Errorf("logout: %q, want the new cookie bound to nobody (%s)", got, want)
 	}
 }
+
+// TestAppSessionKey: nodes given the same secret (app_session_secret or
+// the cluster's) make the same bindings; another secret, or none (a key
+// per process), makes others.
+func TestAppSessionKey(t *testing.T) {
+	s := subjectOf(&sessionctx.Session{UserID: "1", User: "bob"})
+	one := newAppSessions([]string{"sid"}, strings.Repeat("a", 32)).mac(s, "sid", "v")
+	if two := newAppSessions([]string{"sid"}, strings.Repeat("a", 32)).mac(s, "sid", "v"); two != one {
+		t.Errorf("the same secret made different bindings")
+	}
+	other := newAppSessions([]string{"sid"}, strings.Repeat("b", 32)).mac(s, "sid", "v")
+	process := newAppSessions([]string{"sid"}, "").mac(s, "sid", "v")
+	if other == one || process == one || process == other {
+		t.Errorf("bindings under different keys are alike")
+	}
+	// The key is derived: a binding is not the HMAC under the secret itself.
+	if string(newAppSessions(nil, strings.Repeat("a", 32)).key) == strings.Repeat("a", 32) {
+		t.Errorf("the secret is used as the key as it is")
+	}
+}

@@ -677,4 +677,22 @@ func TestBrowserErrorPages(t *testing.T) {
 	if aresp.StatusCode != http.StatusUnauthorized || string(ab) != "site page 401" {
 		t.Errorf("with handle_errors: %d %q, want the site's own page", aresp.StatusCode, ab)
 	}
+
+	// session_require's 401 on an optional route: the same page.
+	startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		optional
+	}
+	session_require
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.URL))
+	resp, body = do(t, nil, "GET", "/", browser)
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" || !strings.Contains(body, "sign in") {
+		t.Errorf("session_require, browser without a session: %d %q %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+	}
+	resp, body = do(t, nil, "GET", "/", api)
+	if resp.StatusCode != http.StatusUnauthorized || body != "" {
+		t.Errorf("session_require, API client without a session: %d %q", resp.StatusCode, body)
+	}
 }
