@@ -53,8 +53,9 @@ var processAppSessionKey = func() []byte {
 // appSessions binds the app's own session cookies to the identity
 // sessiongate gives the app.
 type appSessions struct {
-	names []string // the app's cookie names, as configured
-	key   []byte
+	names  []string // the app's cookie names, as configured
+	folded []string // foldCookieName of each
+	key    []byte
 }
 
 // newAppSessions derives the binding key from secret (the cluster's secret
@@ -67,7 +68,11 @@ func newAppSessions(names []string, secret string) *appSessions {
 		m.Write([]byte("sessiongate app_session binding key v1"))
 		key = m.Sum(nil)
 	}
-	return &appSessions{names: names, key: key}
+	a := &appSessions{names: names, key: key}
+	for _, n := range names {
+		a.folded = append(a.folded, foldCookieName(n))
+	}
+	return a
 }
 
 // validateAppSession checks the app cookie names: cookie-name tokens, not
@@ -288,9 +293,9 @@ func (a *appSessions) appName(n string) (name string, exact bool) {
 		}
 	}
 	f := foldCookieName(n)
-	for _, c := range a.names {
-		if f == foldCookieName(c) {
-			return c, false
+	for i, c := range a.folded {
+		if f == c {
+			return a.names[i], false
 		}
 	}
 	return "", false

@@ -310,6 +310,9 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 
 	h.tokens = h.client.Tokens()
+	if err := validateAppSession(h.AppSession, h.tokens, ""); err != nil {
+		return err // the dialect's own token cookies are known only now
+	}
 	h.realm = wwwAuthenticate(h.tokens)
 
 	if h.HeaderPrefix == "" {

@@ -62,6 +62,7 @@ func TestValidateJSON(t *testing.T) {
 		{"app_session the token cookie", SessionAuth{Backend: be, AppSession: []string{"sid"}, Tokens: []sessionctx.TokenSource{{From: "cookie", Name: "sid"}}}, []string{`app_session "sid"`, "token"}},
 		{"short app_session_secret", SessionAuth{Backend: be, AppSession: []string{"sid"}, AppSessionSecret: "short"}, []string{"app_session_secret is 5 bytes", "32"}},
 		{"short app_session_secret from env", SessionAuth{Backend: be, AppSession: []string{"sid"}, AppSessionSecret: "{env.SESSIONGATE_TEST_SHORT_KEY}"}, []string{"app_session_secret is 5 bytes"}},
+		{"app_session a default token cookie", SessionAuth{Backend: BackendConfig{Dialect: "amplify", URL: "http://127.0.0.1:1"}, AppSession: []string{"connect.sid"}}, []string{`app_session "connect.sid"`, "token"}},
 		{"app_session_secret alone", SessionAuth{Backend: be, AppSessionSecret: strings.Repeat("k", 32)}, []string{"app_session_secret without app_session"}},
 		{"5xx status", SessionAuth{Backend: be, OnUnauthenticated: &Unauthenticated{Status: 500}}, []string{"on_unauthenticated status", "500", "4xx"}},
 		{"3xx status", SessionAuth{Backend: be, OnUnauthenticated: &Unauthenticated{Status: 302}}, []string{"on_unauthenticated status", "302", "4xx"}},
