@@ -113,7 +113,10 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    header <name> <template>
 //	    header_fields <field...> | none
 //	    headers <preset...>
+//	    header_encoding raw|percent|rfc2047
 //	    strip_token
+//	    app_session <cookie-name...>
+//	    app_session_secret <at least 32 bytes>
 //
 //	    optional
 //	    on_unauthenticated status <code> | redirect <url-template>
@@ -147,7 +150,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 	// Lines that add to a list may repeat; any other setting given
 	// twice would silently win over the first.
-	repeatable := []string{"tls_trusted_ca_certs", "backend_header", "token", "header", "headers", "logout"}
+	repeatable := []string{"tls_trusted_ca_certs", "backend_header", "token", "header", "headers", "logout", "app_session"}
 	seen := map[string]bool{}
 	for d.NextBlock(0) {
 		sub := d.Val()
@@ -252,6 +255,20 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Err("want headers <preset...> (oauth2-proxy, authelia)")
 			}
 			h.HeaderPresets = append(h.HeaderPresets, names...)
+		case "header_encoding":
+			if !d.AllArgs(&h.HeaderEncoding) {
+				return d.Errf("want header_encoding %s", strings.Join(encodingNames[:], "|"))
+			}
+		case "app_session":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				return d.Err("want app_session <cookie-name...>: the app's own session cookies")
+			}
+			h.AppSession = append(h.AppSession, names...)
+		case "app_session_secret":
+			if !d.AllArgs(&h.AppSessionSecret) || h.AppSessionSecret == "" {
+				return d.Err("want app_session_secret <secret>")
+			}
 		case "on_unauthenticated":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -136,20 +137,24 @@ var presets = map[string][]presetHeader{
 	},
 }
 
-// identity holds a session's header values, sanitized once when the
-// session enters the cache rather than on every request, and what the
+// identity holds a session's header values, encoded once when the
+// session enters the cache rather than on every request, in each
+// header_encoding (handlers sharing a cache may differ), and what the
 // replacer and the request's vars need of it, made once too: a cache hit
 // then maps placeholders and carries the session without allocating.
 type identity struct {
-	vals         [numFields]string
+	vals [numEncodings][numFields]string
+	// refused names the fields an encoding could not carry exactly,
+	// which are not sent.
+	refused      [numEncodings][]string
 	session      *sessionctx.Session
-	placeholders caddy.ReplacerFunc
+	placeholders [numEncodings]caddy.ReplacerFunc
 	assertions   assertions // signed for this session, by assertion blocks
 }
 
 // String is what {http.vars.sessiongate.session} shows: the user, never
 // the session service's raw answer.
-func (id *identity) String() string { return id.vals[fieldUser] }
+func (id *identity) String() string { return id.vals[encodingRaw][fieldUser] }
 
 // identityOf is the identity prepared with the session res holds: the
 // pool's clients prepare every session they cache, so it is made here
@@ -169,24 +174,36 @@ func prepareIdentity(s *sessionctx.Session) any { return newIdentity(s) }
 // fields empty: an upstream that reads X-Session-User must never take an
 // application called alice for the user alice.
 func newIdentity(s *sessionctx.Session) *identity {
-	id := &identity{session: s, placeholders: placeholders(s)}
-	if s.IsApp() {
-		id.vals[fieldApp] = sanitize(s.User)
-		id.vals[fieldAppID] = sanitize(s.UserID)
-	} else {
-		id.vals[fieldUser] = sanitize(s.User)
-		id.vals[fieldUserID] = sanitize(s.UserID)
+	id := &identity{session: s}
+	scalars := [numFields]string{
+		fieldKind: kindOf(s), fieldEmail: s.Email, fieldName: s.Name, fieldOrg: s.Org, fieldOrgID: s.OrgID,
 	}
-	id.vals[fieldKind] = sanitize(kindOf(s))
-	id.vals[fieldEmail] = sanitize(s.Email)
-	id.vals[fieldName] = sanitize(s.Name)
-	id.vals[fieldOrg] = sanitize(s.Org)
-	id.vals[fieldOrgID] = sanitize(s.OrgID)
-	id.vals[fieldRoles] = sanitizeList(s.Roles)
-	id.vals[fieldPerms] = sanitizeList(s.Perms)
-	id.vals[fieldAdmin] = "false"
-	if s.Admin {
-		id.vals[fieldAdmin] = "true"
+	if s.IsApp() {
+		scalars[fieldApp], scalars[fieldAppID] = s.User, s.UserID
+	} else {
+		scalars[fieldUser], scalars[fieldUserID] = s.User, s.UserID
+	}
+	for e := headerEncoding(0); e < numEncodings; e++ {
+		for f := field(0); f < numFields; f++ {
+			var v string
+			ok := true
+			switch f {
+			case fieldRoles:
+				v, ok = e.list(s.Roles)
+			case fieldPerms:
+				v, ok = e.list(s.Perms)
+			case fieldAdmin:
+				v = strconv.FormatBool(s.Admin)
+			default:
+				v, ok = e.value(scalars[f])
+			}
+			if !ok {
+				id.refused[e] = append(id.refused[e], fieldNames[f])
+				continue
+			}
+			id.vals[e][f] = v
+		}
+		id.placeholders[e] = placeholders(s, e)
 	}
 	return id
 }
@@ -198,60 +215,6 @@ func kindOf(s *sessionctx.Session) string {
 		return "user"
 	}
 	return s.Kind
-}
-
-// sanitizeList joins with commas; a comma inside a name would split it
-// for the upstream, so it is encoded like any other unsafe byte.
-func sanitizeList(items []string) string {
-	clean := make([]string, 0, len(items))
-	for _, it := range items {
-		if it = strings.ReplaceAll(sanitize(it), ",", "%2C"); it != "" {
-			clean = append(clean, it)
-		}
-	}
-	return strings.Join(clean, ",")
-}
-
-// sanitize makes a header value safe and unambiguous by encoding, never
-// dropping: control characters, non-ASCII bytes, '%' itself and leading or
-// trailing spaces are percent-encoded, so two different values never
-// become the same header value and an upstream can decode the value
-// exactly. Every value that leaves the plugin (headers, presets, custom
-// headers, placeholders) goes through it. A value that needs none of this
-// is returned as is, without allocating.
-func sanitize(v string) string { return encodeValue(v, true) }
-
-// sanitizeTemplate is sanitize for a custom header's filled-in template:
-// the {session.*} placeholders in it are encoded already, so '%' stays as
-// it is, and only what the template's other parts bring is encoded.
-func sanitizeTemplate(v string) string { return encodeValue(v, false) }
-
-func encodeValue(v string, pct bool) string {
-	clean := v == "" || (v[0] != ' ' && v[len(v)-1] != ' ')
-	for i := 0; clean && i < len(v); i++ {
-		if c := v[i]; c < 0x20 || c >= 0x7f || (pct && c == '%') {
-			clean = false
-		}
-	}
-	if clean {
-		return v
-	}
-	const hex = "0123456789ABCDEF"
-	lead := len(v) - len(strings.TrimLeft(v, " "))
-	trail := len(strings.TrimRight(v, " "))
-	var b strings.Builder
-	b.Grow(len(v) + 8)
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < 0x20 || c >= 0x7f || (pct && c == '%') || (c == ' ' && (i < lead || i >= trail)) {
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&0xf])
-			continue
-		}
-		b.WriteByte(c)
-	}
-	return b.String()
 }
 
 // headerFolder recognizes every spelling an upstream could read as one of

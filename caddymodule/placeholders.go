@@ -16,17 +16,17 @@ import (
 
 // placeholders answers {session.*} lazily: nothing is formatted unless a
 // template asks for it. Values are encoded as the injected headers are
-// (sanitize): the documented use is `request_header X-User {session.user}`,
-// so the upstream must read exactly what session_auth's own headers say,
-// and a CR or LF from the session service there made the proxied request
-// invalid (a 502).
+// (header_encoding): the documented use is `request_header X-User
+// {session.user}`, so the upstream must read exactly what session_auth's
+// own headers say, and a value the encoding refuses is "" there too (a CR
+// or LF from the session service made the proxied request invalid).
 //
 // It answers Caddy's {http.auth.user.id} too, so access logs carry the
 // user. That comes after the replacer's static values: a vars handler or
 // an earlier authentication handler that set it keeps its value, and no
 // request pays for the static map's first insert.
-func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
-	userID := sanitize(s.UserID)
+func placeholders(s *sessionctx.Session, enc headerEncoding) caddy.ReplacerFunc {
+	userID, _ := enc.value(s.UserID)
 	if s.IsApp() {
 		// An application's id is not a user's: a template that uses
 		// {http.auth.user.id} as a user header must not carry it.
@@ -42,13 +42,15 @@ func placeholders(s *sessionctx.Session) caddy.ReplacerFunc {
 		}
 		switch name {
 		case "roles":
-			return sanitizeList(s.Roles), true
+			v, _ := enc.list(s.Roles)
+			return v, true
 		case "perms":
-			return sanitizeList(s.Perms), true
+			v, _ := enc.list(s.Perms)
+			return v, true
 		}
 		v, ok := sessionValue(s, name)
 		if str, isStr := v.(string); isStr {
-			v = sanitize(str)
+			v, _ = enc.value(str)
 		}
 		return v, ok
 	}
@@ -75,7 +77,7 @@ func mapSessionPlaceholders(r *http.Request) {
 			return nil, false
 		}
 		if id, ok := requestIdentity(ctx); ok {
-			return id.placeholders(key)
+			return id.placeholders[requestEncoding(ctx)](key)
 		}
 		return "", true
 	})

@@ -100,6 +100,9 @@ func (h *SessionRequire) ServeHTTP(w http.ResponseWriter, r *http.Request, next 
 	s, ok := requestSession(r.Context())
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Session realm="sessiongate"`)
+		if errorPage(w, r, http.StatusUnauthorized) {
+			return nil
+		}
 		return caddyhttp.Error(http.StatusUnauthorized, errNoSession)
 	}
 	if err := h.check(s); err != nil {

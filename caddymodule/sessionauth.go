@@ -90,9 +90,27 @@ type SessionAuth struct {
 	// HeaderPresets also emit a known convention: oauth2-proxy, authelia.
 	// Default none.
 	HeaderPresets []string `json:"header_presets,omitempty"`
+	// HeaderEncoding is how identity values are written into the
+	// injected headers and the {session.*} placeholders: raw (valid
+	// UTF-8 as it is), percent or rfc2047. A value the encoding cannot
+	// carry exactly is not sent. Default raw.
+	HeaderEncoding string `json:"header_encoding,omitempty"`
 	// StripToken removes the token from the request before it goes
-	// upstream. Default false.
+	// upstream, except on a logout request, which keeps it so the app
+	// can end the session at the service. Default false.
 	StripToken bool `json:"strip_token,omitempty"`
+
+	// AppSession names the app's own session cookies: each one the app
+	// sets is bound to the identity of the request it answers (to nobody
+	// on a request without a session), and a later request whose
+	// identity differs loses it before the app sees it, so the app
+	// starts a fresh session. Default none.
+	AppSession []string `json:"app_session,omitempty"`
+	// AppSessionSecret keys the app_session bindings (HMAC-SHA256); at
+	// least 32 bytes, may use {env.*}. Give every node the same one.
+	// Default the cluster's secret when there is a cluster, else a
+	// random key per process (bindings are then lost on a restart).
+	AppSessionSecret string `json:"app_session_secret,omitempty"`
 
 	// Optional lets requests without a session through, anonymous (their
 	// identity headers still stripped). Default false.
@@ -100,8 +118,9 @@ type SessionAuth struct {
 	// OnUnauthenticated says how a request without a session is answered.
 	// Default a 401 with WWW-Authenticate.
 	OnUnauthenticated *Unauthenticated `json:"on_unauthenticated,omitempty"`
-	// Logout lists requests that end a session: when one gets a 2xx from
-	// the upstream, the token's cache entry is evicted. Default none.
+	// Logout lists requests that end a session: when one gets a 2xx or
+	// 3xx from the upstream, the token's cache entry is evicted and the
+	// app_session bindings are undone. Default none.
 	Logout []LogoutRoute `json:"logout,omitempty"`
 	// LogHashKey keys the token_hash of log lines (HMAC-SHA256): give the
 	// same secret to every server whose logs must name a token alike. May
@@ -117,28 +136,31 @@ type SessionAuth struct {
 	// answers its key set. Default none.
 	Assertion *AssertionConfig `json:"assertion,omitempty"`
 
-	tokens    []sessionctx.TokenSource // the sources in force, from client
-	folder    *headerFolder            // own names, when outside a config
-	registry  *Registry                // the config's, for the union of names
-	inject    [numFields]string        // header names, "" when not injected
-	extra     []presetHeader           // preset headers
-	nvals     int                      // most header values injectHeaders sets
-	custom    []customHeader
-	realm     string
-	client    *sessionctx.Client
-	poolKey   string
-	pooled    *pooledResolver
-	metricsOn bool // this handler counts in pooled.metricsUsers
-	counters  handlerCounters
-	logger    *zap.Logger
-	warn      *rate.Sometimes // rate-limits the warning of an outage
-	outage    *atomic.Bool    // a failure was warned of, and no answer has come since
-	dialect   string
-	redirect  string
-	unauthSts int
-	retry     string // Retry-After of a 503
-	hashKey   []byte // keys token_hash
-	assertion *assertionSigner
+	tokens     []sessionctx.TokenSource // the sources in force, from client
+	folder     *headerFolder            // own names, when outside a config
+	registry   *Registry                // the config's, for the union of names
+	inject     [numFields]string        // header names, "" when not injected
+	extra      []presetHeader           // preset headers
+	nvals      int                      // most header values injectHeaders sets
+	custom     []customHeader
+	encoding   headerEncoding
+	refusedLog *rate.Sometimes // rate-limits the warning of a refused value
+	realm      string
+	client     *sessionctx.Client
+	poolKey    string
+	pooled     *pooledResolver
+	metricsOn  bool // this handler counts in pooled.metricsUsers
+	counters   handlerCounters
+	logger     *zap.Logger
+	warn       *rate.Sometimes // rate-limits the warning of an outage
+	outage     *atomic.Bool    // a failure was warned of, and no answer has come since
+	dialect    string
+	redirect   string
+	unauthSts  int
+	retry      string // Retry-After of a 503
+	hashKey    []byte // keys token_hash
+	apps       *appSessions
+	assertion  *assertionSigner
 }
 
 // BackendConfig names the session service.
@@ -217,6 +239,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.warn = &rate.Sometimes{First: 1, Interval: warnInterval}
 	h.outage = new(atomic.Bool)
+	h.refusedLog = &rate.Sometimes{First: 1, Interval: warnInterval}
 
 	expanded := *h
 	var err error
@@ -224,6 +247,9 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 		return err
 	}
 	if expanded.LogHashKey, err = expandPlaceholders("log_hash_key", h.LogHashKey); err != nil {
+		return err
+	}
+	if expanded.AppSessionSecret, err = expandPlaceholders("app_session_secret", h.AppSessionSecret); err != nil {
 		return err
 	}
 	cl, err := h.Cluster.settings(ctx)
@@ -291,12 +317,16 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 
 	h.tokens = h.client.Tokens()
+	if err := validateAppSession(h.AppSession, h.tokens, ""); err != nil {
+		return err // the dialect's own token cookies are known only now
+	}
 	h.realm = wwwAuthenticate(h.tokens)
 
 	if h.HeaderPrefix == "" {
 		h.HeaderPrefix = DefaultHeaderPrefix
 	}
 	fields, _ := headerFields(h.HeaderFields) // checked by validate
+	h.encoding, _ = parseHeaderEncoding(h.HeaderEncoding)
 	h.inject = [numFields]string{}
 	for _, f := range fields {
 		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
@@ -342,6 +372,14 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 	if h.assertion != nil {
 		h.assertion.register()
+	}
+	h.apps = nil
+	if len(h.AppSession) > 0 {
+		secret := expanded.AppSessionSecret
+		if secret == "" && cl != nil {
+			secret = cl.Secret
+		}
+		h.apps = newAppSessions(h.AppSession, secret)
 	}
 	return nil
 }
@@ -413,6 +451,9 @@ func (h *SessionAuth) validate() error {
 	if _, err := headerFields(h.HeaderFields); err != nil {
 		return err
 	}
+	if _, err := parseHeaderEncoding(h.HeaderEncoding); err != nil {
+		return err
+	}
 	for _, p := range h.HeaderPresets {
 		if _, ok := presets[p]; !ok {
 			return fmt.Errorf("unknown header preset %q (want %s)", p, strings.Join(slices.Sorted(maps.Keys(presets)), " or "))
@@ -428,6 +469,9 @@ func (h *SessionAuth) validate() error {
 		if !strings.HasPrefix(l.Path, "/") {
 			return fmt.Errorf("logout path %q must start with /", l.Path)
 		}
+	}
+	if err := validateAppSession(h.AppSession, h.Tokens, h.AppSessionSecret); err != nil {
+		return err
 	}
 	if k := h.LogHashKey; k != "" && !hasPlaceholder(k) && len(k) < minLogHashKey {
 		return fmt.Errorf("log_hash_key: want at least %d bytes, got %d", minLogHashKey, len(k))
@@ -518,9 +562,15 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			if h.Optional {
 				h.logRequest(res.Key, nil, "anonymous", res.Hit)
 				carryRejection(r, err)
+				if h.apps != nil {
+					return h.serveWatched(w, r, next, res.Key, false, h.apps.check(r, anonymousSubject))
+				}
 				return next.ServeHTTP(w, r)
 			}
 			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
+			if h.apps != nil {
+				h.apps.expireAll(r, w.Header())
+			}
 			return h.unauthenticated(w, r, err)
 		}
 		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
@@ -552,24 +602,26 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	// Carried before the custom headers are filled in: the placeholders
 	// answer from it.
 	r = carrySession(r, id)
+	carryEncoding(r, h.encoding)
 	h.injectHeaders(r.Header, id, repl)
 	if h.assertion != nil {
 		h.injectAssertion(r, id, res.Key)
 	}
-	if h.StripToken {
+	if refused := id.refused[h.encoding]; len(refused) > 0 {
+		h.logRefused(res.Key, refused)
+	}
+	logout := h.isLogout(r)
+	if h.StripToken && !logout {
+		// A logout keeps its token on the way to the app, so the app's
+		// (or the service's) own logout endpoint can revoke it.
 		h.client.StripTokens(r) // every source, not only the one read
 	}
-
-	if h.isLogout(r) {
-		// Caddy's own recorder, streaming (no buffer): it sees the status
-		// however the response is written, a body sent through
-		// io.ReaderFrom with no WriteHeader (file_server) included.
-		rec := caddyhttp.NewResponseRecorder(w, nil, nil)
-		err := next.ServeHTTP(rec, r)
-		if err == nil && rec.Status() >= 200 && rec.Status() < 300 {
-			h.forgetOnLogout(res.Key)
-		}
-		return err
+	var ar *appRequest
+	if h.apps != nil {
+		ar = h.apps.check(r, subjectOf(s))
+	}
+	if logout || ar != nil {
+		return h.serveWatched(w, r, next, res.Key, logout, ar)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -587,15 +639,16 @@ var errClientGaveUp = fmt.Errorf("client gave up during the session lookup: %w",
 func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.Replacer) {
 	vals := make([]string, h.nvals)
 	j := 0
+	enc := &id.vals[h.encoding]
 	for f := field(0); f < numFields; f++ {
-		if v := id.vals[f]; v != "" && h.inject[f] != "" {
+		if v := enc[f]; v != "" && h.inject[f] != "" {
 			vals[j] = v
 			hdr[h.inject[f]] = vals[j : j+1 : j+1]
 			j++
 		}
 	}
 	for _, ph := range h.extra {
-		if v := id.vals[ph.field]; v != "" {
+		if v := enc[ph.field]; v != "" {
 			vals[j] = v
 			hdr[ph.name] = vals[j : j+1 : j+1]
 			j++
@@ -606,7 +659,7 @@ func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.R
 		if repl != nil {
 			v = repl.ReplaceAll(v, "")
 		}
-		if v = sanitizeTemplate(v); v != "" {
+		if v, ok := h.encoding.template(v); ok && v != "" {
 			hdr[c.name] = []string{v}
 		}
 	}
@@ -647,6 +700,9 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 	}
 	if h.unauthSts == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", h.realm)
+	}
+	if errorPage(w, r, h.unauthSts) {
+		return nil
 	}
 	return caddyhttp.Error(h.unauthSts, err)
 }
@@ -789,14 +845,16 @@ const warnInterval = 5 * time.Second
 // header or in the query would be written there in clear. Unless the site
 // has handle_errors routes to render the error (Caddy then logs it at
 // debug level only), the handler answers the 503 itself; warnUnavailable
-// has logged it already, naming the token by its hash.
+// has logged it already, naming the token by its hash. A browser gets a
+// page saying to retry (errorPage).
 func (h *SessionAuth) serviceUnavailable(w http.ResponseWriter, r *http.Request, err error) error {
-	srv, _ := r.Context().Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
-	if srv != nil && (srv.Errors == nil || len(srv.Errors.Routes) == 0) {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		return nil
+	if hasErrorRoutes(r) {
+		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	return caddyhttp.Error(http.StatusServiceUnavailable, err)
+	if !errorPage(w, r, http.StatusServiceUnavailable) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	return nil
 }
 
 func (h *SessionAuth) warnUnavailable(key sessionctx.Key, err error) {

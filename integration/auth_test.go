@@ -41,7 +41,7 @@ func TestInjectAndStrip(t *testing.T) {
 		"X-Session-User":    "alice",
 		"X-Session-User-Id": "u-1",
 		"X-Session-Email":   "alice@example.com",
-		"X-Session-Name":    "Alice %C3%84",
+		"X-Session-Name":    "Alice Ä",
 		"X-Session-Org":     "acme",
 		"X-Session-Org-Id":  "o-1",
 		"X-Session-Roles":   "admin,dev",

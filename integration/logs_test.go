@@ -133,7 +133,9 @@ func TestHostileLogSecrecy(t *testing.T) {
 		if resp.StatusCode != s.status {
 			t.Errorf("%s: status %d, want %d: %.200s", s.name, resp.StatusCode, s.status, body)
 		}
-		if s.status == 200 && strings.HasPrefix(s.path, "/auth/") {
+		// A logout keeps its token on the way to the app, so the app
+		// can revoke it: strip_token holds on every other request.
+		if s.status == 200 && strings.HasPrefix(s.path, "/auth/") && s.name != "logout" {
 			seen := upstreamSaw(t, body)
 			for _, tok := range tokens {
 				if strings.Contains(body, tok) {

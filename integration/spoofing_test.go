@@ -65,7 +65,7 @@ var spoofForms = []struct {
 // protected name.
 var trustedAlice = []string{
 	"X-Session-User: alice", "X-Session-User-Id: u-1", "X-Session-Email: alice@example.com",
-	"X-Session-Name: Alice %C3%84", "X-Session-Org: acme", "X-Session-Org-Id: o-1",
+	"X-Session-Name: Alice Ä", "X-Session-Org: acme", "X-Session-Org-Id: o-1",
 	"X-Session-Roles: admin,dev", "X-Session-Perms: read,write", "X-Session-Admin: true", "X-Session-Kind: user",
 	"X-Custom-Ident: alice",
 	"X-Forwarded-User: alice", "X-Forwarded-Email: alice@example.com",
@@ -73,12 +73,12 @@ var trustedAlice = []string{
 	"X-Auth-Request-User: alice", "X-Auth-Request-Email: alice@example.com",
 	"X-Auth-Request-Preferred-Username: alice", "X-Auth-Request-Groups: admin,dev",
 	"Remote-User: alice", "Remote-Groups: admin,dev", "Remote-Email: alice@example.com",
-	"Remote-Name: Alice %C3%84",
+	"Remote-Name: Alice Ä",
 }
 
 var trustedAlicePrefix = []string{
 	"X-Auth-User: alice", "X-Auth-User-Id: u-1", "X-Auth-Email: alice@example.com",
-	"X-Auth-Name: Alice %C3%84", "X-Auth-Org: acme", "X-Auth-Org-Id: o-1",
+	"X-Auth-Name: Alice Ä", "X-Auth-Org: acme", "X-Auth-Org-Id: o-1",
 	"X-Auth-Roles: admin,dev", "X-Auth-Perms: read,write", "X-Auth-Admin: true", "X-Auth-Kind: user",
 }
 
@@ -332,9 +332,10 @@ func TestHostileHopByHopAndTrailers(t *testing.T) {
 // and NUL inside the user name, a role and an attribute cannot add a
 // header line for the upstream, neither through the injected headers nor
 // through placeholders in request_header (the use the docs show),
-// {http.auth.user.id} included. The
-// request goes through with those characters dropped; before placeholders
-// dropped them, the proxied request was invalid and the user got a 502.
+// {http.auth.user.id} included. Under the default raw encoding those
+// fields are not sent at all (the request goes through with the others);
+// under percent they are encoded. Before placeholders were encoded, the
+// proxied request was invalid and the user got a 502.
 func TestHostileSessionDataInjection(t *testing.T) {
 	svc := newSessionService(t)
 	s := aliceSession()
@@ -343,92 +344,124 @@ func TestHostileSessionDataInjection(t *testing.T) {
 	s["name"] = "Al\nX-Evil-Name: 3"
 	s["user_id"] = "u-1\r\nX-Evil-Id: 4"
 	svc.addSession("tok-alice", s)
-	up := newRawUpstream(t)
-	startCaddy(t, fmt.Sprintf(`
+	wants := map[string]map[string]string{
+		"percent": {
+			"X-Session-User":        "ali%0D%0AX-Evil: 1%00ce",
+			"X-Custom-Ident":        "ali%0D%0AX-Evil: 1%00ce",
+			"X-Session-Roles":       "dev%0D%0AX-Evil-Role: 2,ops",
+			"X-Session-Name":        "Al%0AX-Evil-Name: 3",
+			"X-Placeholder-User":    "ali%0D%0AX-Evil: 1%00ce",
+			"X-Placeholder-Roles":   "dev%0D%0AX-Evil-Role: 2,ops",
+			"X-Placeholder-Name":    "Al%0AX-Evil-Name: 3",
+			"X-Placeholder-Auth-Id": "u-1%0D%0AX-Evil-Id: 4",
+			"X-Session-User-Id":     "u-1%0D%0AX-Evil-Id: 4",
+			"X-Session-Email":       "alice@example.com",
+		},
+		"raw": {
+			"X-Session-User": "", "X-Custom-Ident": "", "X-Session-Roles": "", "X-Session-Name": "",
+			"X-Placeholder-User": "", "X-Placeholder-Roles": "", "X-Placeholder-Name": "",
+			"X-Placeholder-Auth-Id": "", "X-Session-User-Id": "",
+			"X-Session-Email": "alice@example.com", "X-Session-Org": "acme",
+		},
+	}
+	for enc, want := range wants {
+		t.Run(enc, func(t *testing.T) {
+			up := newRawUpstream(t)
+			startCaddy(t, fmt.Sprintf(`
 :%d {
 	session_auth http %s {
 		header X-Custom-Ident "{session.user}"
+		header_encoding %s
 	}
 	request_header X-Placeholder-User {session.user}
 	request_header X-Placeholder-Roles {session.roles}
 	request_header X-Placeholder-Name {session.name}
 	request_header X-Placeholder-Auth-Id {http.auth.user.id}
 	reverse_proxy %s
-}`, httpPort, svc.URL, up.addr()))
+}`, httpPort, svc.URL, enc, up.addr()))
 
-	resp, body := rawRequest(t, rawGet("/", "Authorization: Bearer tok-alice"))
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d, want 200: %s", resp.StatusCode, body)
-	}
-	seen := decodeRawSeen(t, body)
-	want := map[string]string{
-		"X-Session-User":        "ali%0D%0AX-Evil: 1%00ce",
-		"X-Custom-Ident":        "ali%0D%0AX-Evil: 1%00ce",
-		"X-Session-Roles":       "dev%0D%0AX-Evil-Role: 2,ops",
-		"X-Session-Name":        "Al%0AX-Evil-Name: 3",
-		"X-Placeholder-User":    "ali%0D%0AX-Evil: 1%00ce",
-		"X-Placeholder-Roles":   "dev%0D%0AX-Evil-Role: 2,ops",
-		"X-Placeholder-Name":    "Al%0AX-Evil-Name: 3",
-		"X-Placeholder-Auth-Id": "u-1%0D%0AX-Evil-Id: 4",
-		"X-Session-User-Id":     "u-1%0D%0AX-Evil-Id: 4",
-	}
-	got := map[string]string{}
-	for _, l := range seen.Lines {
-		name, val, _ := strings.Cut(l, ":")
-		if strings.HasPrefix(fold(name), "x-evil") {
-			t.Errorf("the session data added a header line: %q", l)
-		}
-		got[name] = strings.TrimSpace(val)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %q, want %q", k, got[k], v)
-		}
+			resp, body := rawRequest(t, rawGet("/", "Authorization: Bearer tok-alice"))
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d, want 200: %s", resp.StatusCode, body)
+			}
+			seen := decodeRawSeen(t, body)
+			got := map[string]string{}
+			for _, l := range seen.Lines {
+				name, val, _ := strings.Cut(l, ":")
+				if strings.HasPrefix(fold(name), "x-evil") {
+					t.Errorf("the session data added a header line: %q", l)
+				}
+				got[name] = strings.TrimSpace(val)
+			}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
 	}
 }
 
 // TestHostileLookAlikeUsers: users that differ only by control characters
 // or surrounding spaces once reached the upstream as one name ("admin");
-// each must now arrive distinct, and decode to exactly the session's
-// value, in the injected header and in a {session.user} placeholder alike.
+// each must now arrive distinct, in the injected header and in a
+// {session.user} placeholder alike: under percent encoded and decoding
+// to exactly the session's value, under raw exactly as given or not at
+// all.
 func TestHostileLookAlikeUsers(t *testing.T) {
 	svc := newSessionService(t)
-	users := []string{"admin", " admin ", "ad\x00min", "ad\tmin", "\x1badmin\x1b", "admin%20", "u-1\x00"}
+	users := []string{"admin", " admin ", "ad\x00min", "ad\tmin", "\x1badmin\x1b", "admin%20", "u-1\x00", "admin\u00a0", "\u2003admin", "admin\u0085"}
 	for i, u := range users {
 		s := aliceSession()
 		s["user"] = u
 		svc.addSession(fmt.Sprintf("tok-%d", i), s)
 	}
-	up := newRawUpstream(t)
-	startCaddy(t, fmt.Sprintf(`
+	for _, enc := range []string{"raw", "percent"} {
+		t.Run(enc, func(t *testing.T) {
+			up := newRawUpstream(t)
+			startCaddy(t, fmt.Sprintf(`
 :%d {
-	session_auth http %s
+	session_auth http %s {
+		header_encoding %s
+	}
 	request_header X-Placeholder-User {session.user}
 	reverse_proxy %s
-}`, httpPort, svc.URL, up.addr()))
+}`, httpPort, svc.URL, enc, up.addr()))
 
-	seenAs := map[string]string{}
-	for i, u := range users {
-		resp, body := rawRequest(t, rawGet("/", fmt.Sprintf("Authorization: Bearer tok-%d", i)))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("user %q: status %d: %s", u, resp.StatusCode, body)
-		}
-		got := map[string]string{}
-		for _, l := range decodeRawSeen(t, body).Lines {
-			name, val, _ := strings.Cut(l, ":")
-			got[name] = strings.TrimPrefix(val, " ")
-		}
-		hv, pv := got["X-Session-User"], got["X-Placeholder-User"]
-		if hv != pv {
-			t.Errorf("user %q: header %q, placeholder %q: want the same value", u, hv, pv)
-		}
-		if dec, err := url.PathUnescape(hv); err != nil || dec != u {
-			t.Errorf("user %q: header %q decodes to %q (%v)", u, hv, dec, err)
-		}
-		if prev, dup := seenAs[hv]; dup {
-			t.Errorf("users %q and %q both reached the upstream as %q", prev, u, hv)
-		}
-		seenAs[hv] = u
+			seenAs := map[string]string{}
+			for i, u := range users {
+				resp, body := rawRequest(t, rawGet("/", fmt.Sprintf("Authorization: Bearer tok-%d", i)))
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("user %q: status %d: %s", u, resp.StatusCode, body)
+				}
+				got := map[string]string{}
+				for _, l := range decodeRawSeen(t, body).Lines {
+					name, val, _ := strings.Cut(l, ":")
+					got[name] = strings.TrimPrefix(val, " ")
+				}
+				hv, pv := got["X-Session-User"], got["X-Placeholder-User"]
+				if hv != pv {
+					t.Errorf("user %q: header %q, placeholder %q: want the same value", u, hv, pv)
+				}
+				dec := hv
+				if enc == "percent" {
+					var err error
+					if dec, err = url.PathUnescape(hv); err != nil {
+						t.Errorf("user %q: header %q does not decode: %v", u, hv, err)
+					}
+				}
+				if hv == "" && enc == "raw" {
+					continue // refused: no header, which no other user reads as
+				}
+				if dec != u {
+					t.Errorf("user %q: header %q decodes to %q", u, hv, dec)
+				}
+				if prev, dup := seenAs[hv]; dup {
+					t.Errorf("users %q and %q both reached the upstream as %q", prev, u, hv)
+				}
+				seenAs[hv] = u
+			}
+		})
 	}
 }
 
