@@ -329,6 +329,7 @@ func newTier(s *clusterSettings, backendID string) (*cluster.Tier, error) {
 		Warn: func(msg string, err error) {
 			logger.Warn(msg, zap.Error(err))
 		},
+		Info: func(msg string) { logger.Info(msg) },
 	})
 }
 

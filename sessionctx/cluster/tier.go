@@ -60,6 +60,9 @@ type Config struct {
 	// of a purge of all that could not reach the other nodes, each time
 	// (that warning shares no rate limit with the others).
 	Warn func(msg string, err error)
+	// Info, if set, is told once when the subscription is back after a
+	// failure Warn was told of.
+	Info func(msg string)
 }
 
 // Stats are a Tier's counters since it was made.
@@ -91,6 +94,7 @@ type Tier struct {
 	prefix  string // key_prefix + backend identity
 	channel string
 	warn    func(string, error)
+	info    func(msg string)
 	warnAt  rate.Sometimes
 	retryAt rate.Sometimes
 	node    [8]byte // random: a node ignores its own messages
@@ -168,6 +172,7 @@ func New(cfg Config) (*Tier, error) {
 		timeout: cfg.Timeout,
 		prefix:  cfg.KeyPrefix + backend + ":",
 		warn:    cfg.Warn,
+		info:    cfg.Info,
 		warnAt:  rate.Sometimes{Interval: 10 * time.Second},
 		retryAt: rate.Sometimes{Interval: 10 * time.Second},
 		held:    map[sessionctx.Key]*lease{},
@@ -749,6 +754,7 @@ func (t *Tier) subscribe(ctx context.Context) {
 	}
 	const idle = time.Second
 	first := true
+	failing := false // since the last subscription, a failure was warned of
 	heard := time.Now()
 
 	for ctx.Err() == nil {
@@ -773,7 +779,12 @@ func (t *Tier) subscribe(ctx context.Context) {
 			}
 			t.subscribed.Store(false)
 			t.synced.Store(false)
-			t.failed("cluster subscription lost; node goes on alone", err)
+			if first {
+				t.failed("cluster subscription not established yet; node goes on alone", err)
+			} else {
+				t.failed("cluster subscription lost; node goes on alone", err)
+			}
+			failing = true
 			select {
 			case <-ctx.Done():
 				return
@@ -792,7 +803,14 @@ func (t *Tier) subscribe(ctx context.Context) {
 					link.Purge()
 				}
 			}
-			first = false
+			if failing && t.info != nil {
+				if first {
+					t.info("cluster subscription established; sharing with the other nodes")
+				} else {
+					t.info("cluster subscription restored; node cache emptied, sharing again")
+				}
+			}
+			first, failing = false, false
 			t.synced.Store(false)
 			t.subscribed.Store(true)
 			select {

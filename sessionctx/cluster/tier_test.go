@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -480,5 +481,45 @@ func TestTierStampedeAcrossNodes(t *testing.T) {
 		if got := b.calls.Load() - before; got != 1 {
 			t.Fatalf("round %d: 3 nodes x 10 concurrent requests made %d service calls, want 1", round, got)
 		}
+	}
+}
+
+// TestTierSubscriptionLogs: a Redis that was never reached is "not
+// established yet", not "lost"; a subscription that comes (back) after a
+// failure is told once, and only then.
+func TestTierSubscriptionLogs(t *testing.T) {
+	srv := redistest.Start(t)
+	srv.Stop()
+	var mu sync.Mutex
+	var warns, infos []string
+	tier, err := New(Config{URL: srv.URL(), Secret: testSecret, Backend: "logs", Timeout: 100 * time.Millisecond,
+		Warn: func(msg string, err error) { mu.Lock(); warns = append(warns, msg); mu.Unlock() },
+		Info: func(msg string) { mu.Lock(); infos = append(infos, msg); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tier.Close() })
+	said := func(list *[]string, want string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.ContainsFunc(*list, func(m string) bool { return strings.Contains(m, want) })
+		}
+	}
+	waitFor(t, 5*time.Second, "a warning that the subscription is not established", said(&warns, "not established yet"))
+	if said(&warns, "subscription lost")() {
+		t.Errorf("a subscription never established is said to be lost: %q", warns)
+	}
+	srv.Restart()
+	waitFor(t, 10*time.Second, "the subscription established and told once", said(&infos, "subscription established"))
+	srv.Stop()
+	waitFor(t, 10*time.Second, "the subscription lost", said(&warns, "subscription lost"))
+	srv.Restart()
+	waitFor(t, 10*time.Second, "the subscription restored", said(&infos, "subscription restored"))
+	time.Sleep(1500 * time.Millisecond) // a quiet channel's pings in a steady state tell nothing more
+	mu.Lock()
+	defer mu.Unlock()
+	if len(infos) != 2 {
+		t.Errorf("infos %q, want one establishment and one restoration", infos)
 	}
 }
