@@ -22,9 +22,9 @@ const chromiumPath = "/usr/bin/chromium"
 var demoPorts = strings.NewReplacer(
 	"127.0.0.1:8080", fmt.Sprintf("127.0.0.1:%d", httpPort),
 	"localhost:8080", fmt.Sprintf("localhost:%d", httpPort),
-	"127.0.0.1:9001", "127.0.0.1:19001",
-	"127.0.0.1:9002", "127.0.0.1:19002",
-	"http://:9002", "http://:19002",
+	"127.0.0.1:9001", fmt.Sprintf("127.0.0.1:%d", 19001+portOffset),
+	"127.0.0.1:9002", fmt.Sprintf("127.0.0.1:%d", 19002+portOffset),
+	"http://:9002", fmt.Sprintf("http://:%d", 19002+portOffset),
 )
 
 // loadDemo starts the test Caddy with Caddyfile.example itself, its global
