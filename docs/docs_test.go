@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
@@ -217,5 +218,31 @@ func TestNoOwnerMarkers(t *testing.T) {
 	}
 	if n := len(read(t, "README.md")); n > 25*1024 {
 		t.Errorf("README.md is %d bytes, over 25 KB: move depth into docs/", n)
+	}
+}
+
+// TestCompleteJSONConfigsLoad: every "```json config" block of
+// docs/json.md is a whole config that Caddy's own loader provisions and
+// validates, as `caddy run --config x.json` would.
+func TestCompleteJSONConfigsLoad(t *testing.T) {
+	t.Setenv("SESSIONGATE_CLUSTER_SECRET", "a-test-secret-of-at-least-32-bytes!!")
+	t.Setenv("REDIS_PASSWORD", "pw")
+	n := 0
+	for _, b := range blocks(t, "docs/json.md") {
+		if b.lang != "json config" {
+			continue
+		}
+		n++
+		var cfg caddy.Config
+		if err := json.Unmarshal([]byte(b.text), &cfg); err != nil {
+			t.Errorf("docs/json.md:%d: %v", b.line, err)
+			continue
+		}
+		if err := caddy.Validate(&cfg); err != nil {
+			t.Errorf("docs/json.md:%d: Caddy refuses this config: %v", b.line, err)
+		}
+	}
+	if n < 3 {
+		t.Errorf("docs/json.md has %d complete configs, want at least 3", n)
 	}
 }
