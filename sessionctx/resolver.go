@@ -94,6 +94,8 @@ type resolver struct {
 	pos    entryStore
 	neg    entryStore
 	flight singleflight.Group
+	// waiting ends a lookup's context when no request waits for it.
+	waiting flights
 
 	// The hooks of Config: Prepare, Observe and OnEvict.
 	prepare func(*Session) any
@@ -172,24 +174,50 @@ func (r *resolver) Resolve(ctx context.Context, cred credential) (Result, error)
 // resolveMiss is Resolve's slow path, in its own function so that the
 // flight closure's capture of key does not move key to the heap on hits.
 func (r *resolver) resolveMiss(ctx context.Context, key Key, cred credential) (Result, error) {
+	for {
+		res, err := r.joinFlight(ctx, key, cred)
+		// The lookup this request joined ended because every request
+		// waiting for it was gone, and this one came just after: look
+		// again.
+		if errors.Is(err, errNobodyWaits) {
+			if ctx.Err() == nil {
+				continue
+			}
+			err = fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		}
+		return res, err
+	}
+}
+
+func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential) (Result, error) {
+	fctx, leave := r.waiting.join(ctx, key)
+	defer leave()
 	ch := r.flight.DoChan(string(key[:]), func() (any, error) {
 		// A flight that ended between our lookup and this call may have
 		// filled the cache already.
 		if res, err, ok := r.cached(key, r.now().UnixNano()); ok {
 			return res, err
 		}
+		// Nobody waits any more: no Redis read, no service call.
+		if fctx.Err() != nil {
+			return Result{Key: key}, errNobodyWaits
+		}
 		if r.tier != nil {
-			if res, err, ok := r.shared(ctx, key); ok {
+			if res, err, ok := r.shared(fctx, key); ok {
 				return res, err
 			}
 			// This node may now be the one looking the token up for
 			// every node: whatever the answer, the others must not wait
 			// for it past this lookup.
 			defer r.tier.Release(key)
+			if fctx.Err() != nil {
+				return Result{Key: key}, errNobodyWaits
+			}
 		}
-		// The call serves every waiter, so it must not die with the
-		// first one's client; the backend's own timeout bounds it.
-		return r.fetch(context.WithoutCancel(ctx), key, cred)
+		// The call serves every waiter, and once started it goes on even
+		// when they are gone (its answer fills the cache); the backend's
+		// own timeout bounds it.
+		return r.fetch(context.WithoutCancel(fctx), key, cred)
 	})
 	select {
 	case out := <-ch:

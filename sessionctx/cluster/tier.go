@@ -294,6 +294,10 @@ type stored struct {
 // this node knows of, and an entry past what this node's own TTLs allow
 // are never served.
 func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sessionctx.SharedEntry {
+	if ctx.Err() != nil {
+		// Nobody waits for the answer: not a miss, nothing to read.
+		return nil
+	}
 	if !t.connected() {
 		t.misses.Add(1)
 		return nil
@@ -304,7 +308,12 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 	lockTTL := link.Lookup + t.timeout
 	token := randomToken()
 	// The wait serves every request of this node for the token, not only
-	// the first one's: its deadline, not the request's, bounds it.
+	// the first one's: its deadline, not a request's, bounds it, and ctx
+	// ends it only when nobody waits any more (a sessionctx client's
+	// lookup context ends when its last request is gone). One round trip,
+	// once sent, is not cut short: a reply read halfway would leave the
+	// connection to be thrown away.
+	done := ctx.Done()
 	ctx = context.WithoutCancel(ctx)
 	deadline := now.Add(lockTTL + t.timeout)
 	refused := ""
@@ -361,6 +370,11 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 		select {
 		case <-wait:
 		case <-timer.C:
+		case <-done:
+			// Every request waiting is gone: neither a miss nor a
+			// failure, and no lookup follows.
+			timer.Stop()
+			return nil
 		}
 		timer.Stop()
 	}
