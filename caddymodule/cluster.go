@@ -338,6 +338,7 @@ func newTier(s *clusterSettings, backendID string) (*cluster.Tier, error) {
 type clusterCollector struct {
 	connected, hits, misses, sent, received, rejected *prometheus.Desc
 	revoked, refused, undelivered                     *prometheus.Desc
+	fillsSent, fillsReceived                          *prometheus.Desc
 }
 
 func newClusterCollector() clusterCollector {
@@ -345,20 +346,22 @@ func newClusterCollector() clusterCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "cluster_"+name), help, []string{"dialect"}, nil)
 	}
 	return clusterCollector{
-		connected:   d("connected", "Cluster tiers subscribed to Redis (1 each), by dialect."),
-		hits:        d("l2_hits_total", "Tokens answered from Redis without a session-service call."),
-		misses:      d("l2_misses_total", "Tokens Redis could not answer (absent, expired, unreachable)."),
-		sent:        d("invalidations_sent_total", "Invalidations this node published (forget, logout, purge, rejection)."),
-		received:    d("invalidations_received_total", "Invalidations from other nodes applied to this node's cache."),
-		rejected:    d("sealed_rejected_total", "Entries or messages in Redis that did not open with the secret: never served."),
-		revoked:     d("revoked_refused_total", "Sessions in Redis refused because they were filled before a revocation or purge this node knows of."),
-		refused:     d("messages_refused_total", "Invalidation messages refused: too old, seen before (replayed), or too large."),
-		undelivered: d("undelivered", "Revocations this node could not publish yet and keeps retrying."),
+		connected:     d("connected", "Cluster tiers subscribed to Redis (1 each), by dialect."),
+		hits:          d("l2_hits_total", "Tokens answered from Redis without a session-service call."),
+		misses:        d("l2_misses_total", "Tokens Redis could not answer (absent, expired, unreachable)."),
+		sent:          d("invalidations_sent_total", "Invalidations this node published (forget, logout, purge, rejection)."),
+		received:      d("invalidations_received_total", "Invalidations from other nodes applied to this node's cache."),
+		fillsSent:     d("fills_sent_total", "Notices this node published that it answered a token another node waited for (not invalidations)."),
+		fillsReceived: d("fills_received_total", "Notices from other nodes that they answered a token this node waited for (not invalidations)."),
+		rejected:      d("sealed_rejected_total", "Entries or messages in Redis that did not open with the secret: never served."),
+		revoked:       d("revoked_refused_total", "Sessions in Redis refused because they were filled before a revocation or purge this node knows of."),
+		refused:       d("messages_refused_total", "Invalidation messages refused: too old, seen before (replayed), or too large."),
+		undelivered:   d("undelivered", "Revocations this node could not publish yet and keeps retrying."),
 	}
 }
 
 func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.hits, c.misses, c.sent, c.received, c.rejected, c.revoked, c.refused, c.undelivered} {
+	for _, d := range []*prometheus.Desc{c.connected, c.hits, c.misses, c.sent, c.received, c.rejected, c.revoked, c.refused, c.undelivered, c.fillsSent, c.fillsReceived} {
 		ch <- d
 	}
 }
@@ -383,6 +386,8 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		s.L2Misses += st.L2Misses
 		s.InvalidationsSent += st.InvalidationsSent
 		s.InvalidationsReceived += st.InvalidationsReceived
+		s.FillsSent += st.FillsSent
+		s.FillsReceived += st.FillsReceived
 		s.SealedRejected += st.SealedRejected
 		s.RevokedRefused += st.RevokedRefused
 		s.MessagesRefused += st.MessagesRefused
@@ -394,6 +399,8 @@ func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.L2Misses), dialect)
 		ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(s.InvalidationsSent), dialect)
 		ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(s.InvalidationsReceived), dialect)
+		ch <- prometheus.MustNewConstMetric(c.fillsSent, prometheus.CounterValue, float64(s.FillsSent), dialect)
+		ch <- prometheus.MustNewConstMetric(c.fillsReceived, prometheus.CounterValue, float64(s.FillsReceived), dialect)
 		ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(s.SealedRejected), dialect)
 		ch <- prometheus.MustNewConstMetric(c.revoked, prometheus.CounterValue, float64(s.RevokedRefused), dialect)
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.MessagesRefused), dialect)

@@ -53,11 +53,13 @@ return 0
 //
 //	KEYS: lock, waiting mark
 //	ARGV: owner token, channel, message, mark TTL (ms)
+//	returns 0 (not the owner), 1 (released), 2 (released and published)
 var releaseScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], '-', 'PX', ARGV[4])
 if redis.call('DEL', KEYS[2]) == 1 then
 	redis.call('PUBLISH', ARGV[2], ARGV[3])
+	return 2
 end
 return 1
 `)

@@ -72,7 +72,14 @@ type Stats struct {
 	L2Misses              uint64 `json:"l2_misses"`
 	InvalidationsSent     uint64 `json:"invalidations_sent"`
 	InvalidationsReceived uint64 `json:"invalidations_received"`
-	SealedRejected        uint64 `json:"sealed_rejected"`
+	// FillsSent counts the notices this node published that it answered
+	// (or gave up) a token other nodes waited for; FillsReceived those of
+	// other nodes it heard. A node publishes one only when another waits
+	// for that token, never for every login, and neither counts as an
+	// invalidation.
+	FillsSent      uint64 `json:"fills_sent"`
+	FillsReceived  uint64 `json:"fills_received"`
+	SealedRejected uint64 `json:"sealed_rejected"`
 	// RevokedRefused counts session entries refused because they were
 	// filled before a revocation or purge this node knows of.
 	RevokedRefused uint64 `json:"revoked_refused"`
@@ -125,6 +132,7 @@ type Tier struct {
 	syncGen            chan struct{}
 
 	hits, misses, sent, received, rejected, revoked, refused atomic.Uint64
+	fillsSent, fillsReceived                                 atomic.Uint64
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -213,6 +221,8 @@ func (t *Tier) Stats() Stats {
 		L2Misses:              t.misses.Load(),
 		InvalidationsSent:     t.sent.Load(),
 		InvalidationsReceived: t.received.Load(),
+		FillsSent:             t.fillsSent.Load(),
+		FillsReceived:         t.fillsReceived.Load(),
 		SealedRejected:        t.rejected.Load(),
 		RevokedRefused:        t.revoked.Load(),
 		MessagesRefused:       t.refused.Load(),
@@ -547,8 +557,12 @@ func (t *Tier) Set(ctx context.Context, key sessionctx.Key, e *sessionctx.Shared
 		}
 		return
 	}
-	if published, _ := res[0].(int64); published == 1 && revokes {
-		t.sent.Add(1)
+	if published, _ := res[0].(int64); published == 1 {
+		if revokes {
+			t.sent.Add(1)
+		} else {
+			t.fillsSent.Add(1)
+		}
 	}
 }
 
@@ -561,8 +575,13 @@ func (t *Tier) Release(key sessionctx.Key) {
 
 func (t *Tier) release(l *lease, key sessionctx.Key) {
 	mark := max(2*pollEvery, t.timeout)
-	if _, err := t.run(context.Background(), releaseScript, []string{l.lockKey, l.waitKey}, l.token, t.channel, t.message(kindFilled, key[:]), mark.Milliseconds()); err != nil {
+	res, err := t.run(context.Background(), releaseScript, []string{l.lockKey, l.waitKey}, l.token, t.channel, t.message(kindFilled, key[:]), mark.Milliseconds())
+	if err != nil {
 		t.failed("cluster lock not released; it expires by itself", err)
+		return
+	}
+	if published, _ := res[0].(int64); published == 2 {
+		t.fillsSent.Add(1)
 	}
 }
 
@@ -881,6 +900,9 @@ func (t *Tier) apply(payload string, now time.Time) {
 			return
 		}
 		copy(key[:], body)
+		if kind == kindFilled {
+			t.fillsReceived.Add(1)
+		}
 		if kind == kindInvalidate {
 			t.received.Add(1)
 			t.tombs.add(key, max(sent, now.UnixNano()), now.UnixNano())
