@@ -12,6 +12,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -22,8 +24,13 @@ const MinSecretLen = 32
 
 // sealVersion starts every sealed value. Values of another format (an
 // older release's) do not open; as their key names differ too, a node
-// never even reads them: they are misses.
-const sealVersion = 2
+// never even reads them: they are misses. Version 3 is the binary entry
+// (entry.go); version 2 held JSON.
+const sealVersion = 3
+
+// oldSealVersion is the previous release's: its generation is read as
+// none rather than counted as tampering, so an upgrade raises no alarm.
+const oldSealVersion = 2
 
 // errOpen is what every failed open returns; why it failed (tampered,
 // moved to another key, another secret) is not told apart on purpose.
@@ -36,9 +43,11 @@ var errOpen = errors.New("sealed entry does not open")
 // the key prefix and the backend, so Redis holds neither a token nor a
 // name that links one token's use on two backends).
 type sealer struct {
-	aead   cipher.AEAD
-	keyMAC []byte
-	scope  []byte // key prefix and backend, mixed into every name
+	aead  cipher.AEAD
+	scope []byte // key prefix and backend, mixed into every name
+	// macs holds keyed HMAC states: keying one costs two SHA-256 blocks,
+	// and naming a key is on every L2 read.
+	macs sync.Pool
 }
 
 func newSealer(secret, keyPrefix, backend string) (*sealer, error) {
@@ -49,7 +58,7 @@ func newSealer(secret, keyPrefix, backend string) (*sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deriving seal key: %w", err)
 	}
-	macKey, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessiongate cluster key names v2", 32)
+	macKey, err := hkdf.Key(sha256.New, []byte(secret), nil, "sessiongate cluster key names v3", 32)
 	if err != nil {
 		return nil, fmt.Errorf("deriving key-name key: %w", err)
 	}
@@ -62,17 +71,25 @@ func newSealer(secret, keyPrefix, backend string) (*sealer, error) {
 		scope = binary.BigEndian.AppendUint32(scope, uint32(len(s))) //nolint:gosec // G115: a config string, far below 4 GiB
 		scope = append(scope, s...)
 	}
-	return &sealer{aead: aead, keyMAC: macKey, scope: scope}, nil
+	s := &sealer{aead: aead, scope: scope}
+	s.macs.New = func() any { return hmac.New(sha256.New, macKey) }
+	return s, nil
 }
 
 // name is the hex HMAC of a cache key within the sealer's key prefix and
 // backend: stable across nodes with the same secret and backend,
 // unlinkable to the token, or across backends, without it.
 func (s *sealer) name(key []byte) string {
-	m := hmac.New(sha256.New, s.keyMAC)
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(s.scope)
 	m.Write(key)
-	return hex.EncodeToString(m.Sum(nil)[:20])
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	s.macs.Put(m)
+	var out [40]byte
+	hex.Encode(out[:], sum[:20])
+	return string(out[:])
 }
 
 func (s *sealer) seal(redisKey string, plain []byte) []byte {

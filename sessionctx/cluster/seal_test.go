@@ -87,3 +87,24 @@ func TestSealFormat(t *testing.T) {
 		t.Fatal("a value of another format opened")
 	}
 }
+
+// A pooled keyed hash names a key as a fresh one does, from any
+// goroutine.
+func TestKeyNamesPooled(t *testing.T) {
+	s, _ := newSealer(testSecret, DefaultKeyPrefix, "b1")
+	want := s.name([]byte("a"))
+	done := make(chan string, 8)
+	for range 8 {
+		go func() {
+			for range 100 {
+				s.name([]byte("b"))
+			}
+			done <- s.name([]byte("a"))
+		}()
+	}
+	for range 8 {
+		if got := <-done; got != want {
+			t.Fatalf("name = %s, want %s", got, want)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -278,19 +277,6 @@ func (t *Tier) keysOf(gen int64, key sessionctx.Key) keys {
 
 func (t *Tier) genKey() string { return t.prefix + "gen" }
 
-// stored is an entry as sealed in Redis. The session's own JSON form
-// leaves out the dialect and the service's raw answer, which rendering
-// in the dialect's shape needs, so they travel beside it.
-type stored struct {
-	Session *sessionctx.Session `json:"s,omitempty"`
-	Dialect string              `json:"d,omitempty"`
-	Raw     []byte              `json:"r,omitempty"`
-	Fresh   int64               `json:"f"`
-	Stale   int64               `json:"st"`
-	Filled  int64               `json:"fl"`
-	Gen     int64               `json:"g"`
-}
-
 // Get implements sessionctx.Tier. It reads the token's entry; when there
 // is none this node takes the token's lock and looks it up for every
 // node (nil back), or, when another node holds the lock, waits for that
@@ -414,7 +400,7 @@ func (t *Tier) decode(redisKey, raw string, key sessionctx.Key, gen int64, now t
 	plain, err := t.sealer.open(redisKey, []byte(raw))
 	var st stored
 	if err == nil {
-		err = json.Unmarshal(plain, &st)
+		st, err = decodeEntry(plain)
 	}
 	if err == nil && st.Gen != gen {
 		err = errOpen
@@ -445,9 +431,6 @@ func (t *Tier) decode(redisKey, raw string, key sessionctx.Key, gen int64, now t
 	stale = max(stale, fresh)
 	if now.UnixNano() >= fresh {
 		return nil, st.Session != nil
-	}
-	if st.Session != nil {
-		st.Session.Dialect, st.Session.Raw = st.Dialect, st.Raw
 	}
 	return &sessionctx.SharedEntry{Session: st.Session, Fresh: time.Unix(0, fresh), Stale: time.Unix(0, stale), Filled: time.Unix(0, st.Filled)}, st.Session != nil
 }
@@ -530,14 +513,7 @@ func (t *Tier) Set(ctx context.Context, key sessionctx.Key, e *sessionctx.Shared
 		filled = now
 	}
 	st := stored{Session: e.Session, Fresh: e.Fresh.UnixNano(), Stale: e.Stale.UnixNano(), Filled: filled.UnixNano(), Gen: gen}
-	if e.Session != nil {
-		st.Dialect, st.Raw = e.Session.Dialect, e.Session.Raw
-	}
-	plain, err := json.Marshal(st)
-	if err != nil {
-		t.failed("cluster entry not shared", err)
-		return
-	}
+	plain := appendEntry(make([]byte, 0, 256), &st)
 	ks := t.keysOf(gen, key)
 	token := ""
 	if l != nil {
@@ -732,6 +708,11 @@ func (t *Tier) readGen(ctx context.Context) (int64, error) {
 	}
 	if err != nil {
 		return 0, err
+	}
+	if len(raw) > 0 && raw[0] == oldSealVersion {
+		// The previous release's: its entries are under other names,
+		// so the purges it names concern none this node reads.
+		return 0, nil
 	}
 	plain, err := t.sealer.open(t.genKey(), raw)
 	if err != nil || len(plain) != 8 {
