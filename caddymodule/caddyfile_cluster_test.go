@@ -13,6 +13,7 @@ func TestCaddyfileClusterAdapts(t *testing.T) {
 		secret {env.SESSIONGATE_CLUSTER_SECRET}
 		key_prefix sg1:
 		timeout 50ms
+		pool_size 200
 	}
 }`)
 	if err != nil {
@@ -24,7 +25,7 @@ func TestCaddyfileClusterAdapts(t *testing.T) {
 	if err := json.Unmarshal([]byte(got), &h); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"url": "redis://user:pw@redis.internal:6379/0", "secret": "{env.SESSIONGATE_CLUSTER_SECRET}", "key_prefix": "sg1:", "timeout": float64(50e6)}
+	want := map[string]any{"url": "redis://user:pw@redis.internal:6379/0", "secret": "{env.SESSIONGATE_CLUSTER_SECRET}", "key_prefix": "sg1:", "timeout": float64(50e6), "pool_size": float64(200)}
 	if fmt.Sprint(h.Cluster) != fmt.Sprint(want) {
 		t.Fatalf("cluster = %v, want %v (handler %s)", h.Cluster, want, got)
 	}
@@ -44,6 +45,10 @@ func TestCaddyfileClusterErrors(t *testing.T) {
 		{"unknown option", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "password x", "}", "}"}, 4, `unknown cluster option "password"`},
 		{"bad timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout -1s", "}", "}"}, 4, "cluster timeout must not be negative (got -1s)"},
 		{"unparsable timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout soon", "}", "}"}, 4, `cluster timeout "soon"`},
+		{"pool_size zero", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "pool_size 0", "}", "}"}, 4, `cluster pool_size "0": want a whole number of connections, at least 1`},
+		{"pool_size not a number", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "pool_size many", "}", "}"}, 4, `cluster pool_size "many"`},
+		{"pool_size too large", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "pool_size 10001", "}", "}"}, 4, "cluster pool_size must be 1 to 10000 (got 10001)"},
+		{"pool_size given twice", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "pool_size 10", "pool_size 20", "}", "}"}, 5, "cluster pool_size given twice"},
 		{"secret given twice", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "secret " + strings.Repeat("t", 32), "}", "}"}, 5, "cluster secret given twice"},
 		{"not a redis url", []string{"session_auth http https://a.example {", "cluster http://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "}"}, 3, "cluster url"},
 		{"given twice", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "}"}, 6, "cluster given twice"},

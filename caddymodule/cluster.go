@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +52,12 @@ type ClusterConfig struct {
 	KeyPrefix string `json:"key_prefix,omitempty"`
 	// Timeout bounds each Redis operation. Default 100ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// PoolSize is the most connections to each Redis server this node
+	// keeps for requests (the subscription has its own): size it to the
+	// requests that miss the node's cache at once, as a request that
+	// finds every connection busy waits for one. Default 64, or 10 per
+	// CPU where that is more.
+	PoolSize int `json:"pool_size,omitempty"`
 }
 
 // clusterSettings is a ClusterConfig with its placeholders expanded, as
@@ -65,6 +72,7 @@ type clusterSettings struct {
 	tls               *tls.Config
 	Secret, KeyPrefix string
 	Timeout           time.Duration
+	PoolSize          int `json:",omitempty"`
 }
 
 // urls is the URL or the URLs, as given.
@@ -120,6 +128,7 @@ func (c *ClusterConfig) settings(ctx caddy.Context) (*clusterSettings, error) {
 		Secret:           expanded.Secret,
 		KeyPrefix:        c.KeyPrefix,
 		Timeout:          time.Duration(c.Timeout),
+		PoolSize:         c.PoolSize,
 	}
 	if s.Mode == "" {
 		s.Mode = cluster.ModeStandalone
@@ -202,6 +211,9 @@ func (c *ClusterConfig) validate() error {
 	if c.Timeout < 0 {
 		return fmt.Errorf("cluster timeout must not be negative (got %s)", time.Duration(c.Timeout))
 	}
+	if c.PoolSize < 0 || c.PoolSize > cluster.MaxPoolSize {
+		return fmt.Errorf("cluster pool_size must be 1 to %d (got %d)", cluster.MaxPoolSize, c.PoolSize)
+	}
 	if len(urls) == 0 {
 		return missingError("cluster needs a url")
 	}
@@ -281,6 +293,12 @@ func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 					return nil, d.Errf("cluster timeout %q: %v", val, err)
 				}
 				c.Timeout = caddy.Duration(dur)
+			case "pool_size":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 1 {
+					return nil, d.Errf("cluster pool_size %q: want a whole number of connections, at least 1", val)
+				}
+				c.PoolSize = n
 			case "mode":
 				c.Mode = val
 			case "master_name":
@@ -291,7 +309,7 @@ func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 				}
 				c.SentinelPassword = val
 			default:
-				return nil, d.Errf("unknown cluster option %q (want mode, master_name, sentinel_auth, secret, key_prefix, timeout, %s)", sub, strings.Join(clusterTLSSubdirectives, ", "))
+				return nil, d.Errf("unknown cluster option %q (want mode, master_name, sentinel_auth, secret, key_prefix, timeout, pool_size, %s)", sub, strings.Join(clusterTLSSubdirectives, ", "))
 			}
 		}
 		// mode and master_name may come in either order: their rules
@@ -325,7 +343,8 @@ func newTier(s *clusterSettings, backendID string) (*cluster.Tier, error) {
 		URLs: s.URLs, Mode: s.Mode, MasterName: s.MasterName, TLS: s.tls,
 		SentinelUsername: s.SentinelUsername, SentinelPassword: s.SentinelPassword,
 		Secret: s.Secret, KeyPrefix: s.KeyPrefix, Timeout: s.Timeout,
-		Backend: backendID,
+		PoolSize: s.PoolSize,
+		Backend:  backendID,
 		Warn: func(msg string, err error) {
 			logger.Warn(msg, zap.Error(err))
 		},

@@ -150,6 +150,13 @@ func (cfg Config) mode() string {
 // request waits on a sick Redis, and any failure is a miss anyway. The
 // client does not send CLIENT SETINFO on connect (Redis 7.2+), so the
 // ACL user of docs/cluster.md needs no rule for it.
+func poolSize(cfg Config) int {
+	if cfg.PoolSize > 0 {
+		return min(cfg.PoolSize, MaxPoolSize)
+	}
+	return DefaultPoolSize()
+}
+
 func newClient(cfg Config) (redis.UniversalClient, error) {
 	urls, err := checkURLs(cfg.urls(), cfg.mode(), cfg.MasterName)
 	if err != nil {
@@ -186,6 +193,7 @@ func newClient(cfg Config) (redis.UniversalClient, error) {
 			ContextTimeoutEnabled: true,
 			MaxRetries:            -1,
 			DisableIdentity:       true,
+			PoolSize:              poolSize(cfg),
 		}), nil
 	case ModeSentinel:
 		return redis.NewFailoverClient(&redis.FailoverOptions{
@@ -198,6 +206,7 @@ func newClient(cfg Config) (redis.UniversalClient, error) {
 			ContextTimeoutEnabled: true,
 			MaxRetries:            -1,
 			DisableIdentity:       true,
+			PoolSize:              poolSize(cfg),
 		}), nil
 	}
 	opts, err := redis.ParseURL(cfg.urls()[0])
@@ -220,5 +229,9 @@ func newClient(cfg Config) (redis.UniversalClient, error) {
 	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = -1
 	opts.DisableIdentity = true
+	if cfg.PoolSize > 0 || opts.PoolSize == 0 {
+		// A pool_size in the URL's query is go-redis's own setting.
+		opts.PoolSize = poolSize(cfg)
+	}
 	return redis.NewClient(opts), nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,16 @@ import (
 const (
 	DefaultKeyPrefix = "sessiongate:"
 	DefaultTimeout   = 100 * time.Millisecond
+	// MaxPoolSize bounds PoolSize: far more connections than requests a
+	// node can serve at once only hold Redis's.
+	MaxPoolSize = 10000
 )
+
+// DefaultPoolSize is the pool size when none is given: 64, or go-redis's
+// own default (10 per CPU) where that is more. go-redis's default alone
+// is smaller than the requests a small node serves at once, and a
+// request that finds every connection busy waits for one.
+func DefaultPoolSize() int { return max(64, 10*runtime.GOMAXPROCS(0)) }
 
 // Kinds of message on the channel: a token's entry was invalidated, or
 // filled (for the nodes waiting on another's lock), or every entry was
@@ -51,6 +61,9 @@ type Config struct {
 	KeyPrefix string
 	// Timeout bounds every Redis operation.
 	Timeout time.Duration
+	// PoolSize is the most connections to each Redis server for
+	// requests; 0 is DefaultPoolSize().
+	PoolSize int
 	// Backend is the identity of the session service the entries come
 	// from (a hash of its config), so that two backends on one Redis
 	// never share entries.
