@@ -1,13 +1,16 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -229,9 +232,36 @@ func newClient(cfg Config) (redis.UniversalClient, error) {
 	opts.ContextTimeoutEnabled = true
 	opts.MaxRetries = -1
 	opts.DisableIdentity = true
+	opts.Dialer = uncheckedDialer(redis.NewDialer(opts))
 	if cfg.PoolSize > 0 || opts.PoolSize == 0 {
 		// A pool_size in the URL's query is go-redis's own setting.
 		opts.PoolSize = poolSize(cfg)
 	}
 	return redis.NewClient(opts), nil
+}
+
+// uncheckedDialer hides the socket of each connection from go-redis's
+// pool, which otherwise peeks at it with a recvfrom system call at every
+// checkout (a third of an L2 hit's cost in a profile). A connection
+// Redis closed meanwhile fails its next command instead, and Tier.run
+// sends that command again once, on another connection. (TLS connections
+// hide their socket from that check already.)
+func uncheckedDialer(dial func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return uncheckedConn{c}, nil
+	}
+}
+
+// uncheckedConn is a net.Conn without its SyscallConn method.
+type uncheckedConn struct{ net.Conn }
+
+// brokenConn reports an error of a connection the other end closed (or
+// reset) while it sat in the pool: the command never reached Redis, so
+// sending it again on another is safe.
+func brokenConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -1,10 +1,15 @@
 package cluster
 
 import (
+	"context"
+	"fmt"
 	"runtime"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/caddy-sessiongate/internal/redistest"
 )
 
 // The pool is sized as configured, by default larger than go-redis's own
@@ -37,4 +42,30 @@ func TestPoolSize(t *testing.T) {
 		t.Errorf("cluster mode pool of %d, want 77", got)
 	}
 	c.Close()
+}
+
+// Connections are not peeked at on checkout; one that Redis closed while
+// it sat in the pool costs a second try, not a miss nor a warning.
+func TestPoolConnectionClosedByRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newCounting(t, 0)
+	var warned atomic.Int64
+	a := newNodeWith(t, srv, b, nodeOpts{warn: func(string, error) { warned.Add(1) }})
+	c := newNodeWith(t, srv, b, nodeOpts{})
+	for i := range 5 {
+		mustResolve(t, a, fmt.Sprintf("goodkill%d", i))
+	}
+	rc := srv.Client(nil)
+	if err := rc.Do(context.Background(), "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		mustResolve(t, c, fmt.Sprintf("goodkill%d", i))
+	}
+	if st := c.tier.Stats(); st.L2Hits != 5 || st.L2Misses != 0 {
+		t.Fatalf("node B %+v after Redis closed its connections: want 5 L2 hits", st)
+	}
+	if n := b.calls.Load(); n != 5 || warned.Load() != 0 {
+		t.Fatalf("%d service calls, %d warnings: want 5, none", n, warned.Load())
+	}
 }

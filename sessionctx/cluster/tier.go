@@ -398,6 +398,9 @@ func (t *Tier) run(ctx context.Context, s *redis.Script, keys []string, args ...
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	v, err := s.Run(ctx, t.client, keys, args...).Result()
+	if err != nil && brokenConn(err) {
+		v, err = s.Run(ctx, t.client, keys, args...).Result()
+	}
 	if err != nil {
 		return nil, err
 	}
