@@ -34,12 +34,47 @@ func BenchmarkTierL2Hit(b *testing.B) {
 		Session: &sessionctx.Session{User: "alice", Roles: []string{"a", "b"}, Raw: []byte(`{"u":"alice"}`)},
 		Fresh:   now.Add(time.Hour), Stale: now.Add(time.Hour),
 	}, now)
+	b.ReportAllocs()
 	defer reportCPU(b)()
 	for b.Loop() {
 		if tier.Get(context.Background(), key, now) == nil {
 			b.Fatal("miss")
 		}
 	}
+}
+
+// BenchmarkTierL2HitParallel is the L2 hit with as many requests at once
+// as a loaded node has: the pool must hand each one a connection without
+// a wait.
+func BenchmarkTierL2HitParallel(b *testing.B) {
+	srv := redistest.Start(b)
+	tier, err := New(Config{URL: srv.URL(), Secret: testSecret, Backend: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tier.Close()
+	for deadline := time.Now().Add(3 * time.Second); !tier.Stats().Connected; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("not connected")
+		}
+	}
+	key := key("goodbench")
+	now := time.Now()
+	tier.Set(context.Background(), key, &sessionctx.SharedEntry{
+		Session: &sessionctx.Session{User: "alice", Roles: []string{"a", "b"}, Raw: []byte(`{"u":"alice"}`)},
+		Fresh:   now.Add(time.Hour), Stale: now.Add(time.Hour),
+	}, now)
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	defer reportCPU(b)()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if tier.Get(context.Background(), key, now) == nil {
+				b.Error("miss")
+				return
+			}
+		}
+	})
 }
 
 // BenchmarkTierL1Hit is the node's own cache, for comparison.
@@ -75,6 +110,7 @@ func BenchmarkServiceCall(b *testing.B) {
 	}
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	i := 0
+	b.ReportAllocs()
 	defer reportCPU(b)()
 	for b.Loop() {
 		i++
