@@ -115,6 +115,7 @@ func (h *SessionAuth) newServiceTransport(ctx caddy.Context) (rt *http.Transport
 	if err != nil {
 		return nil, nil, err
 	}
+	sizeIdlePool(t)
 	if key, err = json.Marshal(t); err != nil {
 		return nil, nil, fmt.Errorf("backend transport: %w", err)
 	}
