@@ -9,6 +9,9 @@
 #   g  reverse_proxy, the client itself sending the nine headers that
 #      session_auth injects (what e's upstream request carries)
 #   h  e with `header_fields user roles`: two injected headers, not nine
+#   i  forward_auth to a 2xx endpoint with no body (a kept connection)
+#   j  an L2 hit: a second Caddy node (its own process, the same Redis)
+#      asked for new tokens that the first node resolved just before
 # For each: requests/s, p50/p99 latency, and the Caddy process's CPU per
 # request (utime+stime from /proc); then the medians over rounds and the
 # ratios b/a, b/c, e/d, e/g, h/d (each the median of the per-round ratios).
@@ -26,8 +29,8 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
 OUT=bench/out
 TOKEN=bench-0123456789abcdef0123456789abcdef
-CASES="a b c d e f g h"
-declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086 [g]=18084 [h]=18087)
+CASES="a b c d e f g h i j"
+declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086 [g]=18084 [h]=18087 [i]=18088 [j]=18102)
 declare -A NAME=(
 	[a]="respond"
 	[b]="session_auth + respond"
@@ -37,6 +40,8 @@ declare -A NAME=(
 	[f]="session_auth, cold tokens"
 	[g]="reverse_proxy + 9 client headers"
 	[h]="session_auth (2 headers) + r_p"
+	[i]="forward_auth (no body, kept conn)"
+	[j]="session_auth, L2 hit (2nd node)"
 )
 # The headers session_auth injects for the benchmark session, sent by the
 # client in case g.
@@ -52,12 +57,16 @@ if ! command -v wrk >/dev/null; then
 	echo "== installing wrk"
 	apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
+if ! command -v redis-server >/dev/null; then
+	echo "== installing redis-server"
+	apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >/dev/null
+fi
 
 echo "== building"
 go build -o "$OUT/caddy" ./cmd/caddy
 go build -o "$OUT/sessionsvc" ./bench/sessionsvc
 
-for p in 18081 18082 18083 18084 18085 18086 18087 18090 18091; do
+for p in 18081 18082 18083 18084 18085 18086 18087 18088 18090 18091 18095 18101 18102; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		echo "port $p is in use: is another benchmark running?" >&2
 		exit 1
@@ -77,11 +86,21 @@ PIDS+=($!)
 "$OUT/caddy" run --config bench/Caddyfile --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
 CADDY=$!
 PIDS+=($CADDY)
+redis-server --port 18095 --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/18095) 2>/dev/null && break; sleep 0.1; done
+CLUSTER_NODE=1 "$OUT/caddy" run --config bench/Caddyfile.node --adapter caddyfile >"$OUT/node1.log" 2>&1 &
+PIDS+=($!)
+CLUSTER_NODE=2 "$OUT/caddy" run --config bench/Caddyfile.node --adapter caddyfile >"$OUT/node2.log" 2>&1 &
+NODE2=$!
+PIDS+=($NODE2)
 
 status() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $2" "http://127.0.0.1:$1/" || true; }
-for _ in $(seq 100); do
-	[ "$(status 18086 "$TOKEN")" = 200 ] && break
-	sleep 0.1
+for port in 18086 18101 18102; do
+	for _ in $(seq 100); do
+		[ "$(status $port "$TOKEN")" = 200 ] && break
+		sleep 0.1
+	done
 done
 # Every case must answer 200 with the token, and the session_auth and
 # forward_auth cases 401 without a valid one: a benchmark of error pages
@@ -90,13 +109,18 @@ for c in $CASES; do
 	got=$(status "${PORT[$c]}" "$TOKEN")
 	[ "$got" = 200 ] || { echo "case $c (${NAME[$c]}) answers $got, want 200; see $OUT/caddy.log" >&2; exit 1; }
 done
-for c in b c e f h; do
+for c in b c e f h i j; do
 	got=$(status "${PORT[$c]}" nope)
 	[ "$got" = 401 ] || { echo "case $c (${NAME[$c]}) answers $got to a bad token, want 401" >&2; exit 1; }
 done
 
 TICK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$CADDY/stat"; }
+# cpu_ticks CASE: the CPU of the Caddy process that serves the case.
+cpu_ticks() {
+	local pid=$CADDY
+	[ "$1" = j ] && pid=$NODE2
+	awk '{print $14 + $15}' "/proc/$pid/stat"
+}
 
 # to_us converts wrk's latency (850.00us, 1.23ms, 1.05s) to microseconds.
 to_us() {
@@ -122,6 +146,14 @@ run() {
 	local args=(-t"$THREADS" -c"$CONNS" -d"${secs}s" --latency --timeout 5s)
 	if [ "$c" = f ]; then
 		args+=(-s bench/cold.lua "http://127.0.0.1:${PORT[$c]}/" -- "r$round-$$-$(date +%s%N)")
+	elif [ "$c" = j ]; then
+		# Node 1 resolves the tokens first (longer, so that node 2,
+		# faster, never runs past them); node 2 then reads each from
+		# Redis. Only node 2's CPU is measured.
+		local tag="l2-r$round-$$-$(date +%s%N)"
+		timeout $((3 * secs + 30)) wrk -t"$THREADS" -c"$CONNS" -d"$((3 * secs))s" --timeout 5s \
+			-s bench/cold.lua "http://127.0.0.1:18101/" -- "$tag" >"$OUT/wrk-j-fill-$round.txt"
+		args+=(-s bench/cold.lua "http://127.0.0.1:${PORT[$c]}/" -- "$tag")
 	elif [ "$c" = g ]; then
 		for hd in "${IDENTITY[@]}"; do args+=(-H "$hd"); done
 		args+=(-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${PORT[$c]}/")
@@ -129,9 +161,9 @@ run() {
 		args+=(-H "Authorization: Bearer $TOKEN" "http://127.0.0.1:${PORT[$c]}/")
 	fi
 	local t0 t1
-	t0=$(cpu_ticks)
+	t0=$(cpu_ticks "$c")
 	timeout $((secs + 30)) wrk "${args[@]}" >"$log"
-	t1=$(cpu_ticks)
+	t1=$(cpu_ticks "$c")
 	[ "$round" = warmup ] && return
 	local rps reqs p50 p99 bad cpu
 	rps=$(awk '/^Requests\/sec:/ {print $2}' "$log")
@@ -145,7 +177,7 @@ run() {
 		"$round" "${NAME[$c]}" "$rps" "$p50" "$p99" "$cpu" "$bad"
 }
 
-echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x 8 cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
+echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x 10 cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
 echo "== warmup"
 for c in $CASES; do run "$c" warmup 1; done
 # The cases compared run back to back (a with b, e with d), or one apart
@@ -154,7 +186,7 @@ for c in $CASES; do run "$c" warmup 1; done
 # goes first alternates from round to round.
 for r in $(seq "$ROUNDS"); do
 	echo "== round $r"
-	if [ $((r % 2)) = 1 ]; then order="a b c d e h g f"; else order="b a c g h e d f"; fi
+	if [ $((r % 2)) = 1 ]; then order="a b c i d e h g f j"; else order="b a i c g h e d j f"; fi
 	for c in $order; do run "$c" "$r" "$DURATION"; done
 done
 
@@ -186,6 +218,14 @@ printf '  b/c = %.2f   [ %s]  session_auth vs forward_auth; goal >= 3\n' "$(rati
 printf '  f/c = %.2f   [ %s]  cold tokens (one service call each) vs forward_auth\n' "$(ratio f c)" "$(rounds f c)"
 echo "Caddy CPU per request ratios (capacity when CPU-bound; steadier than requests/s on a busy machine):"
 printf '  a/b = %.3f   d/e = %.3f   g/e = %.3f   d/h = %.3f   c/b = %.2f\n' "$(ratio a b 6)" "$(ratio d e 6)" "$(ratio g e 6)" "$(ratio d h 6)" "$(ratio c b 6)"
+# The lookups' own cost: the CPU above the path without one (b for
+# session_auth, a for forward_auth), medians over rounds.
+cold=$(awk -v f="$(col f 6)" -v b="$(col b 6)" 'BEGIN {printf "%.1f", f - b}')
+fwd=$(awk -v i="$(col i 6)" -v a="$(col a 6)" 'BEGIN {printf "%.1f", i - a}')
+l2=$(awk -v j="$(col j 6)" -v b="$(col b 6)" 'BEGIN {printf "%.1f", j - b}')
+echo "lookup cost (Caddy CPU per request above the path without a lookup):"
+printf '  cold lookup (f-b) %s us   forward_auth, kept conn (i-a) %s us   ratio %.2f; goal <= 0.75\n' "$cold" "$fwd" "$(awk -v x="$cold" -v y="$fwd" 'BEGIN {print x / y}')"
+printf '  L2 hit (j-b) %s us   cold lookup (f-b) %s us   ratio %.2f; goal <= 0.5\n' "$l2" "$cold" "$(awk -v x="$l2" -v y="$cold" 'BEGIN {print x / y}')"
 
 # Paired runs: the two cases of a ratio loaded at the same time, each by
 # its own wrk (one thread, half the connections). Whatever else the machine

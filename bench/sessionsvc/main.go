@@ -5,7 +5,9 @@
 // The session service accepts any bearer token that starts with the
 // configured prefix (so a load generator can make up new valid tokens),
 // answering sessiongate's normalized session JSON for session_auth's http
-// dialect, and, for forward_auth, a 200 with identity headers to copy.
+// dialect, and, for forward_auth, a 200 with identity headers to copy (on
+// /verify-nobody, a 204 with the headers and no body, which forward_auth
+// reads to the end and so keeps its connection).
 // Anything else is a 401 with a JSON error. The upstream answers a short "ok".
 package main
 
@@ -40,6 +42,11 @@ func main() {
 		h.Set("X-User-Id", "u1")
 		h.Set("X-Email", "alice@example.com")
 		h.Set("X-Roles", "admin,dev")
+		if r.URL.Path == "/verify-nobody" {
+			h.Del("Content-Type")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		w.Write(session)
 	})
 	ok := []byte("ok\n")
