@@ -27,10 +27,10 @@ type flightWaiters struct {
 	n      int
 }
 
-// join counts a request waiting for key's lookup and returns the context
-// the lookup runs with, and the function the request calls when it stops
-// waiting (answered or gone).
-func (f *flights) join(ctx context.Context, key Key) (context.Context, func()) {
+// join counts a request waiting for key's lookup and returns what it
+// waits with: the lookup runs with its context, and the request hands it
+// to leave when it stops waiting (answered or gone).
+func (f *flights) join(ctx context.Context, key Key) *flightWaiters {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w := f.m[key]
@@ -43,15 +43,19 @@ func (f *flights) join(ctx context.Context, key Key) (context.Context, func()) {
 		f.m[key] = w
 	}
 	w.n++
-	return w.ctx, func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		w.n--
-		if w.n == 0 {
-			w.cancel()
-			if f.m[key] == w {
-				delete(f.m, key)
-			}
+	return w
+}
+
+// leave ends a request's wait; the last one gone ends the lookup's
+// context.
+func (f *flights) leave(key Key, w *flightWaiters) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w.n--
+	if w.n == 0 {
+		w.cancel()
+		if f.m[key] == w {
+			delete(f.m, key)
 		}
 	}
 }

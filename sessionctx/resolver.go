@@ -190,8 +190,9 @@ func (r *resolver) resolveMiss(ctx context.Context, key Key, cred credential) (R
 }
 
 func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential) (Result, error) {
-	fctx, leave := r.waiting.join(ctx, key)
-	defer leave()
+	w := r.waiting.join(ctx, key)
+	defer r.waiting.leave(key, w)
+	fctx := w.ctx
 	ch := r.flight.DoChan(string(key[:]), func() (any, error) {
 		// A flight that ended between our lookup and this call may have
 		// filled the cache already.

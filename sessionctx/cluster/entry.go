@@ -177,7 +177,7 @@ func (r *entryReader) time() time.Time {
 		r.err = errFormat
 		return time.Time{}
 	}
-	t := time.Unix(sec, int64(nsec)) //nolint:gosec // G115: checked below 1e9
+	t := time.Unix(sec, int64(nsec))
 	if off == 0 {
 		return t.UTC()
 	}
