@@ -190,6 +190,10 @@ func (r *resolver) resolveMiss(ctx context.Context, key Key, cred credential) (R
 }
 
 func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		// Gone already: start nothing for it.
+		return Result{Key: key}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	w := r.waiting.join(ctx, key)
 	defer r.waiting.leave(key, w)
 	fctx := w.ctx
