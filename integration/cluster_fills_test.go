@@ -87,3 +87,54 @@ func TestClusterLoginsAreNotInvalidations(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterClientGoneWhileWaiting: a client that gives up while its
+// node waits for another node's lookup of its token costs that node no
+// L2 miss and no session-service call of its own, even when the other
+// node's lookup then fails.
+func TestClusterClientGoneWhileWaiting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds Caddy")
+	}
+	srv := redistest.Start(t)
+	svc := newSessionService(t)
+	up := newUpstream(t)
+	bin := buildCaddy(t)
+	a := startNode(t, bin, svc.URL, srv.URL(), up.Listener.Addr().String())
+	b := startNode(t, bin, svc.URL, srv.URL(), up.Listener.Addr().String())
+
+	svc.addSession("tok-gone", aliceSession())
+	var first sync.Once
+	svc.setFault(func(w http.ResponseWriter, r *http.Request) bool {
+		failed := false
+		first.Do(func() {
+			// Node A's lookup: slow, then the service fails.
+			time.Sleep(time.Second)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			failed = true
+		})
+		return failed
+	})
+	before := svc.calls.Load()
+	done := make(chan int, 1)
+	go func() { done <- a.get(t, "GET", "/", "tok-gone") }()
+	time.Sleep(200 * time.Millisecond)
+	quick := &http.Client{Timeout: 200 * time.Millisecond}
+	req, _ := http.NewRequest("GET", "http://"+b.site+"/", nil)
+	req.Header.Set("Authorization", "Bearer tok-gone")
+	if resp, err := quick.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("node B answered %d while node A's lookup ran", resp.StatusCode)
+	}
+	if st := <-done; st != 503 {
+		t.Errorf("node A: %d, want 503", st)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := svc.calls.Load() - before; got != 1 {
+		t.Errorf("%d service calls, want 1 (node A's): node B looked the token up for a client that was gone", got)
+	}
+	if got := b.stat(t, "l2_misses"); got != 0 {
+		t.Errorf("node B l2_misses = %v, want 0 for a client that was gone", got)
+	}
+	svc.setFault(nil)
+}
