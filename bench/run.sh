@@ -18,6 +18,8 @@
 # Then PAIR_ROUNDS paired runs of b/a, e/d and h/d: both cases of a ratio
 # loaded at once, so that the machine's noise hits both alike.
 #
+# Then bench/protect.sh (the lookup limits and refresh ahead).
+#
 # usage: bench/run.sh   (env: ROUNDS=10 DURATION=3 THREADS=2 CONNS=32 PAIR_ROUNDS=5)
 # Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
@@ -261,3 +263,15 @@ echo "paired requests/s ratios (median; per round in brackets):"
 printf '  b/a = %.3f  [ %s]  goal >= 0.90\n' "$(paired b/a)" "$(paired_rounds b/a)"
 printf '  e/d = %.3f  [ %s]  goal >= 0.95\n' "$(paired e/d)" "$(paired_rounds e/d)"
 printf '  h/d = %.3f  [ %s]  header_fields user roles\n' "$(paired h/d)" "$(paired_rounds h/d)"
+
+# The protection of the session service and refresh ahead
+# (bench/protect.sh), on its own Caddy: this one's processes stop first.
+# A short DURATION (CI's smoke round) runs it short too.
+cleanup
+PIDS=()
+echo
+if [ "$DURATION" -le 2 ]; then
+	FLOOD_SECS=$DURATION STEADY_SECS=3 STEADY_TOKENS=50 STAMPEDE=50 bash bench/protect.sh
+else
+	bash bench/protect.sh
+fi

@@ -103,6 +103,9 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 //	    stale_if_error <duration>
 //	    cache_max <n>
 //	    retry_after <duration>
+//	    lookup_limit <n> | off
+//	    client_miss_limit <n> [<window>] | off
+//	    refresh_ahead <fraction> | off
 //	    cluster <redis-url> {
 //	        secret <at least 32 bytes>
 //	        key_prefix <prefix>
@@ -179,6 +182,12 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = parseDuration(d, &h.StaleIfError)
 		case "retry_after":
 			err = parseDuration(d, &h.RetryAfter)
+		case "lookup_limit":
+			err = parseLookupLimit(d, &h.LookupLimit)
+		case "client_miss_limit":
+			h.ClientMissLimit, err = parseClientMissLimit(d)
+		case "refresh_ahead":
+			h.RefreshAhead, err = parseRefreshAhead(d)
 		case "tls_insecure_skip_verify":
 			err = parseFlag(d, &h.TLSInsecureSkipVerify)
 		case "strip_token":

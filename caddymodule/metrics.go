@@ -17,7 +17,7 @@ const (
 )
 
 // Request outcomes, as counted by caddy_sessiongate_requests_total.
-var outcomes = []string{"authenticated", "anonymous", "unauthenticated", "forbidden", "service_error", "stale"}
+var outcomes = []string{"authenticated", "anonymous", "unauthenticated", "forbidden", "service_error", "stale", "limited"}
 
 // metrics are package-level, like Caddy's own: each config load has a
 // fresh registry, and each Provision registers the same collectors with
@@ -31,6 +31,7 @@ var metrics = struct {
 	serviceErrors   *prometheus.CounterVec
 	entries         prometheus.Collector
 	cluster         prometheus.Collector
+	lookups         prometheus.Collector
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
@@ -68,6 +69,7 @@ var metrics = struct {
 		"Entries in the sessiongate caches, by dialect and kind (session or rejection).",
 		[]string{"dialect", "kind"}, nil)},
 	cluster: newClusterCollector(),
+	lookups: newLookupsCollector(),
 }
 
 func init() {
@@ -83,7 +85,7 @@ func init() {
 func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		metrics.requests, metrics.cacheHits, metrics.cacheMisses, metrics.cacheEvictions,
-		metrics.serviceDuration, metrics.serviceErrors, metrics.entries, metrics.cluster,
+		metrics.serviceDuration, metrics.serviceErrors, metrics.entries, metrics.cluster, metrics.lookups,
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError

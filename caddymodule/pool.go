@@ -71,10 +71,12 @@ func resolverKey(cfg sessionctx.Config, options json.RawMessage, cl *clusterSett
 		TLSInsecure  bool
 		TLSCAs       []string
 		Cache        sessionctx.CacheConfig
+		Lookups      [2]int           `json:",omitzero"`
+		Window       time.Duration    `json:",omitempty"`
 		CL           *clusterSettings `json:",omitempty"`
 		Transport    json.RawMessage  `json:",omitempty"`
 	}{cfg.Dialect, cfg.URL, options, cfg.Tokens, cfg.Header, cfg.Timeout, cfg.MaxBody,
-		cfg.TLSInsecureSkipVerify, cfg.TLSTrustedCACerts, cfg.Cache, cl, transport})
+		cfg.TLSInsecureSkipVerify, cfg.TLSTrustedCACerts, cfg.Cache, [2]int{cfg.LookupLimit, cfg.ClientMissLimit}, cfg.ClientMissWindow, cl, transport})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
 }
@@ -106,6 +108,7 @@ func loadResolver(cfg sessionctx.Config, options json.RawMessage, cl *clusterSet
 			// cache_ttl.
 			id := cfg
 			id.Tokens, id.Cache = nil, sessionctx.CacheConfig{}
+			id.LookupLimit, id.ClientMissLimit, id.ClientMissWindow = 0, 0, 0
 			tier, err := newTier(cl, resolverKey(id, options, nil, nil))
 			if err != nil {
 				return nil, fmt.Errorf("cluster: %w", err)

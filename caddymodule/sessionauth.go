@@ -75,6 +75,19 @@ type SessionAuth struct {
 	// CacheMax bounds the cached sessions (and, separately, the cached
 	// rejections). Default 100000.
 	CacheMax int `json:"cache_max,omitempty"`
+	// LookupLimit bounds the session-service lookups in flight at once
+	// for this backend (shared by the handlers that share its cache);
+	// more wait up to timeout, then get a 503 with Retry-After and make
+	// no call. -1 turns it off. Default 64.
+	LookupLimit int `json:"lookup_limit,omitempty"`
+	// ClientMissLimit bounds the lookups one client may start per
+	// window; past it, 429 with Retry-After and no call. Cached sessions
+	// and cached rejections never count. Default 30 per 1s.
+	ClientMissLimit *ClientMissLimit `json:"client_miss_limit,omitempty"`
+	// RefreshAhead is the fraction of a session's cache life after which
+	// a request is still served from the cache but starts one refresh in
+	// the background. 0 turns it off. Default 0.8.
+	RefreshAhead *float64 `json:"refresh_ahead,omitempty"`
 
 	// HeaderPrefix starts the injected identity headers; every client-sent
 	// header that starts with it is removed. Default "X-Session-".
@@ -298,8 +311,11 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 			NegativeTTL:  time.Duration(h.NegativeTTL),
 			StaleIfError: time.Duration(h.StaleIfError),
 			Max:          h.CacheMax,
+			RefreshAhead: h.refreshAhead(),
 		},
+		ClientOf: clientOf,
 	}
+	cfg.LookupLimit, cfg.ClientMissLimit, cfg.ClientMissWindow = h.lookups()
 	pooled, err := loadResolver(cfg, h.Backend.Options, cl, transportKey, rt)
 	if err != nil {
 		return err
@@ -426,6 +442,9 @@ func (h *SessionAuth) validate() error {
 	}
 	if h.CacheMax < 0 {
 		return fmt.Errorf("cache_max \"%d\" must not be negative", h.CacheMax)
+	}
+	if err := h.validateProtect(); err != nil {
+		return err
 	}
 	if err := h.checkTransport(); err != nil {
 		return err
@@ -581,6 +600,9 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 				ce.Write(zap.String("token_hash", h.tokenHash(res.Key)))
 			}
 			return caddyhttp.Error(499, errClientGaveUp)
+		}
+		if k := sessionctx.FailureKind(err); k == limitLookups || k == limitClient {
+			return h.limited(w, r, res.Key, k, err)
 		}
 		h.warnUnavailable(res.Key, err)
 		w.Header().Set("Retry-After", h.retry)

@@ -104,6 +104,10 @@ func (h *SessionAuth) transportConfig() (*reverseproxy.HTTPTransport, error) {
 	if t.DialTimeout == 0 {
 		t.DialTimeout = h.Timeout
 	}
+	if t.MaxConnsPerHost == 0 {
+		// No more connections than lookups may be in flight.
+		t.MaxConnsPerHost = h.defaultMaxConns()
+	}
 	return t, nil
 }
 

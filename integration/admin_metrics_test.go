@@ -475,6 +475,7 @@ func TestOpsMetrics(t *testing.T) {
 		session_auth http %s {
 			cache_ttl 200ms
 			stale_if_error 1h
+			refresh_ahead off
 			%s
 		}
 		reverse_proxy %s
@@ -483,6 +484,7 @@ func TestOpsMetrics(t *testing.T) {
 		session_auth http %s {
 			cache_max 1
 			logout POST /logout
+			client_miss_limit off
 			%s
 		}
 		reverse_proxy %s

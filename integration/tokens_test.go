@@ -168,6 +168,7 @@ func TestHostileTokenFlood(t *testing.T) {
 :%d {
 	session_auth http %s {
 		cache_max 50
+		client_miss_limit off # every token must reach the service and the cache (TestProtectClientMissLimit has the limit)
 	}
 	reverse_proxy %s
 }`, httpPort, svc.URL, up.Listener.Addr()))

@@ -50,6 +50,13 @@ type entry struct {
 	// until fresh, and only while the session service fails until stale.
 	// Past stale it is dead and is deleted where it is found.
 	fresh, stale int64
+	// filled is when the answer was given; from refresh on, a request
+	// that finds the entry starts a refresh ahead of fresh (refresh is
+	// fresh when refresh ahead is off).
+	filled, refresh int64
+	// refreshing is set (atomically: the one field written after the
+	// entry is stored) by the request that starts the entry's refresh.
+	refreshing uint32
 }
 
 // entryStore is what the resolver needs of a node's cache: a bounded map

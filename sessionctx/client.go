@@ -41,6 +41,25 @@ type Config struct {
 	Transport http.RoundTripper
 	// Cache shapes the cache of answers.
 	Cache CacheConfig
+	// LookupLimit bounds the session-service lookups (tokens neither the
+	// cache nor the Tier can answer) in flight at once; a lookup past it
+	// waits for a slot as long as Timeout, then fails, without a call,
+	// with an ErrUnavailable whose FailureKind is "lookup_limit".
+	// Default 64; negative: no bound.
+	LookupLimit int
+	// ClientMissLimit bounds the lookups one client (ClientOf) may start
+	// per ClientMissWindow (default 1s); past it a lookup fails, without
+	// a call, with an ErrUnavailable whose FailureKind is
+	// "client_miss_limit" (an HTTP server answers it with 429).
+	// Concurrent requests for one token share one lookup, counted once.
+	// Cached sessions and rejections never count. Default 30; negative:
+	// no bound.
+	ClientMissLimit  int
+	ClientMissWindow time.Duration
+	// ClientOf, when set, names the client of a request for
+	// ClientMissLimit (Caddy's client IP); without it no per-client limit
+	// applies. It is called only when a lookup must start.
+	ClientOf func(*http.Request) string
 	// Tier, when set, is a cache shared with other nodes (the cluster
 	// package's Redis tier), asked on a miss before the session service
 	// and told of every revocation.
@@ -105,13 +124,24 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Cache.TTL < 0 || cfg.Cache.NegativeTTL < 0 || cfg.Cache.StaleIfError < 0 || cfg.Cache.Max < 0 {
 		return nil, fmt.Errorf("cache durations and size must not be negative")
 	}
+	if f := cfg.Cache.RefreshAhead; f >= 1 || f != f {
+		return nil, fmt.Errorf("refresh ahead must be a fraction below 1 (0 for the default, negative for off), not %v", f)
+	}
+	if cfg.Cache.RefreshAhead == 0 {
+		cfg.Cache.RefreshAhead = defaultRefreshAhead
+	}
+	if cfg.ClientMissWindow < 0 {
+		return nil, fmt.Errorf("the client miss window must not be negative")
+	}
 	c.r = newResolver(be, cfg.Cache)
 	c.r.prepare, c.r.observe, c.r.onEvict = cfg.Prepare, cfg.Observe, cfg.OnEvict
+	lookup := cfg.Timeout
+	if lookup <= 0 {
+		lookup = defaultTimeout
+	}
+	c.r.lim = newLimiter(lookupLimits{inFlight: cfg.LookupLimit, perClient: cfg.ClientMissLimit, window: cfg.ClientMissWindow}, lookup)
+	c.r.clientOf = cfg.ClientOf
 	if cfg.Tier != nil {
-		lookup := cfg.Timeout
-		if lookup <= 0 {
-			lookup = defaultTimeout
-		}
 		c.r.setTier(cfg.Tier, lookup)
 	}
 	return c, nil
@@ -128,7 +158,7 @@ func (c *Client) Authenticate(r *http.Request) (Result, error) {
 	if err != nil {
 		return Result{Source: cred.Source, Ambiguous: errors.Is(err, errAmbiguous)}, err
 	}
-	res, err := c.r.Resolve(r.Context(), cred)
+	res, err := c.r.resolve(r.Context(), cred, r)
 	res.Source = cred.Source
 	return res, err
 }

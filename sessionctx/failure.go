@@ -22,6 +22,8 @@ const (
 	failGarbage  = "garbage"   // an answer that is not what the dialect reads
 	failTooLarge = "too_large" // an answer over the size cap
 	failOther    = "other"
+	// And, for a lookup refused without a call: failLookupLimit and
+	// failClientLimit (limit.go).
 )
 
 // unavailableError is an ErrUnavailable that says what kind of failure

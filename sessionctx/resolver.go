@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -30,6 +31,13 @@ type CacheConfig struct {
 	// Max bounds the sessions kept, and separately the rejections kept, so
 	// a flood of random tokens can only push out other rejections.
 	Max int
+	// RefreshAhead is the fraction of a session's cache life after which
+	// a request that finds it is still served from the cache but starts
+	// one refresh in the background, so that a session in use never
+	// expires into a lookup its request must wait for. New takes 0 for
+	// the default, 0.8; negative turns it off. Must be
+	// below 1.
+	RefreshAhead float64 `json:",omitempty"`
 }
 
 func (c CacheConfig) withDefaults() CacheConfig {
@@ -69,6 +77,10 @@ type Result struct {
 	// Stale is true when the session was served past its TTL because the
 	// session service failed.
 	Stale bool
+
+	// called is true when the answer came from a session-service call
+	// (the request's own or one it joined).
+	called bool
 }
 
 // Stats are a Client's counters since it was made.
@@ -82,6 +94,22 @@ type Stats struct {
 	ServiceErrors     uint64        `json:"service_errors"`
 	Evictions         uint64        `json:"evictions"`
 	ServiceLatencyAvg time.Duration `json:"service_latency_avg_ns,omitempty"`
+	// Waited counts the requests that waited on a session-service call
+	// (their own, or one they joined): what refresh ahead drives to zero
+	// for the tokens in use.
+	Waited uint64 `json:"waited"`
+	// RefreshesStarted counts the refreshes ahead started, and
+	// RefreshesSkipped those not started for want of a lookup slot.
+	RefreshesStarted uint64 `json:"refreshes_started"`
+	RefreshesSkipped uint64 `json:"refreshes_skipped"`
+	// RefusedLookupLimit and RefusedClientLimit count the lookups refused
+	// by each limit, without a session-service call.
+	RefusedLookupLimit uint64 `json:"refused_lookup_limit"`
+	RefusedClientLimit uint64 `json:"refused_client_limit"`
+	// LookupsWaiting and LookupsInFlight are now: lookups waiting for a
+	// slot, and lookups holding one.
+	LookupsWaiting  int64 `json:"lookups_waiting"`
+	LookupsInFlight int64 `json:"lookups_in_flight"`
 }
 
 // resolver resolves tokens through a Backend with a bounded cache: one
@@ -105,6 +133,13 @@ type resolver struct {
 	now func() time.Time
 
 	hits, misses, staleServes, calls, errs, evictions, callNanos atomic.Uint64
+
+	waited, refreshes, refreshSkips atomic.Uint64
+
+	// lim bounds the lookups (nil: no bound); clientOf names a request's
+	// client for its per-client limit.
+	lim      *limiter
+	clientOf func(*http.Request) string
 
 	// tier, if set, is the cache shared with other nodes, consulted on a
 	// miss before the session service.
@@ -161,21 +196,35 @@ func (r *resolver) setTier(t Tier, lookup time.Duration) {
 // Resolve returns the session that cred names. The error wraps
 // ErrUnauthenticated or ErrUnavailable.
 func (r *resolver) Resolve(ctx context.Context, cred credential) (Result, error) {
+	return r.resolve(ctx, cred, nil)
+}
+
+// resolve is Resolve for the request req, whose client the per-client
+// limit charges when a lookup must start (req may be nil: no client).
+func (r *resolver) resolve(ctx context.Context, cred credential, req *http.Request) (Result, error) {
 	key := keyOf(cred)
 	now := r.now().UnixNano()
-	if res, err, ok := r.cached(key, now); ok {
+	if e := r.pos.get(key, now); e != nil && now < e.fresh {
+		// The one cost of refresh ahead on a hit: this comparison.
+		if now >= e.refresh {
+			r.refreshAhead(e, key, cred)
+		}
 		r.hits.Add(1)
-		return res, err
+		return Result{Session: e.session, Prepared: e.prepared, Key: key, Hit: true}, nil
+	}
+	if e := r.neg.get(key, now); e != nil && now < e.fresh {
+		r.hits.Add(1)
+		return Result{Key: key, Hit: true}, fmt.Errorf("%w: token rejected (cached)", ErrUnauthenticated)
 	}
 	r.misses.Add(1)
-	return r.resolveMiss(ctx, key, cred)
+	return r.resolveMiss(ctx, key, cred, req)
 }
 
 // resolveMiss is Resolve's slow path, in its own function so that the
 // flight closure's capture of key does not move key to the heap on hits.
-func (r *resolver) resolveMiss(ctx context.Context, key Key, cred credential) (Result, error) {
+func (r *resolver) resolveMiss(ctx context.Context, key Key, cred credential, req *http.Request) (Result, error) {
 	for {
-		res, err := r.joinFlight(ctx, key, cred)
+		res, err := r.joinFlight(ctx, key, cred, req)
 		// The lookup this request joined ended because every request
 		// waiting for it was gone, and this one came just after: look
 		// again.
@@ -189,7 +238,7 @@ func (r *resolver) resolveMiss(ctx context.Context, key Key, cred credential) (R
 	}
 }
 
-func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential) (Result, error) {
+func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential, req *http.Request) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		// Gone already: start nothing for it.
 		return Result{Key: key}, fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -219,15 +268,40 @@ func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential) (Re
 				return Result{Key: key}, errNobodyWaits
 			}
 		}
+		// Only a lookup that would call the service is limited: the
+		// cache and the tier answered nothing.
+		if r.lim != nil {
+			if req != nil && r.clientOf != nil {
+				if err := r.lim.admit(r.clientOf(req), r.now().UnixNano()); err != nil {
+					if e := r.pos.get(key, r.now().UnixNano()); e != nil {
+						r.staleServes.Add(1)
+						return Result{Session: e.session, Prepared: e.prepared, Key: key, Stale: true}, nil
+					}
+					return Result{Key: key}, err
+				}
+			}
+			if !r.lim.acquire() {
+				if e := r.pos.get(key, r.now().UnixNano()); e != nil {
+					// stale_if_error: the service is as good as failing.
+					r.staleServes.Add(1)
+					return Result{Session: e.session, Prepared: e.prepared, Key: key, Stale: true}, nil
+				}
+				return Result{Key: key}, errLookupLimit
+			}
+			defer r.lim.release()
+		}
 		// The call serves every waiter, and once started it goes on even
 		// when they are gone (its answer fills the cache); the backend's
 		// own timeout bounds it.
-		return r.fetch(context.WithoutCancel(fctx), key, cred)
+		return r.fetch(context.WithoutCancel(fctx), key, cred, false)
 	})
 	select {
 	case out := <-ch:
 		res, _ := out.Val.(Result)
 		res.Hit = false
+		if res.called {
+			r.waited.Add(1)
+		}
 		return res, out.Err
 	case <-ctx.Done():
 		return Result{Key: key}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
@@ -255,6 +329,17 @@ func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 	if e == nil {
 		return Result{}, nil, false
 	}
+	res, err := r.adopt(key, e, forgets, now)
+	if res.Session == nil && err == nil {
+		return Result{}, nil, false
+	}
+	return res, err, true
+}
+
+// adopt caches what the tier answered for key, unless a forget since
+// forgets says it may be what was revoked. A session that cannot be
+// adopted gives an empty Result and no error.
+func (r *resolver) adopt(key Key, e *SharedEntry, forgets uint64, now time.Time) (Result, error) {
 	if e.Session == nil {
 		// A rejection is served even when a forget came in during the
 		// read: refusing the request is what revocation asks for, and the
@@ -265,14 +350,18 @@ func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 			exp := e.Fresh.UnixNano()
 			r.evicted(r.neg.put(key, &entry{fresh: exp, stale: exp}, now.UnixNano()))
 		}
-		return Result{Key: key}, fmt.Errorf("%w: token rejected (shared)", ErrUnauthenticated), true
+		// A session held here (a refresh finding the token rejected
+		// elsewhere) goes too.
+		r.pos.delete(key)
+		return Result{Key: key}, fmt.Errorf("%w: token rejected (shared)", ErrUnauthenticated)
 	}
 	if r.forgets.at(key) != forgets {
 		// A forget (perhaps this very token's revocation from another
 		// node) during the read: what was read may be what it revoked.
-		return Result{}, nil, false
+		return Result{}, nil
 	}
-	ent := &entry{session: e.Session, fresh: e.Fresh.UnixNano(), stale: e.Stale.UnixNano()}
+	ent := &entry{session: e.Session, fresh: e.Fresh.UnixNano(), stale: e.Stale.UnixNano(), filled: e.Filled.UnixNano()}
+	ent.refresh = r.refreshAt(ent.filled, ent.fresh)
 	if r.prepare != nil {
 		ent.prepared = r.prepare(e.Session)
 	}
@@ -280,10 +369,13 @@ func (r *resolver) shared(ctx context.Context, key Key) (Result, error, bool) {
 		r.neg.delete(key)
 		r.evicted(r.pos.put(key, ent, now.UnixNano()))
 	}
-	return Result{Session: e.Session, Prepared: ent.prepared, Key: key}, nil, true
+	return Result{Session: e.Session, Prepared: ent.prepared, Key: key}, nil
 }
 
-func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result, error) {
+// fetch calls the session service and caches its answer. A refresh
+// (ahead of the entry's end) leaves the entry alone on a service error,
+// and serves nothing.
+func (r *resolver) fetch(ctx context.Context, key Key, cred credential, refresh bool) (Result, error) {
 	r.calls.Add(1)
 	forgets := r.forgets.at(key)
 	start := r.now()
@@ -313,7 +405,8 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 		if !s.ExpiresAt.IsZero() && s.ExpiresAt.Before(stale) {
 			stale = s.ExpiresAt
 		}
-		e := &entry{session: s, fresh: fresh.UnixNano(), stale: stale.UnixNano()}
+		e := &entry{session: s, fresh: fresh.UnixNano(), stale: stale.UnixNano(), filled: now.UnixNano()}
+		e.refresh = r.refreshAt(e.filled, e.fresh)
 		if r.prepare != nil {
 			e.prepared = r.prepare(s)
 		}
@@ -324,7 +417,7 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 				r.tier.Set(ctx, key, &SharedEntry{Session: s, Fresh: fresh, Stale: stale, Filled: now}, now)
 			}
 		}
-		return Result{Session: s, Prepared: e.prepared, Key: key}, nil
+		return Result{Session: s, Prepared: e.prepared, Key: key, called: true}, nil
 	case errors.Is(err, ErrUnauthenticated) && transientRejection(err):
 		// A state the session leaves on its own (Amplify's device
 		// authorization): nothing is cached, here or on the tier, but a
@@ -332,7 +425,7 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 		if r.pos.delete(key) && r.tier != nil {
 			r.tier.Forget(key)
 		}
-		return Result{Key: key}, err
+		return Result{Key: key, called: true}, err
 	case errors.Is(err, ErrUnauthenticated):
 		held := r.pos.delete(key)
 		exp := now.Add(r.cfg.NegativeTTL)
@@ -340,17 +433,20 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential) (Result,
 		if r.tier != nil {
 			r.tier.Set(ctx, key, &SharedEntry{Fresh: exp, Stale: exp, Filled: now, Revokes: held}, now)
 		}
-		return Result{Key: key}, err
+		return Result{Key: key, called: true}, err
 	default:
 		r.errs.Add(1)
 		if !errors.Is(err, ErrUnavailable) {
 			err = unavailable(failOther, "%v", err)
 		}
+		if refresh {
+			return Result{Key: key, called: true}, err
+		}
 		if e := r.pos.get(key, now.UnixNano()); e != nil {
 			r.staleServes.Add(1)
-			return Result{Session: e.session, Prepared: e.prepared, Key: key, Stale: true}, nil
+			return Result{Session: e.session, Prepared: e.prepared, Key: key, Stale: true, called: true}, nil
 		}
-		return Result{Key: key}, err
+		return Result{Key: key, called: true}, err
 	}
 }
 
@@ -434,9 +530,105 @@ func (r *resolver) Stats() Stats {
 		ServiceCalls:  r.calls.Load(),
 		ServiceErrors: r.errs.Load(),
 		Evictions:     r.evictions.Load(),
+		Waited:        r.waited.Load(),
+
+		RefreshesStarted: r.refreshes.Load(),
+		RefreshesSkipped: r.refreshSkips.Load(),
+	}
+	if r.lim != nil {
+		st.RefusedLookupLimit = r.lim.refusedLimit.Load()
+		st.RefusedClientLimit = r.lim.refusedClient.Load()
+		st.LookupsWaiting = r.lim.waiting.Load()
+		st.LookupsInFlight = r.lim.inFlight.Load()
 	}
 	if st.ServiceCalls > 0 {
 		st.ServiceLatencyAvg = time.Duration(r.callNanos.Load() / st.ServiceCalls) //nolint:gosec // G115: a mean of call times, each far below 2^63 ns
 	}
 	return st
+}
+
+// refreshAt is when an entry filled at filled and fresh until fresh is
+// due for a refresh ahead: fresh itself (never, since a request past
+// fresh does not find it) when refresh ahead is off.
+func (r *resolver) refreshAt(filled, fresh int64) int64 {
+	f := r.cfg.RefreshAhead
+	if f <= 0 || f >= 1 || fresh <= filled {
+		return fresh
+	}
+	return filled + int64(f*float64(fresh-filled))
+}
+
+// refreshAhead starts the refresh of e, which a request found past its
+// refresh time, unless one is under way already: one per token, since a
+// refreshed entry replaces e. A refresh takes a lookup slot only if one
+// is free: it is skipped, not queued (a later request tries again).
+func (r *resolver) refreshAhead(e *entry, key Key, cred credential) {
+	if !atomic.CompareAndSwapUint32(&e.refreshing, 0, 1) {
+		return
+	}
+	if !r.lim.tryAcquire() {
+		r.refreshSkips.Add(1)
+		atomic.StoreUint32(&e.refreshing, 0)
+		return
+	}
+	r.refreshes.Add(1)
+	go r.refresh(e, key, cred)
+}
+
+// refresh looks the token of e up again, off any request: its context is
+// its own (the backend's timeout bounds the call). The answer replaces e,
+// a rejection evicts it (and revokes it on every node, as any rejection
+// of a held session does), a service error leaves it to its end. It goes
+// through the flight of key, so a miss of the same token meanwhile joins
+// it rather than making a second call.
+func (r *resolver) refresh(old *entry, key Key, cred credential) {
+	defer r.lim.release()
+	ctx := context.Background()
+	_, _, _ = r.flight.Do(string(key[:]), func() (any, error) {
+		if r.pos.get(key, r.now().UnixNano()) != old {
+			// Forgotten, purged or replaced since: nothing to refresh,
+			// or a newer answer already.
+			return Result{Key: key}, nil
+		}
+		if tr, ok := r.tier.(tierRefresher); ok {
+			forgets := r.forgets.at(key)
+			now := r.now()
+			se, lead := tr.Refresh(ctx, key, time.Unix(0, old.filled), now)
+			switch {
+			case se != nil:
+				// Another node refreshed (or rejected) it already.
+				return r.adopt(key, se, forgets, now)
+			case !lead:
+				// Another node is refreshing it: its answer will be in
+				// the tier, where this node's next lookup of the token
+				// (at this entry's end) finds it, without a call.
+				return Result{Key: key}, nil
+			}
+			defer r.tier.Release(key)
+		} else if r.tier != nil {
+			forgets := r.forgets.at(key)
+			now := r.now()
+			se := r.tier.Get(ctx, key, now)
+			if se == nil {
+				// This node now looks the token up for every node.
+				defer r.tier.Release(key)
+			} else if se.Filled.UnixNano() > old.filled || se.Session == nil {
+				// Another node refreshed it (or rejected it) already.
+				return r.adopt(key, se, forgets, now)
+			}
+			// Otherwise the tier holds the answer this node holds:
+			// this node refreshes it.
+		}
+		res, err := r.fetch(ctx, key, cred, true)
+		if err == nil && res.Session != nil && !res.Session.ExpiresAt.IsZero() &&
+			res.Session.ExpiresAt.Equal(old.session.ExpiresAt) {
+			// The service gave the session no more time: refreshing it
+			// again before its end would only ask the same question
+			// again. The new entry is marked as refreshing for good.
+			if e := r.pos.get(key, r.now().UnixNano()); e != nil && e.session == res.Session {
+				atomic.StoreUint32(&e.refreshing, 1)
+			}
+		}
+		return res, err
+	})
 }

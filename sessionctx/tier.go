@@ -70,3 +70,16 @@ type Tier interface {
 	// first Get.
 	Attach(link TierLink)
 }
+
+// tierRefresher is a Tier that can lead a refresh ahead for every node
+// (the cluster package's does).
+// Refresh returns an answer some client filled after filled, when there
+// is one; otherwise lead says whether this client took the token's
+// lookup lock, and so refreshes it for every node (Set or Release ends
+// that), or another client is looking the token up already (this one
+// keeps its entry and does nothing). A Tier without it leaves each node
+// to refresh its own entries, adopting an answer newer than its own when
+// the tier has one.
+type tierRefresher interface {
+	Refresh(ctx context.Context, key Key, filled, now time.Time) (e *SharedEntry, lead bool)
+}

@@ -12,10 +12,13 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"log"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,6 +26,8 @@ func main() {
 	svcAddr := flag.String("session", "127.0.0.1:18090", "session service listen address")
 	upAddr := flag.String("upstream", "127.0.0.1:18091", "upstream listen address")
 	prefix := flag.String("prefix", "bench-", "accepted token prefix")
+	slowAddr := flag.String("slow", "", "listen address of a second session service, answering after -slow-delay (bench/protect.sh)")
+	slowDelay := flag.Duration("slow-delay", 300*time.Millisecond, "how long the slow session service takes per answer")
 	flag.Parse()
 
 	session := []byte(`{"id":"s1","user_id":"u1","user":"alice","email":"alice@example.com","name":"Alice Doe","org_id":"o1","org":"Acme","roles":["admin","dev"],"perms":["read","write"],"admin":false}`)
@@ -49,18 +54,73 @@ func main() {
 		}
 		w.Write(session)
 	})
+	fast := newCounted(svc, 0)
 	ok := []byte("ok\n")
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write(ok)
 	})
 
-	errc := make(chan error, 2)
-	for _, s := range []*http.Server{
-		{Addr: *svcAddr, Handler: svc, ReadHeaderTimeout: 5 * time.Second},
+	servers := []*http.Server{
+		{Addr: *svcAddr, Handler: fast, ReadHeaderTimeout: 5 * time.Second},
 		{Addr: *upAddr, Handler: up, ReadHeaderTimeout: 5 * time.Second},
-	} {
+	}
+	if *slowAddr != "" {
+		slow := newCounted(svc, *slowDelay)
+		servers = append(servers, &http.Server{Addr: *slowAddr, Handler: slow, ReadHeaderTimeout: 5 * time.Second, ConnState: slow.connState})
+	}
+	servers[0].ConnState = fast.connState
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
 		go func() { errc <- s.ListenAndServe() }()
 	}
 	log.Fatal(<-errc)
+}
+
+// counted wraps a session service with counters that GET /_stats answers
+// (and POST /_stats resets): calls, and the most calls and connections at
+// once.
+type counted struct {
+	next                                      http.Handler
+	delay                                     time.Duration
+	calls, active, maxActive, conns, maxConns atomic.Int64
+}
+
+func newCounted(next http.Handler, delay time.Duration) *counted {
+	return &counted{next: next, delay: delay}
+}
+
+func raise(m *atomic.Int64, v int64) {
+	for cur := m.Load(); v > cur && !m.CompareAndSwap(cur, v); cur = m.Load() {
+	}
+}
+
+func (c *counted) connState(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		raise(&c.maxConns, c.conns.Add(1))
+	case http.StateClosed, http.StateHijacked:
+		c.conns.Add(-1)
+	}
+}
+
+func (c *counted) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/_stats" {
+		if r.Method == http.MethodPost {
+			c.calls.Store(0)
+			c.maxActive.Store(c.active.Load())
+			c.maxConns.Store(c.conns.Load())
+		}
+		_ = json.NewEncoder(w).Encode(map[string]int64{
+			"calls": c.calls.Load(), "max_active": c.maxActive.Load(), "max_conns": c.maxConns.Load(),
+		})
+		return
+	}
+	c.calls.Add(1)
+	raise(&c.maxActive, c.active.Add(1))
+	defer c.active.Add(-1)
+	if c.delay > 0 {
+		time.Sleep(c.delay)
+	}
+	c.next.ServeHTTP(w, r)
 }

@@ -1,0 +1,261 @@
+package caddymodule
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+)
+
+// ClientMissLimit bounds the session-service lookups one client (Caddy's
+// client_ip, so trusted_proxies counts) may start per window.
+type ClientMissLimit struct {
+	// N is how many lookups per window; -1 turns the limit off. Default 30.
+	N int `json:"n,omitempty"`
+	// Window is the window. Default 1s.
+	Window caddy.Duration `json:"window,omitempty"`
+}
+
+// The FailureKind of a lookup refused by each limit, and the limit
+// label of its metric and log line.
+const (
+	limitLookups = "lookup_limit"
+	limitClient  = "client_miss_limit"
+)
+
+// defaultLookupLimit is lookup_limit's default (sessionctx's).
+const defaultLookupLimit = 64
+
+// lookups is the handler's settings as sessionctx takes them: in flight,
+// per client and its window. A zero value is sessionctx's default; off is
+// negative.
+func (h *SessionAuth) lookups() (inFlight, perClient int, window time.Duration) {
+	if c := h.ClientMissLimit; c != nil {
+		perClient, window = c.N, time.Duration(c.Window)
+	}
+	return h.LookupLimit, perClient, window
+}
+
+// refreshAhead is refresh_ahead as sessionctx takes it: absent is the
+// default (0 there), 0 is off (negative there).
+func (h *SessionAuth) refreshAhead() float64 {
+	switch {
+	case h.RefreshAhead == nil:
+		return 0
+	case *h.RefreshAhead == 0:
+		return -1
+	}
+	return *h.RefreshAhead
+}
+
+// validateProtect checks lookup_limit, client_miss_limit and
+// refresh_ahead.
+func (h *SessionAuth) validateProtect() error {
+	if h.LookupLimit < -1 {
+		return fmt.Errorf("lookup_limit \"%d\": want a positive number of lookups, or -1 (off)", h.LookupLimit)
+	}
+	if c := h.ClientMissLimit; c != nil {
+		if c.N < -1 {
+			return fmt.Errorf("client_miss_limit n \"%d\": want a positive number of lookups, or -1 (off)", c.N)
+		}
+		if c.Window < 0 {
+			return fmt.Errorf("client_miss_limit window must not be negative (got %s)", time.Duration(c.Window))
+		}
+	}
+	if f := h.RefreshAhead; f != nil && (math.IsNaN(*f) || *f < 0 || *f >= 1) {
+		return fmt.Errorf("refresh_ahead %v: want a fraction of the cache life from 0 (off) to below 1", *f)
+	}
+	return nil
+}
+
+// defaultMaxConns is the session-service transport's bound on
+// connections when the backend block sets none: as many as lookups may be
+// in flight, so a flood cannot open more.
+func (h *SessionAuth) defaultMaxConns() int {
+	switch {
+	case h.LookupLimit < 0:
+		return 0
+	case h.LookupLimit == 0:
+		return defaultLookupLimit
+	}
+	return h.LookupLimit
+}
+
+// clientOf names the request's client for the per-client limit: Caddy's
+// client_ip, which follows the server's trusted_proxies.
+func clientOf(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	return r.RemoteAddr
+}
+
+// limited answers a request refused by a lookup limit: 429 for the
+// client's own limit, 503 for the backend's, both with Retry-After and
+// neither with a session-service call. It is logged at debug with the
+// client's address (never the token).
+func (h *SessionAuth) limited(w http.ResponseWriter, r *http.Request, key sessionctx.Key, limit string, err error) error {
+	status, retry := http.StatusServiceUnavailable, h.retry
+	if limit == limitClient {
+		status, retry = http.StatusTooManyRequests, h.clientRetry()
+	}
+	h.observe(key, "limited", false)
+	if ce := h.logger.Check(zapcore.DebugLevel, "session lookup refused"); ce != nil {
+		ce.Write(zap.String("limit", limit), zap.String("client", clientOf(r)), zap.String("token_hash", h.tokenHash(key)))
+	}
+	w.Header().Set("Retry-After", retry)
+	if status == http.StatusServiceUnavailable {
+		return h.serviceUnavailable(w, r, err)
+	}
+	if hasErrorRoutes(r) {
+		return caddyhttp.Error(status, err)
+	}
+	w.WriteHeader(status)
+	return nil
+}
+
+// clientRetry is the Retry-After of a 429: how long the client's bucket
+// takes to regain one lookup, in whole seconds rounded up (at least 1).
+func (h *SessionAuth) clientRetry() string {
+	n, window := 30, time.Second
+	if c := h.ClientMissLimit; c != nil {
+		if c.N > 0 {
+			n = c.N
+		}
+		if c.Window > 0 {
+			window = time.Duration(c.Window)
+		}
+	}
+	per := window / time.Duration(n)
+	return strconv.FormatInt(max(1, int64((per+time.Second-1)/time.Second)), 10)
+}
+
+// parseLookupLimit reads lookup_limit <n> | off.
+func parseLookupLimit(d *caddyfile.Dispenser, dst *int) error {
+	var val string
+	if !d.AllArgs(&val) {
+		return d.Err("want lookup_limit <lookups in flight> or lookup_limit off")
+	}
+	if val == "off" {
+		*dst = -1
+		return nil
+	}
+	n, err := strconv.Atoi(val)
+	if err != nil || n <= 0 {
+		return d.Errf("lookup_limit %q: want a positive number of lookups, or off", val)
+	}
+	*dst = n
+	return nil
+}
+
+// parseClientMissLimit reads client_miss_limit <n> [<window>] | off.
+func parseClientMissLimit(d *caddyfile.Dispenser) (*ClientMissLimit, error) {
+	args := d.RemainingArgs()
+	if len(args) == 1 && args[0] == "off" {
+		return &ClientMissLimit{N: -1}, nil
+	}
+	if len(args) < 1 || len(args) > 2 {
+		return nil, d.Err("want client_miss_limit <lookups> [<window>] or client_miss_limit off")
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n <= 0 {
+		return nil, d.Errf("client_miss_limit %q: want a positive number of lookups, or off", args[0])
+	}
+	c := &ClientMissLimit{N: n}
+	if len(args) == 2 {
+		w, err := caddy.ParseDuration(args[1])
+		if err != nil || w <= 0 {
+			return nil, d.Errf("client_miss_limit window %q: want a positive duration, such as 1s or 1m", args[1])
+		}
+		c.Window = caddy.Duration(w)
+	}
+	return c, nil
+}
+
+// parseRefreshAhead reads refresh_ahead <fraction> | off.
+func parseRefreshAhead(d *caddyfile.Dispenser) (*float64, error) {
+	var val string
+	if !d.AllArgs(&val) {
+		return nil, d.Err("want refresh_ahead <fraction> (such as 0.8) or refresh_ahead off")
+	}
+	f := 0.0
+	if val != "off" {
+		var err error
+		if f, err = strconv.ParseFloat(val, 64); err != nil || math.IsNaN(f) || f < 0 || f >= 1 {
+			return nil, d.Errf("refresh_ahead %q: want a fraction of the cache life from 0 (off) to below 1, such as 0.8", val)
+		}
+	}
+	return &f, nil
+}
+
+// lookupsCollector reports the lookup limits' and refresh ahead's
+// counters per dialect when scraped, read from the resolvers' stats.
+type lookupsCollector struct {
+	refused, waiting, inFlight, refreshes, skipped, waited *prometheus.Desc
+}
+
+func newLookupsCollector() lookupsCollector {
+	name := func(n string) string { return prometheus.BuildFQName(metricsNamespace, metricsSubsystem, n) }
+	return lookupsCollector{
+		refused: prometheus.NewDesc(name("lookups_refused_total"),
+			"Session-service lookups refused without a call, by dialect and limit (lookup_limit, client_miss_limit).",
+			[]string{"dialect", "limit"}, nil),
+		waiting: prometheus.NewDesc(name("lookups_waiting"),
+			"Session-service lookups waiting for a slot under lookup_limit now, by dialect.", []string{"dialect"}, nil),
+		inFlight: prometheus.NewDesc(name("lookups_in_flight"),
+			"Session-service lookups under way now, by dialect.", []string{"dialect"}, nil),
+		refreshes: prometheus.NewDesc(name("refreshes_total"),
+			"Refreshes ahead started, by dialect.", []string{"dialect"}, nil),
+		skipped: prometheus.NewDesc(name("refreshes_skipped_total"),
+			"Refreshes ahead not started for want of a lookup slot, by dialect.", []string{"dialect"}, nil),
+		waited: prometheus.NewDesc(name("lookups_waited_total"),
+			"Requests that waited on a session-service call, by dialect.", []string{"dialect"}, nil),
+	}
+}
+
+func (c lookupsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.refused, c.waiting, c.inFlight, c.refreshes, c.skipped, c.waited} {
+		ch <- d
+	}
+}
+
+func (c lookupsCollector) Collect(ch chan<- prometheus.Metric) {
+	by := map[string]*sessionctx.Stats{}
+	for _, p := range liveResolvers() {
+		if p.metricsUsers.Load() <= 0 {
+			continue
+		}
+		st := p.Stats()
+		s := by[p.dialect]
+		if s == nil {
+			s = &sessionctx.Stats{}
+			by[p.dialect] = s
+		}
+		s.RefusedLookupLimit += st.RefusedLookupLimit
+		s.RefusedClientLimit += st.RefusedClientLimit
+		s.LookupsWaiting += st.LookupsWaiting
+		s.LookupsInFlight += st.LookupsInFlight
+		s.RefreshesStarted += st.RefreshesStarted
+		s.RefreshesSkipped += st.RefreshesSkipped
+		s.Waited += st.Waited
+	}
+	for dialect, s := range by {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedLookupLimit), dialect, "lookup_limit")
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedClientLimit), dialect, "client_miss_limit")
+		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(s.LookupsWaiting), dialect)
+		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.LookupsInFlight), dialect)
+		ch <- prometheus.MustNewConstMetric(c.refreshes, prometheus.CounterValue, float64(s.RefreshesStarted), dialect)
+		ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(s.RefreshesSkipped), dialect)
+		ch <- prometheus.MustNewConstMetric(c.waited, prometheus.CounterValue, float64(s.Waited), dialect)
+	}
+}
