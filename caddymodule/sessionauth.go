@@ -816,27 +816,49 @@ func (h *SessionAuth) stripQueryTokens(raw string) string {
 }
 
 // prefersHTML tells a browser navigation from an API or script call: the
-// Accept header lists text/html with a non-zero weight, and the request is
-// not marked as XHR.
+// Accept header weighs text/html (or application/xhtml+xml) above zero and
+// at least as high as any other media type it names (wildcards aside, as
+// a browser lists */* last at a low weight), and the request is not
+// marked as XHR. "application/json, text/html;q=0.1" is a script that
+// prefers JSON, not a browser.
 func prefersHTML(r *http.Request) bool {
 	if strings.EqualFold(r.Header.Get("X-Requested-With"), "XMLHttpRequest") {
 		return false
 	}
+	htmlQ, otherQ := -1.0, -1.0
 	for _, accept := range r.Header.Values("Accept") {
 		for _, part := range strings.Split(accept, ",") {
-			mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if !strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+			params := strings.Split(part, ";")
+			mt := strings.ToLower(strings.TrimSpace(params[0]))
+			if mt == "" || strings.HasSuffix(mt, "/*") {
 				continue
 			}
-			if q, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-				if f, err := strconv.ParseFloat(q, 64); err == nil && f == 0 {
-					return false
-				}
+			q := acceptWeight(params[1:])
+			if mt == "text/html" || mt == "application/xhtml+xml" {
+				htmlQ = max(htmlQ, q)
+			} else {
+				otherQ = max(otherQ, q)
 			}
-			return true
 		}
 	}
-	return false
+	return htmlQ > 0 && htmlQ >= otherQ
+}
+
+// acceptWeight is the q parameter among a media range's parameters: 1
+// when absent, 0 when unreadable.
+func acceptWeight(params []string) float64 {
+	for _, p := range params {
+		name, val, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if !strings.EqualFold(strings.TrimSpace(name), "q") {
+			continue
+		}
+		q, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil || q < 0 || q > 1 {
+			return 0
+		}
+		return q
+	}
+	return 1
 }
 
 // logRequest counts a request's outcome and writes its debug line: one

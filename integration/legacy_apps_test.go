@@ -645,6 +645,14 @@ func TestBrowserErrorPages(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || body != "" {
 		t.Errorf("API client without a session: %d %q, want 401 with no body", resp.StatusCode, body)
 	}
+	// A client that lists text/html below another type, or refuses it
+	// in any spelling of q, is no browser.
+	for _, accept := range []string{"application/json, text/html;q=0.1", "application/json;q=0.9, text/html;q=0.5", "text/html;Q=0", "text/html;level=1;q=0"} {
+		resp, body = do(t, nil, "GET", "/", http.Header{"Accept": {accept}})
+		if resp.StatusCode != http.StatusUnauthorized || body != "" {
+			t.Errorf("Accept %q without a session: %d %q, want 401 with no body", accept, resp.StatusCode, body)
+		}
+	}
 	resp, body = do(t, nil, "HEAD", "/", browser)
 	if resp.StatusCode != http.StatusUnauthorized || body != "" {
 		t.Errorf("HEAD from a browser: %d %q", resp.StatusCode, body)
