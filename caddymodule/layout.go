@@ -31,6 +31,12 @@ import (
 //   - a session_auth after a session_require on the same requests: the
 //     require answers 401 to every one of them, valid sessions included.
 //
+// The handle_errors routes are followed too, after the routes: a request
+// gets to them having been stripped only if every request was stripped by
+// the end of its site's routes (an error from a sibling route without a
+// strip would otherwise carry its forged headers to a handle_errors
+// reverse_proxy).
+//
 // A request reaches a point stripped when a strip or a session_auth ran
 // before it in the same handler chain, or in an earlier route that every
 // request runs, or in every member of an earlier route group that has a
@@ -43,9 +49,14 @@ func checkLayout(app any) error {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(httpApp.Servers)) {
 		srv := httpApp.Servers[name]
-		w := &layoutWalker{server: name, named: srv.NamedRoutes, visiting: map[string]bool{}}
+		w := &layoutWalker{server: name, named: srv.NamedRoutes, visiting: map[string]bool{}, sites: map[string]*layoutSite{}}
 		site := &layoutSite{}
-		w.routes(srv.Routes, &layoutScope{site: site}, "routes")
+		sc := &layoutScope{site: site}
+		w.routes(srv.Routes, sc, "routes")
+		if srv.Errors != nil && len(srv.Errors.Routes) > 0 {
+			w.errors = true
+			w.routes(srv.Errors.Routes, &layoutScope{site: site, stripped: sc.stripped, authed: sc.authed}, "errors/routes")
+		}
 		w.finish(site)
 		errs = append(errs, w.errs...)
 	}
@@ -57,6 +68,11 @@ type layoutSite struct {
 	name      string // its hosts, for a host-matched site
 	auth      string // where its first session_auth is
 	forwarded string // where a reverse_proxy runs before any strip
+	// endStripped, endAuthed: what held for every request at the end of
+	// the site's routes, which is what its handle_errors routes start
+	// from.
+	endStripped, endAuthed bool
+	reported               bool
 }
 
 // layoutScope is what holds for every request that gets to a point of
@@ -76,6 +92,8 @@ type layoutWalker struct {
 	server   string
 	named    map[string]*caddyhttp.Route
 	visiting map[string]bool // named routes being walked: invoke may recurse
+	sites    map[string]*layoutSite
+	errors   bool // walking the handle_errors routes
 	errs     []error
 }
 
@@ -106,13 +124,26 @@ func (w *layoutWalker) routes(routes caddyhttp.RouteList, sc *layoutScope, path 
 		switch {
 		case len(rt.MatcherSets) > 0 && hostsOnly(rt.MatcherSets):
 			// A site of its own: what ran before it still holds.
-			site = &layoutSite{name: hostsOf(rt.MatcherSets)}
+			name := hostsOf(rt.MatcherSets)
+			site = w.sites[name]
+			if site == nil {
+				site = &layoutSite{name: name}
+				w.sites[name] = site
+			} else if w.errors {
+				// The site's handle_errors: its requests went through
+				// the site's routes first.
+				inner.stripped = inner.stripped || site.endStripped
+				inner.authed = inner.authed || site.endAuthed
+			}
 			inner.site, inner.local = site, true
 		case !everyRequest:
 			inner.local = true
 		}
 		w.handlers(rt.Handlers, &inner, rpath+"/handle")
 		if site != nil {
+			if !w.errors {
+				site.endStripped, site.endAuthed = inner.stripped, inner.authed
+			}
 			w.finish(site)
 		}
 		if sc.require == "" {
@@ -204,7 +235,8 @@ func (w *layoutWalker) auth(sc *layoutScope, path string) {
 }
 
 func (w *layoutWalker) finish(site *layoutSite) {
-	if site.auth != "" && site.forwarded != "" {
+	if site.auth != "" && site.forwarded != "" && !site.reported {
+		site.reported = true
 		w.errorf(site, "reverse_proxy at %s gets requests that no session_strip or session_auth has stripped, in a site with session_auth at %s: forged identity headers would reach the upstream; put session_strip first in the site (Caddyfile: `session_strip` at the top of the site block; JSON: a route with no matcher and {\"handler\": \"session_strip\"}, first in the site's routes)", site.forwarded, site.auth)
 	}
 }

@@ -320,6 +320,9 @@ func TestLayoutRefused(t *testing.T) {
 		"route":          "route /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\treverse_proxy %[2]s",
 		"request_header": "handle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\thandle {\n\t\trequest_header X-User {session.user}\n\t\treverse_proxy %[2]s\n\t}",
 		"php_fastcgi":    "handle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\thandle {\n\t\tphp_fastcgi %[3]s\n\t}",
+		// An error from a sibling route goes to handle_errors with the
+		// request as the client sent it.
+		"handle_errors": "handle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\thandle {\n\t\terror 404\n\t}\n\thandle_errors {\n\t\trequest_header X-User {session.user}\n\t\treverse_proxy %[2]s\n\t}",
 		"a proxy before the strip of a matched session_auth": "route {\n\t\treverse_proxy /x %[2]s\n\t\tsession_auth /app/* http %[4]s\n\t\treverse_proxy %[2]s\n\t}",
 	}
 	for name, body := range unstripped {
@@ -363,12 +366,14 @@ func TestLayoutRefused(t *testing.T) {
 
 	// Layouts that leave no way around: accepted, and safe.
 	for name, body := range map[string]string{
-		"site strip":                      "session_strip\n\thandle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\treverse_proxy %[2]s",
-		"session_auth in every handle":    "handle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\thandle {\n\t\t%[1]s {\n\t\t\toptional\n\t\t}\n\t\treverse_proxy %[2]s\n\t}",
-		"matched session_auth":            "session_auth /app/* http %[3]s\n\treverse_proxy %[2]s",
-		"matched session_auth in a route": "route {\n\t\tsession_auth /app/* http %[3]s\n\t\treverse_proxy %[2]s\n\t}",
-		"an exempted path in a route":     "route {\n\t\trespond /health ok\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}",
-		"session_require after the auth":  "route {\n\t\t%[1]s\n\t\tsession_require role admin\n\t\treverse_proxy %[2]s\n\t}",
+		"site strip":                       "session_strip\n\thandle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\treverse_proxy %[2]s",
+		"session_auth in every handle":     "handle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\thandle {\n\t\t%[1]s {\n\t\t\toptional\n\t\t}\n\t\treverse_proxy %[2]s\n\t}",
+		"matched session_auth":             "session_auth /app/* http %[3]s\n\treverse_proxy %[2]s",
+		"matched session_auth in a route":  "route {\n\t\tsession_auth /app/* http %[3]s\n\t\treverse_proxy %[2]s\n\t}",
+		"an exempted path in a route":      "route {\n\t\trespond /health ok\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}",
+		"site strip, handle_errors":        "session_strip\n\thandle /app/* {\n\t\t%[1]s\n\t\treverse_proxy %[2]s\n\t}\n\thandle {\n\t\terror 404\n\t}\n\thandle_errors {\n\t\treverse_proxy %[2]s\n\t}",
+		"site session_auth, handle_errors": "%[1]s\n\treverse_proxy %[2]s\n\thandle_errors {\n\t\treverse_proxy %[2]s\n\t}",
+		"session_require after the auth":   "route {\n\t\t%[1]s\n\t\tsession_require role admin\n\t\treverse_proxy %[2]s\n\t}",
 	} {
 		site := fmt.Sprintf(":%d {\n\t%s\n}\n", httpPort, fmt.Sprintf(body, auth, up.addr(), svc.URL))
 		if status, out := loadConfig(t, "text/caddyfile", globalOptions+site); status != http.StatusOK {
