@@ -194,3 +194,58 @@ func requestSession(ctx context.Context) (*sessionctx.Session, bool) {
 	}
 	return nil, false
 }
+
+// sessionKeys lists the placeholders sessiongate provides that a custom
+// header's template uses.
+func sessionKeys(tmpl string) []string {
+	var keys []string
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			return keys
+		}
+		j := strings.IndexByte(tmpl[i:], '}')
+		if j < 0 {
+			return keys
+		}
+		if key := tmpl[i+1 : i+j]; isSessionPlaceholder(key) {
+			keys = append(keys, key)
+		}
+		tmpl = tmpl[i+j+1:]
+	}
+}
+
+// refusedKeys reports whether one of keys holds a value of s that enc
+// cannot carry exactly: such a placeholder reads "", so a template that
+// uses it ("{session.user}@corp", "{session.org}/{session.user}") would
+// make of it another value, the one with that part empty. The custom
+// header is then not sent, as the default header of that field is not.
+func refusedKeys(s *sessionctx.Session, enc headerEncoding, keys []string) bool {
+	if s == nil {
+		return false
+	}
+	for _, key := range keys {
+		ok := true
+		name, _ := strings.CutPrefix(key, "session.")
+		switch {
+		case key == "http.auth.user.id":
+			if !s.IsApp() {
+				_, ok = enc.value(s.UserID)
+			}
+		case name == "roles":
+			_, ok = enc.list(s.Roles)
+		case name == "perms":
+			_, ok = enc.list(s.Perms)
+		default:
+			if v, _ := sessionValue(s, name); v != nil {
+				if str, isStr := v.(string); isStr {
+					_, ok = enc.value(str)
+				}
+			}
+		}
+		if !ok {
+			return true
+		}
+	}
+	return false
+}

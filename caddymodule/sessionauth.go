@@ -234,6 +234,7 @@ type LogoutRoute struct {
 
 type customHeader struct {
 	name, template string
+	keys           []string // the sessiongate placeholders it uses
 }
 
 // CaddyModule returns the Caddy module information.
@@ -359,7 +360,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 	h.custom = nil
 	for name, tmpl := range h.Headers {
-		h.custom = append(h.custom, customHeader{name: http.CanonicalHeaderKey(name), template: tmpl})
+		h.custom = append(h.custom, customHeader{name: http.CanonicalHeaderKey(name), template: tmpl, keys: sessionKeys(tmpl)})
 		protected = append(protected, name)
 	}
 	if n := h.Assertion.headerName(); n != "" {
@@ -677,6 +678,11 @@ func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.R
 		}
 	}
 	for _, c := range h.custom {
+		if refusedKeys(id.session, h.encoding, c.keys) {
+			// A value the encoding cannot carry is no header of its
+			// own, and no hole in another one either.
+			continue
+		}
 		v := c.template
 		if repl != nil {
 			v = repl.ReplaceAll(v, "")
