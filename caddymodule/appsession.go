@@ -220,6 +220,8 @@ func (a *appSessions) check(r *http.Request, subject []byte) *appRequest {
 			}
 			if name, exact := a.appName(n); name != "" {
 				apps = append(apps, appCookie{name: name, value: unquote(strings.TrimSpace(val)), exact: exact, at: i})
+			} else if a.hidesAppCookie(val) {
+				remove[i] = true
 			}
 		}
 	}
@@ -299,6 +301,25 @@ func (a *appSessions) appName(n string) (name string, exact bool) {
 		}
 	}
 	return "", false
+}
+
+// hidesAppCookie reports whether another cookie's value carries an app
+// cookie after a comma ("other=1, sid=..."): parsers that take ',' as a
+// separator too (RFC 2109's; Python's SimpleCookie, older Rack) read it
+// as the app cookie itself, one that no binding was checked for. The
+// whole pair is removed, unchecked.
+func (a *appSessions) hidesAppCookie(v string) bool {
+	_, rest, found := strings.Cut(v, ",")
+	for found {
+		var part string
+		part, rest, found = strings.Cut(rest, ",")
+		if n, _, ok := strings.Cut(part, "="); ok {
+			if name, _ := a.appName(strings.TrimSpace(n)); name != "" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func foldCookieName(n string) string {

@@ -143,3 +143,28 @@ func TestAppSessionKey(t *testing.T) {
 		t.Errorf("the secret is used as the key as it is")
 	}
 }
+
+// An app cookie hidden after a comma in another cookie's value, which
+// comma-separating parsers (Python's SimpleCookie, older Rack) read as
+// the app cookie, goes with the cookie that hides it; a comma with no app
+// cookie after it, and a bound app cookie, stay.
+func TestAppSessionCommaHiddenCookie(t *testing.T) {
+	a := newAppSessions([]string{"sid"}, strings.Repeat("s", 32))
+	bob := subjectOf(&sessionctx.Session{Kind: "user", UserID: "2", User: "bob"})
+	bound := "sid=v2; sessiongate_sid=" + a.mac(bob, "sid", "v2")
+	for cookie, want := range map[string]string{
+		"other=1, sid=josé-old; " + bound:   "sid=v2",
+		"other=1,SID=josé-old; " + bound:    "sid=v2",
+		"a=1; b=x, y, sid =old, c=2":        "a=1",
+		"pref=a,b,c; " + bound:              "pref=a,b,c; sid=v2",
+		"t=Wed, 09 Jun 2021 10:18:14 GMT":   "t=Wed, 09 Jun 2021 10:18:14 GMT",
+		"other=1, sidx=2; other2=sid, sid2": "other=1, sidx=2; other2=sid, sid2",
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Cookie", cookie)
+		a.check(r, bob)
+		if got := r.Header.Get("Cookie"); got != want {
+			t.Errorf("Cookie %q: the app gets %q, want %q", cookie, got, want)
+		}
+	}
+}
