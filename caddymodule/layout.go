@@ -125,15 +125,17 @@ func (w *layoutWalker) routes(routes caddyhttp.RouteList, sc *layoutScope, path 
 		case len(rt.MatcherSets) > 0 && hostsOnly(rt.MatcherSets):
 			// A site of its own: what ran before it still holds.
 			name := hostsOf(rt.MatcherSets)
-			site = w.sites[name]
-			if site == nil {
-				site = &layoutSite{name: name}
-				w.sites[name] = site
-			} else if w.errors {
+			if known := w.sites[name]; known != nil && w.errors {
 				// The site's handle_errors: its requests went through
 				// the site's routes first.
+				site = known
 				inner.stripped = inner.stripped || site.endStripped
 				inner.authed = inner.authed || site.endAuthed
+			} else {
+				site = &layoutSite{name: name}
+				if !w.errors && known == nil {
+					w.sites[name] = site
+				}
 			}
 			inner.site, inner.local = site, true
 		case !everyRequest:

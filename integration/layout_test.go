@@ -354,6 +354,16 @@ func TestLayoutRefused(t *testing.T) {
 		t.Errorf("host sites, the one with session_auth stripped: refused: %s", out)
 	}
 
+	// A host's handle_errors is judged with its own site: refused where
+	// the site's errors come unstripped, accepted where the site's
+	// session_auth ran on every request.
+	errHosts := fmt.Sprintf("http://localhost:%[1]d {\n\t%[2]s\n\treverse_proxy %[3]s\n\thandle_errors {\n\t\treverse_proxy %[3]s\n\t}\n}\nhttp://127.0.0.1:%[1]d {\n\thandle /app/* {\n\t\t%[2]s\n\t\treverse_proxy %[3]s\n\t}\n\thandle {\n\t\terror 404\n\t}\n\thandle_errors {\n\t\treverse_proxy %[3]s\n\t}\n}\n", httpPort, auth, up.addr())
+	loadRefused(t, "host sites, handle_errors", "text/caddyfile", globalOptions+errHosts, "site 127.0.0.1", "errors/routes", "session_strip")
+	errHosts = strings.Replace(errHosts, "http://127.0.0.1:"+fmt.Sprint(httpPort)+" {\n", "http://127.0.0.1:"+fmt.Sprint(httpPort)+" {\n\tsession_strip\n", 1)
+	if status, out := loadConfig(t, "text/caddyfile", globalOptions+errHosts); status != http.StatusOK {
+		t.Errorf("host sites, handle_errors, both stripped: refused: %s", out)
+	}
+
 	// A token read from a header the config strips would never arrive.
 	for name, c := range map[string]struct{ body, want string }{
 		"own prefix":            {"session_auth http %[1]s {\n\t\ttoken header X-Session-Token\n\t}", "X-Session-Token"},
