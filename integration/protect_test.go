@@ -134,7 +134,7 @@ func protectStatsFor(t *testing.T, url string) protectStats {
 }
 
 // get sends one request with a bearer token and an X-Forwarded-For.
-func get(t *testing.T, token, forwardedFor string) (*http.Response, string) {
+func getFrom(t *testing.T, token, forwardedFor string) (*http.Response, string) {
 	t.Helper()
 	h := bearer(token)
 	if forwardedFor != "" {
@@ -171,7 +171,7 @@ func TestProtectLookupLimit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			time.Sleep(time.Duration(i) * 100 * time.Millisecond)
-			resp, _ := get(t, tok, "")
+			resp, _ := getFrom(t, tok, "")
 			mu.Lock()
 			status[tok] = resp.StatusCode
 			if tok == "fast" && resp.Header.Get("Retry-After") != "7" {
@@ -199,7 +199,7 @@ func TestProtectLookupLimit(t *testing.T) {
 		t.Fatalf("lookups_refused_total{limit=lookup_limit} = %v", v)
 	}
 	// Once the slot is free, the same token gets in.
-	if resp, _ := get(t, "fast", ""); resp.StatusCode != 200 {
+	if resp, _ := getFrom(t, "fast", ""); resp.StatusCode != 200 {
 		t.Fatalf("after the flood: %d", resp.StatusCode)
 	}
 }
@@ -225,33 +225,33 @@ func TestProtectClientMissLimit(t *testing.T) {
 	startCaddyWith(t, "\tservers {\n\t\ttrusted_proxies static private_ranges\n\t}\n"+debugLogTo(logPath), site)
 
 	const flooder, other = "203.0.113.7", "203.0.113.8"
-	expect := func(token, client string, want int) *http.Response {
+	expectFrom := func(token, client string, want int) *http.Response {
 		t.Helper()
-		resp, body := get(t, token, client)
+		resp, body := getFrom(t, token, client)
 		if resp.StatusCode != want {
 			t.Fatalf("%s from %s: %d, want %d (%q)", token, client, resp.StatusCode, want, body)
 		}
 		return resp
 	}
-	expect("alice", flooder, 200)
-	expect("junk-1", flooder, 401)
-	expect("junk-2", flooder, 401)
+	expectFrom("alice", flooder, 200)
+	expectFrom("junk-1", flooder, 401)
+	expectFrom("junk-2", flooder, 401)
 	before := svc.calls.Load()
-	resp := expect("junk-3", flooder, 429)
+	resp := expectFrom("junk-3", flooder, 429)
 	if ra := resp.Header.Get("Retry-After"); ra == "" || ra == "0" {
 		t.Fatalf("429 without a Retry-After (%q)", ra)
 	}
-	expect("junk-4", flooder, 429)
+	expectFrom("junk-4", flooder, 429)
 	if svc.calls.Load() != before {
 		t.Fatal("a refused lookup reached the session service")
 	}
 	// Its own session and its cached rejections still answer.
-	expect("alice", flooder, 200)
-	expect("junk-1", flooder, 401)
+	expectFrom("alice", flooder, 200)
+	expectFrom("junk-1", flooder, 401)
 	// Another client's new session gets in during the flood, as does the
 	// proxy's own address (its own client).
-	expect("bob", other, 200)
-	expect("junk-5", "", 401)
+	expectFrom("bob", other, 200)
+	expectFrom("junk-5", "", 401)
 
 	st := protectStatsFor(t, svc.URL)
 	if st.RefusedClientLimit != 2 {
@@ -286,9 +286,9 @@ func TestProtectClientMissLimit(t *testing.T) {
 	// (Another window: a new cache, with its own per-client counts.)
 	startCaddy(t, strings.Replace(site, "3 1m", "3 2m", 1))
 	for i := range 3 {
-		expect(fmt.Sprint("other-junk-", i), fmt.Sprint("198.51.100.", i), 401)
+		expectFrom(fmt.Sprint("other-junk-", i), fmt.Sprint("198.51.100.", i), 401)
 	}
-	expect("other-junk-x", "198.51.100.99", 429)
+	expectFrom("other-junk-x", "198.51.100.99", 429)
 }
 
 // TestProtectJoinedLookupCountsOnce: concurrent requests for one new
@@ -311,7 +311,7 @@ func TestProtectJoinedLookupCountsOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if resp, _ := get(t, "alice", ""); resp.StatusCode != 200 {
+			if resp, _ := getFrom(t, "alice", ""); resp.StatusCode != 200 {
 				t.Errorf("joined request: %d", resp.StatusCode)
 			}
 		}()
@@ -320,10 +320,10 @@ func TestProtectJoinedLookupCountsOnce(t *testing.T) {
 	if n := svc.callsFor("alice"); n != 1 {
 		t.Fatalf("%d calls for one token", n)
 	}
-	if resp, _ := get(t, "bob", ""); resp.StatusCode != 200 {
+	if resp, _ := getFrom(t, "bob", ""); resp.StatusCode != 200 {
 		t.Fatalf("the second lookup of the window: %d (the joined requests counted more than once)", resp.StatusCode)
 	}
-	if resp, _ := get(t, "carol", ""); resp.StatusCode != 429 {
+	if resp, _ := getFrom(t, "carol", ""); resp.StatusCode != 429 {
 		t.Fatalf("the third lookup of the window: %d", resp.StatusCode)
 	}
 }
@@ -366,7 +366,7 @@ func TestProtectConnectionBound(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if resp, _ := get(t, tok, ""); resp.StatusCode != 200 {
+				if resp, _ := getFrom(t, tok, ""); resp.StatusCode != 200 {
 					t.Errorf("%s: %d", tok, resp.StatusCode)
 				}
 			}()
@@ -399,7 +399,7 @@ func refreshSite(t *testing.T, svc *slowService, extra string) {
 
 func userSeen(t *testing.T, token string) (int, string) {
 	t.Helper()
-	resp, body := get(t, token, "")
+	resp, body := getFrom(t, token, "")
 	if resp.StatusCode != 200 {
 		return resp.StatusCode, ""
 	}
