@@ -132,10 +132,10 @@ func (a *nameUnion) folderOf() *headerFolder {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	prefixes := a.prefixes
-	if len(prefixes) == 0 {
-		prefixes = []string{DefaultHeaderPrefix}
-	}
+	// The default prefix always: an app behind a session_auth with its
+	// own prefix may still read X-Session-* (its docs' default), and no
+	// client-sent name under it is ever sessiongate's.
+	prefixes := append([]string{DefaultHeaderPrefix}, a.prefixes...)
 	f := newHeaderFolderPrefixes(prefixes, append(presetNames(), a.names...))
 	a.folder.Store(f)
 	return f

@@ -530,3 +530,37 @@ func TestLayoutLaterSessionAuthDecides(t *testing.T) {
 		}
 	}
 }
+
+// TestLayoutDefaultPrefixAlwaysStripped: the default prefix is stripped
+// even where the only session_auth injects under a prefix of its own: an
+// app may still read X-Session-*, and no client-sent name under it is
+// ever sessiongate's.
+func TestLayoutDefaultPrefixAlwaysStripped(t *testing.T) {
+	svc := newSessionService(t)
+	svc.addSession("tok-own-prefix", aliceSession())
+	up := newUpstream(t)
+	tester := startCaddy(t, fmt.Sprintf(`
+:%d {
+	session_auth http %s {
+		header_prefix X-Auth-
+		optional
+	}
+	reverse_proxy %s
+}`, httpPort, svc.URL, up.Listener.Addr()))
+	for _, tok := range []string{"tok-own-prefix", ""} {
+		h := http.Header{"X-Session-User": {"mallory"}, "X_session_roles": {"admin"}}
+		if tok != "" {
+			h.Set("Authorization", "Bearer "+tok)
+		}
+		_, body := do(t, tester, "GET", "/", h)
+		saw := upstreamSaw(t, body).Headers
+		for name := range saw {
+			if strings.HasPrefix(strings.ToLower(strings.ReplaceAll(name, "_", "-")), "x-session-") {
+				t.Errorf("token %q: the app got %s: %q", tok, name, saw[name])
+			}
+		}
+		if tok != "" && saw.Get("X-Auth-User") != "alice" {
+			t.Errorf("the app got X-Auth-User %q, want alice", saw.Get("X-Auth-User"))
+		}
+	}
+}
