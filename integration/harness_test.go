@@ -240,9 +240,15 @@ var testClient = &http.Client{
 func do(t *testing.T, tester *caddytest.Tester, method, path string, header http.Header) (*http.Response, string) {
 	t.Helper()
 	_ = tester // the caller shows the request needs a running Caddy
+	return send(t, method, path, header, "")
+}
+
+// send is do with a request body.
+func send(t *testing.T, method, path string, header http.Header, body string) (*http.Response, string) {
+	t.Helper()
 	var lastErr error
 	for range 5 {
-		req, err := http.NewRequest(method, siteURL+path, nil)
+		req, err := http.NewRequest(method, siteURL+path, strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,14 +261,14 @@ func do(t *testing.T, tester *caddytest.Tester, method, path string, header http
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		body, err := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if err != nil {
 			lastErr = err
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		return resp, string(body)
+		return resp, string(b)
 	}
 	t.Fatalf("%s %s: no answer: %v", method, path, lastErr)
 	return nil, ""

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,37 +12,11 @@ import (
 )
 
 // sendBody sends a request with a body to the test Caddy and returns the
-// status and the answer's body. Like do, it sends again a request that
-// got no answer at all (a connection the previous config's server
-// dropped just after a reload); any HTTP answer is the result.
+// status and the answer's body (see send).
 func sendBody(t *testing.T, method, path string, header http.Header, body string) (int, string) {
 	t.Helper()
-	var lastErr error
-	for range 5 {
-		req, err := http.NewRequest(method, siteURL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		resp, err := testClient.Do(req)
-		if err != nil {
-			lastErr = err
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			lastErr = err
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		return resp.StatusCode, string(b)
-	}
-	t.Fatalf("%s %s: no answer: %v", method, path, lastErr)
-	return 0, ""
+	resp, b := send(t, method, path, header, body)
+	return resp.StatusCode, b
 }
 
 // TestRevocationCoversEverySource: a token is revoked in every source it
