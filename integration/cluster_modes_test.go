@@ -166,19 +166,7 @@ func TestClusterSentinelFailoverCaddyProcesses(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	took := rs.KillMaster(t)
 	t.Logf("the sentinels promoted the replica %v after the master was killed", took)
-	deadline := time.Now().Add(15 * time.Second)
-	for _, n := range nodes {
-		for {
-			st, err := n.cluster()
-			if err == nil && st["connected"] == true {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s did not reconnect to the promoted master: %v %v", n.site, st, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	waitConnected(t, nodes, 15*time.Second, "reconnect to the promoted master")
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	wg.Wait()

@@ -135,6 +135,24 @@ func (n caddyNode) stat(t *testing.T, name string) float64 {
 
 var nodeClient = &http.Client{Timeout: 10 * time.Second}
 
+// waitConnected waits until every node says it is connected to Redis.
+func waitConnected(t *testing.T, nodes []caddyNode, within time.Duration, what string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for _, n := range nodes {
+		for {
+			st, err := n.cluster()
+			if err == nil && st["connected"] == true {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s did not %s: %v %v", n.site, what, st, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
 // cluster is the node's cluster stats (one backend).
 func (n caddyNode) cluster() (map[string]any, error) {
 	resp, err := nodeClient.Get("http://" + n.admin + "/sessiongate/stats")
@@ -377,19 +395,7 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 		t.Errorf("%d of %d requests failed (5xx or error) around a Redis kill", fivexx.Load(), total.Load())
 	}
 	t.Logf("%d requests across a Redis kill and restart, %d 5xx", total.Load(), fivexx.Load())
-	deadline := time.Now().Add(10 * time.Second)
-	for _, n := range nodes {
-		for {
-			st, err := n.cluster()
-			if err == nil && st["connected"] == true {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s did not reconnect: %v %v", n.site, st, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	waitConnected(t, nodes, 10*time.Second, "reconnect")
 	svc.addSession("tok-after", aliceSession())
 	before = svc.calls.Load()
 	for _, n := range nodes {
