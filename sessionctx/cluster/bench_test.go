@@ -14,15 +14,16 @@ import (
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
-// BenchmarkTierL2Hit is the cost of answering from Redis (one GET on
-// loopback, open, decode) against the node's own cache.
-func BenchmarkTierL2Hit(b *testing.B) {
+// benchTierWithEntry is a connected tier on its own redis-server, with
+// one session in Redis under key, filled at now.
+func benchTierWithEntry(b *testing.B) (*Tier, sessionctx.Key, time.Time) {
+	b.Helper()
 	srv := redistest.Start(b)
 	tier, err := New(Config{URL: srv.URL(), Secret: testSecret, Backend: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer tier.Close()
+	b.Cleanup(func() { tier.Close() })
 	for deadline := time.Now().Add(3 * time.Second); !tier.Stats().Connected; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			b.Fatal("not connected")
@@ -34,6 +35,13 @@ func BenchmarkTierL2Hit(b *testing.B) {
 		Session: &sessionctx.Session{User: "alice", Roles: []string{"a", "b"}, Raw: []byte(`{"u":"alice"}`)},
 		Fresh:   now.Add(time.Hour), Stale: now.Add(time.Hour),
 	}, now)
+	return tier, key, now
+}
+
+// BenchmarkTierL2Hit is the cost of answering from Redis (one GET on
+// loopback, open, decode) against the node's own cache.
+func BenchmarkTierL2Hit(b *testing.B) {
+	tier, key, now := benchTierWithEntry(b)
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	for b.Loop() {
@@ -47,23 +55,7 @@ func BenchmarkTierL2Hit(b *testing.B) {
 // as a loaded node has: the pool must hand each one a connection without
 // a wait.
 func BenchmarkTierL2HitParallel(b *testing.B) {
-	srv := redistest.Start(b)
-	tier, err := New(Config{URL: srv.URL(), Secret: testSecret, Backend: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tier.Close()
-	for deadline := time.Now().Add(3 * time.Second); !tier.Stats().Connected; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("not connected")
-		}
-	}
-	key := key("goodbench")
-	now := time.Now()
-	tier.Set(context.Background(), key, &sessionctx.SharedEntry{
-		Session: &sessionctx.Session{User: "alice", Roles: []string{"a", "b"}, Raw: []byte(`{"u":"alice"}`)},
-		Fresh:   now.Add(time.Hour), Stale: now.Add(time.Hour),
-	}, now)
+	tier, key, now := benchTierWithEntry(b)
 	b.ReportAllocs()
 	b.SetParallelism(32)
 	defer reportCPU(b)()
