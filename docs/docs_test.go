@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -77,18 +79,61 @@ func blocks(t *testing.T, file string) []block {
 
 var link = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 
+// headingAnchors are the anchors GitHub gives the headings of the
+// markdown file at path: lower case, spaces to hyphens, punctuation
+// other than hyphens and underscores dropped.
+func headingAnchors(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	inCode := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(line, "#")))
+		var a strings.Builder
+		for _, r := range h {
+			switch {
+			case r == ' ':
+				a.WriteByte('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				a.WriteRune(r)
+			}
+		}
+		out = append(out, a.String())
+	}
+	return out
+}
+
 func TestRelativeLinksResolve(t *testing.T) {
 	for _, file := range markdownFiles(t) {
 		text := read(t, file)
 		for _, m := range link.FindAllStringSubmatch(text, -1) {
 			target := m[1]
-			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") || strings.HasPrefix(target, "#") {
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
 				continue
 			}
-			target, _, _ = strings.Cut(target, "#")
+			if anchor, ok := strings.CutPrefix(target, "#"); ok {
+				if !slices.Contains(headingAnchors(t, filepath.Join("..", file)), anchor) {
+					t.Errorf("%s: link %q: no heading of its own with that anchor", file, target)
+				}
+				continue
+			}
+			target, anchor, _ := strings.Cut(target, "#")
 			path := filepath.Join("..", filepath.Dir(file), target)
 			if _, err := os.Stat(path); err != nil {
 				t.Errorf("%s: link %q does not resolve: %v", file, m[1], err)
+				continue
+			}
+			if anchor != "" && strings.HasSuffix(target, ".md") && !slices.Contains(headingAnchors(t, path), anchor) {
+				t.Errorf("%s: link %q: %s has no heading with that anchor", file, m[1], target)
 			}
 		}
 	}
