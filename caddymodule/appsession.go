@@ -91,8 +91,8 @@ func validateAppSession(names []string, tokens []sessionctx.TokenSource, secret 
 			}
 		}
 	}
-	if secret != "" && !hasPlaceholder(secret) && len(secret) < minAppSessionSecret {
-		return fmt.Errorf("app_session_secret is %d bytes, need at least %d", len(secret), minAppSessionSecret)
+	if err := checkSecretLen("app_session_secret", secret, minAppSessionSecret); err != nil {
+		return err
 	}
 	if secret != "" && len(names) == 0 {
 		return fmt.Errorf("app_session_secret without app_session names")

@@ -41,6 +41,8 @@ func TestCaddyfileClusterErrors(t *testing.T) {
 		{"no secret", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout 50ms", "}", "}"}, 3, "cluster needs a secret"},
 		{"no block", []string{"session_auth http https://a.example {", "cluster redis://r:6379", "}"}, 3, "cluster needs a secret"},
 		{"short secret", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret tooshort", "}", "}"}, 4, "cluster secret is 8 bytes, need at least 32"},
+		{"short secret from the environment", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret {env.SG_TEST_SHORT_SECRET}", "}", "}"}, 4, "cluster secret is 5 bytes, need at least 32 (from {env.SG_TEST_SHORT_SECRET})"},
+		{"short app_session_secret from the environment", []string{"session_auth http https://a.example {", "app_session grafana_session", "app_session_secret {env.SG_TEST_SHORT_SECRET}", "}"}, 4, "app_session_secret is 5 bytes, need at least 32 (from {env.SG_TEST_SHORT_SECRET})"},
 		{"no url", []string{"session_auth http https://a.example {", "cluster", "}"}, 3, "want cluster <redis-url>"},
 		{"unknown option", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "password x", "}", "}"}, 4, `unknown cluster option "password"`},
 		{"bad timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout -1s", "}", "}"}, 4, "cluster timeout must not be negative (got -1s)"},
@@ -54,6 +56,7 @@ func TestCaddyfileClusterErrors(t *testing.T) {
 		{"given twice", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "}", "}"}, 6, "cluster given twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SG_TEST_SHORT_SECRET", "short")
 			_, err := adaptSessionAuth(t, strings.Join(tc.lines, "\n"))
 			if err == nil {
 				t.Fatalf("adapted without error; want %q", tc.want)

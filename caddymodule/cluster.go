@@ -205,8 +205,8 @@ func (c *ClusterConfig) validate() error {
 	if c.SentinelPassword != "" && c.Mode != cluster.ModeSentinel {
 		return fmt.Errorf("cluster sentinel_auth is for mode sentinel only")
 	}
-	if c.Secret != "" && !hasPlaceholder(c.Secret) && len(c.Secret) < cluster.MinSecretLen {
-		return fmt.Errorf("cluster secret is %d bytes, need at least %d", len(c.Secret), cluster.MinSecretLen)
+	if err := checkSecretLen("cluster secret", c.Secret, cluster.MinSecretLen); err != nil {
+		return err
 	}
 	if c.Timeout < 0 {
 		return fmt.Errorf("cluster timeout must not be negative (got %s)", time.Duration(c.Timeout))

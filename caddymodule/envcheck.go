@@ -47,6 +47,28 @@ func expandPlaceholders(what, value string) (string, error) {
 	return caddy.NewReplacer().ReplaceKnown(value, ""), nil
 }
 
+// checkSecretLen refuses a secret shorter than min bytes, whether it is
+// written in the config or comes from {env.*} variables that are set now.
+// The Caddyfile parser runs it, so a short secret from the environment is
+// refused naming the variable and the directive's file and line; an
+// unset variable, or a {file.*}, is checked when the config loads.
+func checkSecretLen(what, secret string, min int) error {
+	if secret == "" {
+		return nil
+	}
+	n, from := len(secret), ""
+	if hasPlaceholder(secret) {
+		if strings.Contains(secret, "{file.") || checkEnvSet(what, secret) != nil {
+			return nil
+		}
+		n, from = len(caddy.NewReplacer().ReplaceKnown(secret, "")), " (from "+secret+")"
+	}
+	if n < min {
+		return fmt.Errorf("%s is %d bytes, need at least %d%s", what, n, min, from)
+	}
+	return nil
+}
+
 // checkURL refuses a URL that is not absolute with one of schemes. shown
 // is how an error names it (redacted when it may carry a password). A
 // URL still holding placeholders is checked only for unset variables.
