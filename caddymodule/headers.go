@@ -363,3 +363,44 @@ func (t *trailerStripper) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+type customHeader struct {
+	name, template string
+	keys           []string // the sessiongate placeholders it uses
+}
+
+// injectHeaders sets the identity headers. One backing array holds every
+// value so the hot path allocates once, not once per header.
+func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.Replacer) {
+	vals := make([]string, h.nvals)
+	j := 0
+	enc := &id.vals[h.encoding]
+	for f := field(0); f < numFields; f++ {
+		if v := enc[f]; v != "" && h.inject[f] != "" {
+			vals[j] = v
+			hdr[h.inject[f]] = vals[j : j+1 : j+1]
+			j++
+		}
+	}
+	for _, ph := range h.extra {
+		if v := enc[ph.field]; v != "" {
+			vals[j] = v
+			hdr[ph.name] = vals[j : j+1 : j+1]
+			j++
+		}
+	}
+	for _, c := range h.custom {
+		if refusedKeys(id.session, h.encoding, c.keys) {
+			// A value the encoding cannot carry is no header of its
+			// own, and no hole in another one either.
+			continue
+		}
+		v := c.template
+		if repl != nil {
+			v = repl.ReplaceAll(v, "")
+		}
+		if v, ok := h.encoding.template(v); ok && v != "" {
+			hdr[c.name] = []string{v}
+		}
+	}
+}

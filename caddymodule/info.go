@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
@@ -16,6 +18,8 @@ import (
 
 func init() {
 	caddy.RegisterModule(SessionInfo{})
+	httpcaddyfile.RegisterHandlerDirective("session_info", parseSessionInfo)
+	httpcaddyfile.RegisterDirectiveOrder("session_info", httpcaddyfile.Before, "respond")
 }
 
 // SessionInfo answers with the request's own session, from the context
@@ -151,8 +155,37 @@ type restoredBody struct {
 	io.Closer
 }
 
+func parseSessionInfo(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	si := new(SessionInfo)
+	err := si.UnmarshalCaddyfile(h.Dispenser)
+	return si, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	session_info [<matcher>] [<dialect>]
+func (h *SessionInfo) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+	case 1:
+		h.Dialect = args[0]
+		if err := h.Validate(); err != nil {
+			return d.Err(err.Error())
+		}
+	default:
+		return d.Errf("want session_info [<dialect>], got %d arguments", len(args))
+	}
+	if d.NextBlock(0) {
+		return d.Errf("unrecognized subdirective %q", d.Val())
+	}
+	return nil
+}
+
 // Interface guards
 var (
 	_ caddy.Validator             = (*SessionInfo)(nil)
 	_ caddyhttp.MiddlewareHandler = (*SessionInfo)(nil)
+	_ caddyfile.Unmarshaler       = (*SessionInfo)(nil)
 )

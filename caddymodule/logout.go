@@ -4,7 +4,18 @@ import (
 	"net/http"
 	"path"
 	"strings"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
+
+// LogoutRoute is a request that ends the session it carries.
+type LogoutRoute struct {
+	Method string `json:"method"`
+	Path   string `json:"path"`
+}
 
 // logoutPath reduces a request path to what an app's router matches a
 // logout route against: `;` path parameters cut from every segment
@@ -37,4 +48,16 @@ func (h *SessionAuth) isLogout(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// forgetOnLogout evicts the token of a logout request the upstream
+// accepted, so the next request with it asks the session service again.
+func (h *SessionAuth) forgetOnLogout(key sessionctx.Key) {
+	evicted := h.client.Forget(key)
+	if evicted && h.metricsOn {
+		observeEvictions("logout", 1)
+	}
+	if ce := h.logger.Check(zapcore.DebugLevel, "session logout"); ce != nil {
+		ce.Write(zap.String("token_hash", h.tokenHash(key)), zap.Bool("evicted", evicted))
+	}
 }

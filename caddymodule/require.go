@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
@@ -14,6 +17,8 @@ import (
 
 func init() {
 	caddy.RegisterModule(SessionRequire{})
+	httpcaddyfile.RegisterHandlerDirective("session_require", parseSessionRequire)
+	httpcaddyfile.RegisterDirectiveOrder("session_require", httpcaddyfile.Before, "request_header")
 }
 
 // SessionRequire lets a request through only when the session that
@@ -178,8 +183,93 @@ func oneOf(allowed []string, v string) bool {
 	return false
 }
 
+func parseSessionRequire(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	sr := new(SessionRequire)
+	err := sr.UnmarshalCaddyfile(h.Dispenser)
+	return sr, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Lines are
+// ANDed; the values of one line are ORed, except perm's, which are all
+// required. Syntax:
+//
+//	session_require [<matcher>] [role|perm|org|org_id|user|user_id|app|app_id <values...> | kind user|app | admin] {
+//	    role <name...>
+//	    perm <name...>
+//	    org <name...>
+//	    org_id <id...>
+//	    user <name...>
+//	    user_id <id...>
+//	    app <name...>
+//	    app_id <id...>
+//	    kind user|app
+//	    admin
+//	}
+func (h *SessionRequire) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		if err := h.addRule(d); err != nil {
+			return err
+		}
+	}
+	for d.NextBlock(0) {
+		if err := h.addRule(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addRule reads one rule: the current token names it, the rest of the
+// line are its values.
+func (h *SessionRequire) addRule(d *caddyfile.Dispenser) error {
+	kind := d.Val()
+	values := d.RemainingArgs()
+	if len(values) == 0 && slices.Contains([]string{"role", "perm", "org", "org_id", "user", "user_id", "app", "app_id", "kind"}, kind) {
+		return d.Errf("%s needs at least one value", kind)
+	}
+	switch kind {
+	case "role":
+		h.Roles = append(h.Roles, values)
+	case "perm":
+		h.Perms = append(h.Perms, values...)
+	case "org":
+		h.Orgs = append(h.Orgs, values)
+	case "org_id":
+		h.OrgIDs = append(h.OrgIDs, values)
+	case "user":
+		h.Users = append(h.Users, values)
+	case "user_id":
+		h.UserIDs = append(h.UserIDs, values)
+	case "app":
+		h.Apps = append(h.Apps, values)
+	case "app_id":
+		h.AppIDs = append(h.AppIDs, values)
+	case "kind":
+		if len(values) != 1 || (values[0] != "user" && values[0] != "app") {
+			return d.Err("want kind user|app")
+		}
+		if h.Kind != "" {
+			return d.Err("kind given twice")
+		}
+		h.Kind = values[0]
+	case "admin":
+		if len(values) > 0 {
+			return d.ArgErr()
+		}
+		if h.Admin {
+			return d.Err("admin given twice")
+		}
+		h.Admin = true
+	default:
+		return d.Errf("unrecognized subdirective %q", kind)
+	}
+	return nil
+}
+
 // Interface guards
 var (
 	_ caddy.Validator             = (*SessionRequire)(nil)
 	_ caddyhttp.MiddlewareHandler = (*SessionRequire)(nil)
+	_ caddyfile.Unmarshaler       = (*SessionRequire)(nil)
 )
