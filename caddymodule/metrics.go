@@ -119,8 +119,8 @@ func observeServiceCall(dialect string, d time.Duration, err error) {
 }
 
 // errorKind is the metric label of a session-service failure: one of
-// sessionctx's Fail* kinds, a small fixed set.
-func errorKind(err error) string { return sessionctx.FailureKind(err) }
+// sessionctx's FailureKind constants, a small fixed set.
+func errorKind(err error) string { return string(sessionctx.FailureKindOf(err)) }
 
 // entriesCollector reports the pool's cache sizes when scraped, so the
 // gauge is exact without hooks on every insert and delete.

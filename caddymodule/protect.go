@@ -26,13 +26,6 @@ type ClientMissLimit struct {
 	Window caddy.Duration `json:"window,omitempty"`
 }
 
-// The FailureKind of a lookup refused by each limit, and the limit
-// label of its metric and log line.
-const (
-	limitLookups = "lookup_limit"
-	limitClient  = "client_miss_limit"
-)
-
 // defaultLookupLimit is lookup_limit's default (sessionctx's).
 const defaultLookupLimit = 64
 
@@ -104,14 +97,14 @@ func clientOf(r *http.Request) string {
 // client's own limit, 503 for the backend's, both with Retry-After and
 // neither with a session-service call. It is logged at debug with the
 // client's address (never the token).
-func (h *SessionAuth) limited(w http.ResponseWriter, r *http.Request, key sessionctx.Key, limit string, err error) error {
+func (h *SessionAuth) limited(w http.ResponseWriter, r *http.Request, key sessionctx.Key, limit sessionctx.FailureKind, err error) error {
 	status, retry := http.StatusServiceUnavailable, h.retry
-	if limit == limitClient {
+	if limit == sessionctx.FailureClientLimit {
 		status, retry = http.StatusTooManyRequests, h.clientRetry()
 	}
 	h.observe(key, "limited", false)
 	if ce := h.logger.Check(zapcore.DebugLevel, "session lookup refused"); ce != nil {
-		ce.Write(zap.String("limit", limit), zap.String("client", clientOf(r)), zap.String("token_hash", h.tokenHash(key)))
+		ce.Write(zap.String("limit", string(limit)), zap.String("client", clientOf(r)), zap.String("token_hash", h.tokenHash(key)))
 	}
 	w.Header().Set("Retry-After", retry)
 	if status == http.StatusServiceUnavailable {
@@ -250,8 +243,8 @@ func (c lookupsCollector) Collect(ch chan<- prometheus.Metric) {
 		s.Waited += st.Waited
 	}
 	for dialect, s := range by {
-		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedLookupLimit), dialect, "lookup_limit")
-		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedClientLimit), dialect, "client_miss_limit")
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedLookupLimit), dialect, string(sessionctx.FailureLookupLimit))
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedClientLimit), dialect, string(sessionctx.FailureClientLimit))
 		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(s.LookupsWaiting), dialect)
 		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.LookupsInFlight), dialect)
 		ch <- prometheus.MustNewConstMetric(c.refreshes, prometheus.CounterValue, float64(s.RefreshesStarted), dialect)

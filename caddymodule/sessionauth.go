@@ -409,7 +409,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 			}
 			return caddyhttp.Error(499, errClientGaveUp)
 		}
-		if k := sessionctx.FailureKind(err); k == limitLookups || k == limitClient {
+		if k := sessionctx.FailureKindOf(err); k == sessionctx.FailureLookupLimit || k == sessionctx.FailureClientLimit {
 			return h.limited(w, r, res.Key, k, err)
 		}
 		h.warnUnavailable(res.Key, err)

@@ -44,13 +44,13 @@ type Config struct {
 	// LookupLimit bounds the session-service lookups (tokens neither the
 	// cache nor the Tier can answer) in flight at once; a lookup past it
 	// waits for a slot as long as Timeout, then fails, without a call,
-	// with an ErrUnavailable whose FailureKind is "lookup_limit".
+	// with an ErrUnavailable of kind FailureLookupLimit.
 	// Default 64; negative: no bound.
 	LookupLimit int
 	// ClientMissLimit bounds the lookups one client (ClientOf) may start
 	// per ClientMissWindow (default 1s); past it a lookup fails, without
-	// a call, with an ErrUnavailable whose FailureKind is
-	// "client_miss_limit" (an HTTP server answers it with 429).
+	// a call, with an ErrUnavailable of kind FailureClientLimit (an HTTP
+	// server answers it with 429).
 	// Concurrent requests for one token share one lookup, counted once.
 	// Cached sessions and rejections never count. Default 30; negative:
 	// no bound.

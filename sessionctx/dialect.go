@@ -296,7 +296,7 @@ func (s *service) Do(req *http.Request) (int, []byte, error) {
 	resp, err := s.Client.Do(req.WithContext(ctx))
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errTimedOut) {
-			return 0, nil, unavailable(failTimeout, "no answer within %v", s.Timeout)
+			return 0, nil, unavailable(FailureTimeout, "no answer within %v", s.Timeout)
 		}
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
@@ -310,16 +310,16 @@ func (s *service) Do(req *http.Request) (int, []byte, error) {
 	body, err := readBody(resp, s.MaxBody)
 	if err != nil {
 		if errors.Is(context.Cause(ctx), errTimedOut) {
-			return resp.StatusCode, nil, unavailable(failTimeout, "answer not read in full within %v", s.Timeout)
+			return resp.StatusCode, nil, unavailable(FailureTimeout, "answer not read in full within %v", s.Timeout)
 		}
-		kind := failGarbage // an answer begun and cut off
-		if transportKind(err) == failTimeout {
-			kind = failTimeout
+		kind := FailureGarbage // an answer begun and cut off
+		if transportKind(err) == FailureTimeout {
+			kind = FailureTimeout
 		}
 		return resp.StatusCode, nil, unavailable(kind, "reading answer: %v", err)
 	}
 	if int64(len(body)) > s.MaxBody {
-		return resp.StatusCode, nil, unavailable(failTooLarge, "answer larger than %d bytes", s.MaxBody)
+		return resp.StatusCode, nil, unavailable(FailureTooLarge, "answer larger than %d bytes", s.MaxBody)
 	}
 	return resp.StatusCode, body, nil
 }
@@ -346,7 +346,7 @@ func statusError(status int, unauth ...int) error {
 			return fmt.Errorf("%w: session service answered %d", ErrUnauthenticated, status)
 		}
 	}
-	return unavailable(failStatus, "session service answered %d", status)
+	return unavailable(FailureStatus, "session service answered %d", status)
 }
 
 // readBody reads at most limit+1 bytes of the answer: into one buffer of

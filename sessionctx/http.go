@@ -390,9 +390,9 @@ func (b *httpBackend) rejection(status int, raw []byte) error {
 		if isJSON {
 			return fmt.Errorf("%w: session service answered %d", ErrUnauthenticated, status)
 		}
-		return unavailable(failStatus, "session service answered %d with a body that is not a JSON object (%s): not taken as a rejection, which for this status must come from the service itself", status, bodyKind(raw))
+		return unavailable(FailureStatus, "session service answered %d with a body that is not a JSON object (%s): not taken as a rejection, which for this status must come from the service itself", status, bodyKind(raw))
 	}
-	return unavailable(failStatus, "session service answered %d, not in unauthenticated_status %v: not taken as a rejection", status, b.opts.UnauthenticatedStatus)
+	return unavailable(FailureStatus, "session service answered %d, not in unauthenticated_status %v: not taken as a rejection", status, b.opts.UnauthenticatedStatus)
 }
 
 // bodyKind describes a body for a log line without quoting it (an error

@@ -404,8 +404,8 @@ func TestServiceTimeout(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = b.Resolve(context.Background(), credential{Value: "tok", Source: TokenSource{From: FromBearer}})
-		if !errors.Is(err, ErrUnavailable) || FailureKind(err) != failTimeout || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: %v (kind %s), want a timeout saying %q", c.name, err, FailureKind(err), c.want)
+		if !errors.Is(err, ErrUnavailable) || FailureKindOf(err) != FailureTimeout || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v (kind %s), want a timeout saying %q", c.name, err, FailureKindOf(err), c.want)
 		}
 	}
 }

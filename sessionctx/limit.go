@@ -16,15 +16,6 @@ const (
 	defaultClientTableEntries = 65536
 )
 
-// The kinds (FailureKind) of a lookup refused by a limit, without a
-// session-service call. Both errors wrap ErrUnavailable, so a caller
-// that answers that with a 503 needs nothing more; an HTTP server
-// answers the client's own limit better with 429.
-const (
-	failLookupLimit = "lookup_limit"      // every slot taken for as long as the backend's timeout
-	failClientLimit = "client_miss_limit" // the client started its lookups of the window already
-)
-
 // lookupLimits protect the session service from a flood of tokens it
 // has never seen: only lookups (a token neither the cache nor the shared
 // tier can answer) count; a cached session or a cached rejection never
@@ -48,8 +39,8 @@ func (l lookupLimits) withDefaults() lookupLimits {
 }
 
 var (
-	errLookupLimit = &unavailableError{Kind: failLookupLimit, msg: "too many session-service lookups in flight"}
-	errClientLimit = &unavailableError{Kind: failClientLimit, msg: "too many session lookups from this client"}
+	errLookupLimit = &unavailableError{Kind: FailureLookupLimit, msg: "too many session-service lookups in flight"}
+	errClientLimit = &unavailableError{Kind: FailureClientLimit, msg: "too many session lookups from this client"}
 )
 
 // limiter holds a resolver's lookup limits and their counters.

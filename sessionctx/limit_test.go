@@ -125,7 +125,7 @@ func TestRefreshAheadErrorKeepsEntry(t *testing.T) {
 	ctx := context.Background()
 	_, _ = r.Resolve(ctx, cred("a"))
 	c.Advance(9 * time.Second)
-	g.update(func(g *gatedBackend) { g.err = unavailable(failStatus, "502") })
+	g.update(func(g *gatedBackend) { g.err = unavailable(FailureStatus, "502") })
 	_, _ = r.Resolve(ctx, cred("a"))
 	waitFor(t, "the refresh", func() bool { return g.calls.Load() == 2 && r.Stats().ServiceErrors == 1 })
 	for range 10 {
@@ -237,7 +237,7 @@ func TestLookupLimitRefusesWithoutCall(t *testing.T) {
 	go func() { _, err := r.Resolve(context.Background(), cred("a")); done <- err }()
 	<-entered
 	_, err := r.Resolve(context.Background(), cred("b"))
-	if FailureKind(err) != failLookupLimit || !errors.Is(err, ErrUnavailable) {
+	if FailureKindOf(err) != FailureLookupLimit || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("past the limit: %v, want an ErrUnavailable of kind lookup_limit", err)
 	}
 	if n := g.calls.Load(); n != 1 {
@@ -279,7 +279,7 @@ func TestClientLimit(t *testing.T) {
 	}
 	calls := g.calls.Load()
 	_, err := r.resolve(ctx, cred("junk-x"), flood)
-	if FailureKind(err) != failClientLimit || !errors.Is(err, ErrUnavailable) {
+	if FailureKindOf(err) != FailureClientLimit || !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("past the client's limit: %v", err)
 	}
 	if g.calls.Load() != calls {

@@ -437,7 +437,7 @@ func (r *resolver) fetch(ctx context.Context, key Key, cred credential, refresh 
 	default:
 		r.errs.Add(1)
 		if !errors.Is(err, ErrUnavailable) {
-			err = unavailable(failOther, "%v", err)
+			err = unavailable(FailureOther, "%v", err)
 		}
 		if refresh {
 			return Result{Key: key, called: true}, err
