@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -30,6 +29,8 @@ type SessionInfo struct {
 	// Dialect is the shape of the answer: amplify, tr50, vsphere,
 	// eternus, trifacta, http or normalized. Default normalized.
 	Dialect string `json:"dialect,omitempty"`
+
+	shape sessionctx.InfoShape
 }
 
 // maxInfoBody bounds the request body read for the shape (TR50 command
@@ -44,17 +45,22 @@ func (SessionInfo) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
+// Provision implements caddy.Provisioner: it looks the shape up.
+func (h *SessionInfo) Provision(caddy.Context) error {
+	shape, err := sessionctx.LookupInfoShape(h.Dialect)
+	if err != nil {
+		return fmt.Errorf("session_info: %w", err)
+	}
+	h.shape = shape
+	return nil
+}
+
 // Validate checks that the shape is one sessiongate can render.
 func (h *SessionInfo) Validate() error {
-	if h.Dialect == "" {
-		return nil
+	if _, err := sessionctx.LookupInfoShape(h.Dialect); err != nil {
+		return fmt.Errorf("session_info: %w", err)
 	}
-	for _, s := range sessionctx.InfoShapes() {
-		if s == h.Dialect {
-			return nil
-		}
-	}
-	return fmt.Errorf("session_info: unknown dialect %q (known: %s)", h.Dialect, strings.Join(sessionctx.InfoShapes(), ", "))
+	return nil
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler. It answers the
@@ -62,36 +68,30 @@ func (h *SessionInfo) Validate() error {
 // (a login, a logout) to next, so it can sit on the product's own paths in
 // front of the product.
 func (h *SessionInfo) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	req, pass, err := infoRequest(r, h.Dialect)
+	req, pass, err := infoRequest(r, h.shape)
 	if err != nil {
 		return err
 	}
-	if pass {
-		return next.ServeHTTP(w, r)
-	}
-	if !sessionctx.InfoHandles(h.Dialect, req) {
+	if pass || !h.shape.Handles(req) {
 		return next.ServeHTTP(w, r)
 	}
 	s, ok := requestSession(r.Context())
 	if !ok {
 		req.Rejection = requestRejection(r.Context())
 	}
-	answer, err := sessionctx.RenderInfo(h.Dialect, s, req)
-	if err != nil {
-		return caddyhttp.Error(http.StatusInternalServerError, err)
-	}
-	if s != nil && (h.Dialect == "" || h.Dialect == "normalized") {
+	answer := h.shape.Render(s, req)
+	if s != nil && h.shape.Name() == "normalized" {
 		answer.Body = withAssertion(answer.Body, r, req.Query)
 	}
 	return writeInfo(w, r, answer)
 }
 
-// infoRequest reads what the shape of dialect depends on. For some
+// infoRequest reads what shape depends on. For some
 // (TR50) it is in the body, which is put back whole for whatever handles the request; pass
 // is true for a body too large to be a session read.
-func infoRequest(r *http.Request, dialect string) (req sessionctx.InfoRequest, pass bool, err error) {
+func infoRequest(r *http.Request, shape sessionctx.InfoShape) (req sessionctx.InfoRequest, pass bool, err error) {
 	req = sessionctx.InfoRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query()}
-	if sessionctx.InfoReadsBody(dialect) && r.Method == http.MethodPost && r.Body != nil {
+	if shape.ReadsBody() && r.Method == http.MethodPost && r.Body != nil {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxInfoBody+1))
 		if err != nil {
 			return req, false, caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("session_info: reading request: %w", err))
@@ -135,16 +135,18 @@ func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string, rej
 	if dialect == "" || dialect == "http" {
 		return false, nil
 	}
-	// A request that is not the product's session read, or that its
-	// renderer cannot answer, gets the plain 401 instead.
-	req, pass, err := infoRequest(r, dialect)
-	if err == nil && !pass && sessionctx.IsProductSessionRead(dialect, req) {
+	shape, err := sessionctx.LookupInfoShape(dialect)
+	if err != nil {
+		return false, nil
+	}
+	// A request that is not the product's session read gets the plain
+	// 401 instead.
+	req, pass, err := infoRequest(r, shape)
+	if err == nil && !pass && shape.IsProductRead(req) {
 		// The rejection lets the product's own answer for this state of
 		// the session (Amplify's device authorization) be given.
 		req.Rejection = rejection
-		if answer, err := sessionctx.RenderInfo(dialect, nil, req); err == nil {
-			return true, writeInfo(w, r, answer)
-		}
+		return true, writeInfo(w, r, shape.Render(nil, req))
 	}
 	return false, nil
 }
@@ -185,6 +187,7 @@ func (h *SessionInfo) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards
 var (
+	_ caddy.Provisioner           = (*SessionInfo)(nil)
 	_ caddy.Validator             = (*SessionInfo)(nil)
 	_ caddyhttp.MiddlewareHandler = (*SessionInfo)(nil)
 	_ caddyfile.Unmarshaler       = (*SessionInfo)(nil)

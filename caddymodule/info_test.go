@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
@@ -15,10 +16,7 @@ import (
 
 func serveInfo(t *testing.T, dialect, method, target, body string, s *sessionctx.Session) (*httptest.ResponseRecorder, map[string]any) {
 	t.Helper()
-	h := &SessionInfo{Dialect: dialect}
-	if err := h.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	h := provisionedInfo(t, dialect)
 	r, _ := requestWithReplacer(method, target, nil)
 	if body != "" {
 		r.Body = httptestBody(body)
@@ -140,7 +138,7 @@ func TestSessionInfoDialectRequests(t *testing.T) {
 // A TR50 body too large for a session.info envelope is a command of the
 // service's: it goes on to next whole.
 func TestSessionInfoTR50BodyTooLarge(t *testing.T) {
-	h := &SessionInfo{Dialect: "tr50"}
+	h := provisionedInfo(t, "tr50")
 	r, _ := requestWithReplacer("POST", "/api", nil)
 	body := `{"cmd":{"command":"session.info","pad":"` + strings.Repeat("x", maxInfoBody) + `"}}`
 	r.Body = httptestBody(body)
@@ -167,7 +165,7 @@ func TestSessionInfoTR50PassesOtherCommands(t *testing.T) {
 		`{"1":{"command":"thing.list"}}`,
 		`{"1":{"command":"session.info"},"2":{"command":"thing.list"}}`,
 	} {
-		h := &SessionInfo{Dialect: "tr50"}
+		h := provisionedInfo(t, "tr50")
 		r, _ := requestWithReplacer("POST", "/api", nil)
 		r.Body = httptestBody(body)
 		r = withSession(r, infoTestSession())
@@ -211,7 +209,7 @@ func TestSessionInfoPassesOtherRequests(t *testing.T) {
 		{"amplify", "GET", "/api/v1/team"},
 		{"amplify", "GET", "/api/v1/org/42"},
 	} {
-		h := &SessionInfo{Dialect: tc.dialect}
+		h := provisionedInfo(t, tc.dialect)
 		r, _ := requestWithReplacer(tc.method, tc.target, nil)
 		r = withSession(r, infoTestSession())
 		w := httptest.NewRecorder()
@@ -223,6 +221,20 @@ func TestSessionInfoPassesOtherRequests(t *testing.T) {
 			t.Errorf("%s %s %s: next called %v, answer %d %q", tc.dialect, tc.method, tc.target, next.got != nil, w.Code, w.Body.String())
 		}
 	}
+}
+
+// provisionedInfo is a session_info for dialect, provisioned as Caddy
+// would.
+func provisionedInfo(t *testing.T, dialect string) *SessionInfo {
+	t.Helper()
+	h := &SessionInfo{Dialect: dialect}
+	if err := h.Provision(caddy.Context{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // withSession carries s as session_auth would.

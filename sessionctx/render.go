@@ -60,72 +60,94 @@ type infoShape struct {
 
 var normalizedInfo = infoShape{render: renderNormalizedInfo}
 
-func lookupShape(name string) (infoShape, bool) {
-	if name == "" || name == normalizedShape {
-		return normalizedInfo, true
-	}
-	if d, ok := dialects[name]; ok {
-		return d.info, true
-	}
-	return infoShape{}, false
+// InfoShape is one product's own session API, as session_info answers
+// it: how its clients ask for their session, and what they get back, so
+// that a front end written for that product keeps working behind
+// sessiongate. LookupInfoShape returns each; the zero InfoShape is
+// "normalized", sessiongate's own session JSON.
+type InfoShape struct {
+	name string
+	info *infoShape
 }
 
-// InfoShapes lists the shapes RenderInfo knows, sorted: every dialect's,
-// and "normalized", sessiongate's own.
-func InfoShapes() []string {
+// LookupInfoShape returns the shape called name: a dialect's (the name of
+// the dialect), or "normalized", sessiongate's own, which "" names too.
+// An unknown name is an error that lists the known ones.
+func LookupInfoShape(name string) (InfoShape, error) {
+	if name == "" || name == normalizedShape {
+		return InfoShape{}, nil
+	}
+	if d, ok := dialects[name]; ok {
+		return InfoShape{name: name, info: &d.info}, nil
+	}
+	return InfoShape{}, fmt.Errorf("unknown dialect %q (known: %s)", name, strings.Join(infoShapeNames(), ", "))
+}
+
+// infoShapeNames lists the shapes LookupInfoShape knows, sorted: every
+// dialect's, and "normalized".
+func infoShapeNames() []string {
 	return slices.Sorted(slices.Values(append(dialectNames(), normalizedShape)))
 }
 
-// RenderInfo renders s (nil: no session) the way the session service of
-// dialect shape would answer its own clients, so a front end written for
-// that product keeps working behind sessiongate. A session that came from
-// the same dialect is rendered from its raw answer, faithfully; one from
-// another dialect is translated from the normalized fields. An empty shape
-// is the normalized one.
-func RenderInfo(shape string, s *Session, req InfoRequest) (InfoAnswer, error) {
-	sh, ok := lookupShape(shape)
-	if !ok {
-		return InfoAnswer{}, fmt.Errorf("unknown session_info shape %q (known: %s)", shape, strings.Join(InfoShapes(), ", "))
+// Name is the shape's name: its dialect's, or "normalized".
+func (sh InfoShape) Name() string {
+	if sh.info == nil {
+		return normalizedShape
 	}
+	return sh.name
+}
+
+func (sh InfoShape) shape() *infoShape {
+	if sh.info == nil {
+		return &normalizedInfo
+	}
+	return sh.info
+}
+
+// Render renders s (nil: no session) the way the product's session
+// service answers its own clients. A session that came from the same
+// dialect is rendered from its raw answer, faithfully; one from another
+// dialect is translated from the normalized fields. With no session, a
+// req.Rejection that carries the product's own answer for the state of
+// the session (Amplify's device authorization) gives that answer, else
+// the product's "no session".
+func (sh InfoShape) Render(s *Session, req InfoRequest) InfoAnswer {
 	if req.Now.IsZero() {
 		req.Now = time.Now()
 	}
 	if s == nil {
-		if answer, ok := rejectionAnswer(shape, req.Rejection); ok {
-			return answer, nil
+		if answer, ok := rejectionAnswer(sh.Name(), req.Rejection); ok {
+			return answer
 		}
 	}
-	return sh.render(s, req), nil
+	return sh.shape().render(s, req)
 }
 
-// InfoHandles reports whether req is one that shape's clients send to
+// Handles reports whether req is one that the product's clients send to
 // read their session. Other requests to the same paths (vSphere login
 // and logout, ETERNUS DELETE) belong to the product itself: session_info
 // passes them on. sessiongate's own shapes (normalized, http) read the
 // session whatever the method.
-func InfoHandles(shape string, req InfoRequest) bool {
-	sh, ok := lookupShape(shape)
-	return ok && (sh.handles == nil || sh.handles(req))
+func (sh InfoShape) Handles(req InfoRequest) bool {
+	h := sh.shape().handles
+	return h == nil || h(req)
 }
 
-// IsProductSessionRead reports whether req is the product's own request
-// for the session, on the product's own path (vSphere /api/session and
-// the legacy /rest/com/vmware/cis/session, ETERNUS /api/v1/session/<id>,
+// IsProductRead reports whether req is the product's own request for the
+// session, on the product's own path (vSphere /api/session and the
+// legacy /rest/com/vmware/cis/session, ETERNUS /api/v1/session/<id>,
 // Trifacta /v2/session, Amplify findSession, a TR50 session.info). A
 // session_auth with no session for it answers in the product's shape.
-func IsProductSessionRead(shape string, req InfoRequest) bool {
-	sh, ok := lookupShape(shape)
-	return ok && sh.productRead != nil && InfoHandles(shape, req) && sh.productRead(req)
+func (sh InfoShape) IsProductRead(req InfoRequest) bool {
+	read := sh.shape().productRead
+	return read != nil && sh.Handles(req) && read(req)
 }
 
-// InfoReadsBody reports whether shape tells its session reads by the body
-// of a POST (TR50's command envelope), so that InfoRequest.Body must be
-// filled for InfoHandles to decide; the other shapes decide by method,
+// ReadsBody reports whether the shape tells its session reads by the
+// body of a POST (TR50's command envelope), so that InfoRequest.Body must
+// be filled for Handles to decide; the other shapes decide by method,
 // path and query alone.
-func InfoReadsBody(shape string) bool {
-	sh, ok := lookupShape(shape)
-	return ok && sh.readsBody
-}
+func (sh InfoShape) ReadsBody() bool { return sh.shape().readsBody }
 
 // isRead is a GET or HEAD: how most products' clients read a session.
 func isRead(req InfoRequest) bool { return req.Method == "GET" || req.Method == "HEAD" }

@@ -33,10 +33,7 @@ func renderShape(t *testing.T, shape string, s *Session, req InfoRequest) (int, 
 	if req.Now.IsZero() {
 		req.Now = renderNow
 	}
-	a, err := RenderInfo(shape, s, req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := infoShapeOf(t, shape).Render(s, req)
 	var m map[string]any
 	if err := json.Unmarshal(a.Body, &m); err != nil {
 		t.Fatalf("%s: body is not a JSON object: %v: %s", shape, err, a.Body)
@@ -82,13 +79,47 @@ func checkInfoFields(t *testing.T, m map[string]any, want map[string]any) {
 	}
 }
 
+// infoShapeOf is the shape called name, which the test knows exists.
+func infoShapeOf(tb testing.TB, name string) InfoShape {
+	tb.Helper()
+	sh, err := LookupInfoShape(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sh
+}
+
 func TestRenderUnknownShape(t *testing.T) {
-	if _, err := RenderInfo("kerberos", infoSession(), InfoRequest{}); err == nil || !strings.Contains(err.Error(), "vsphere") {
+	if _, err := LookupInfoShape("kerberos"); err == nil || !strings.Contains(err.Error(), "vsphere") || !strings.Contains(err.Error(), "normalized") {
 		t.Fatalf("want an error listing the known shapes, got %v", err)
 	}
 	want := []string{"amplify", "eternus", "http", "normalized", "tr50", "trifacta", "vsphere"}
-	if got := InfoShapes(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("InfoShapes() = %v, want %v", got, want)
+	if got := infoShapeNames(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("infoShapeNames() = %v, want %v", got, want)
+	}
+}
+
+// TestInfoShapeValues: every name LookupInfoShape knows gives a shape
+// that says its own name, "" is the normalized shape, and so is the zero
+// InfoShape, which renders as the looked-up one does.
+func TestInfoShapeValues(t *testing.T) {
+	for _, name := range infoShapeNames() {
+		if got := infoShapeOf(t, name).Name(); got != name {
+			t.Errorf("LookupInfoShape(%q).Name() = %q", name, got)
+		}
+	}
+	if got := infoShapeOf(t, "").Name(); got != normalizedShape {
+		t.Errorf(`LookupInfoShape("").Name() = %q, want normalized`, got)
+	}
+	var zero InfoShape
+	if zero.Name() != normalizedShape || !zero.Handles(InfoRequest{Method: "DELETE"}) || zero.ReadsBody() || zero.IsProductRead(InfoRequest{Method: "GET"}) {
+		t.Errorf("the zero InfoShape is not the normalized one")
+	}
+	req := InfoRequest{Now: renderNow}
+	for _, s := range []*Session{nil, infoSession()} {
+		if got, want := zero.Render(s, req), infoShapeOf(t, normalizedShape).Render(s, req); !reflect.DeepEqual(got, want) {
+			t.Errorf("zero InfoShape renders %d %s, normalized %d %s", got.Status, got.Body, want.Status, want.Body)
+		}
 	}
 }
 
@@ -123,7 +154,7 @@ func TestRenderHTTPRawAndTranslated(t *testing.T) {
 	// Mapping.Decode keeps the raw answer without naming a dialect.
 	s := infoSession()
 	s.Dialect = ""
-	a, _ := RenderInfo("http", s, InfoRequest{})
+	a := infoShapeOf(t, "http").Render(s, InfoRequest{})
 	if string(a.Body) != `{"whatever":true}` {
 		t.Errorf("http shape of a session without a dialect: %s", a.Body)
 	}
@@ -136,11 +167,11 @@ func TestRenderVSphere(t *testing.T) {
 	raw := `{"user":"VSPHERE.LOCAL\\Administrator","created_time":"2026-03-04T09:00:00.123Z","last_accessed_time":"2026-03-04T09:30:00.456Z"}`
 	own := &Session{User: `VSPHERE.LOCAL\Administrator`, Dialect: "vsphere", Raw: []byte(raw)}
 
-	a, _ := RenderInfo("vsphere", own, InfoRequest{Method: "GET", Path: "/api/session"})
+	a := infoShapeOf(t, "vsphere").Render(own, InfoRequest{Method: "GET", Path: "/api/session"})
 	if a.Status != 200 || string(a.Body) != raw {
 		t.Fatalf("current API: %d %s, want the raw object %s", a.Status, a.Body, raw)
 	}
-	a, _ = RenderInfo("vsphere", own, InfoRequest{Method: "POST", Path: "/rest/com/vmware/cis/session", Query: url.Values{"~action": {"get"}}})
+	a = infoShapeOf(t, "vsphere").Render(own, InfoRequest{Method: "POST", Path: "/rest/com/vmware/cis/session", Query: url.Values{"~action": {"get"}}})
 	if a.Status != 200 || string(a.Body) != `{"value":`+raw+`}` {
 		t.Fatalf("legacy API: %d %s", a.Status, a.Body)
 	}
@@ -180,7 +211,7 @@ func TestRenderVSphere(t *testing.T) {
 func TestRenderAmplify(t *testing.T) {
 	raw := `{"guid":"g-1","username":"bob","org":{"guid":"o-g","org_id":100,"name":"Org","entitlements":{"x":1}},"role":"developer","teams":[{"guid":"t","name":"T","default":true,"roles":["admin"]}]}`
 	own := &Session{User: "bob", Dialect: "amplify", Raw: []byte(raw)}
-	a, _ := RenderInfo("amplify", own, InfoRequest{})
+	a := infoShapeOf(t, "amplify").Render(own, InfoRequest{})
 	if a.Status != 200 || string(a.Body) != `{"result":`+raw+`,"success":true}` {
 		t.Fatalf("faithful: %d %s", a.Status, a.Body)
 	}
@@ -214,13 +245,13 @@ func TestRenderTR50(t *testing.T) {
 	own := &Session{User: "bob@acme.io", Dialect: "tr50", Raw: []byte(raw)}
 	for _, key := range []string{"cmd", "1", "getSession"} {
 		body := `{"auth":{"sessionId":"x"},"` + key + `":{"command":"session.info"}}`
-		a, _ := RenderInfo("tr50", own, InfoRequest{Method: "POST", Path: "/api", Body: []byte(body)})
+		a := infoShapeOf(t, "tr50").Render(own, InfoRequest{Method: "POST", Path: "/api", Body: []byte(body)})
 		want := `{"` + key + `":{"params":` + raw + `,"success":true}}`
 		if a.Status != 200 || string(a.Body) != want {
 			t.Fatalf("key %s: %d %s, want %s", key, a.Status, a.Body, want)
 		}
 	}
-	a, _ := RenderInfo("tr50", own, InfoRequest{Method: "POST", Body: []byte(`not json`)})
+	a := infoShapeOf(t, "tr50").Render(own, InfoRequest{Method: "POST", Body: []byte(`not json`)})
 	if !strings.HasPrefix(string(a.Body), `{"1":{"params":`) {
 		t.Fatalf("a body without commands should be answered under \"1\": %s", a.Body)
 	}
@@ -265,7 +296,7 @@ func TestRenderEternus(t *testing.T) {
 		"session_id": 1000001, "user_name": "root", "lifetime": 250,
 		"auth_list": []string{"Status_Display", "User_Management"}, "days_to_password_expiration": 12,
 	})
-	a, _ := RenderInfo("eternus", own, InfoRequest{Path: "/api/v1/session/1000001", Now: renderNow})
+	a := infoShapeOf(t, "eternus").Render(own, InfoRequest{Path: "/api/v1/session/1000001", Now: renderNow})
 	if !strings.Contains(string(a.Body), `"session_id":1000001`) {
 		t.Errorf("session_id must stay a number: %s", a.Body)
 	}
@@ -335,7 +366,7 @@ func TestRenderEternusFields(t *testing.T) {
 func TestRenderTrifacta(t *testing.T) {
 	raw := `{"id":3,"email":"joe@x.io","name":"Joe","isAdmin":false,"isDisabled":false,"roles":[{"id":1,"role":"wrangler","peopleworkspaces":{"workspaceId":9,"personId":3,"roleId":1}}]}`
 	own := &Session{UserID: "3", Dialect: "trifacta", Raw: []byte(raw)}
-	a, _ := RenderInfo("trifacta", own, InfoRequest{Path: "/v2/session"})
+	a := infoShapeOf(t, "trifacta").Render(own, InfoRequest{Path: "/v2/session"})
 	if a.Status != 200 || string(a.Body) != raw {
 		t.Fatalf("faithful: %d %s", a.Status, a.Body)
 	}
@@ -365,9 +396,9 @@ func TestRenderIgnoresBadRaw(t *testing.T) {
 		s := infoSession()
 		s.Dialect = shape
 		s.Raw = []byte(`{"broken":`)
-		a, err := RenderInfo(shape, s, InfoRequest{Now: renderNow})
-		if err != nil || a.Status != 200 || !json.Valid(a.Body) || strings.Contains(string(a.Body), "broken") {
-			t.Errorf("%s: %d %s %v", shape, a.Status, a.Body, err)
+		a := infoShapeOf(t, shape).Render(s, InfoRequest{Now: renderNow})
+		if a.Status != 200 || !json.Valid(a.Body) || strings.Contains(string(a.Body), "broken") {
+			t.Errorf("%s: %d %s", shape, a.Status, a.Body)
 		}
 	}
 }
@@ -399,7 +430,7 @@ func TestInfoHandles(t *testing.T) {
 		{"normalized", "POST", "/session", nil, true},
 		{"http", "DELETE", "/session", nil, true},
 	} {
-		if got := InfoHandles(tc.shape, InfoRequest{Method: tc.method, Path: tc.path, Query: tc.query}); got != tc.want {
+		if got := infoShapeOf(t, tc.shape).Handles(InfoRequest{Method: tc.method, Path: tc.path, Query: tc.query}); got != tc.want {
 			t.Errorf("%s %s %s?%s: %v, want %v", tc.shape, tc.method, tc.path, tc.query.Encode(), got, tc.want)
 		}
 	}
@@ -421,11 +452,11 @@ func TestInfoHandlesTR50Commands(t *testing.T) {
 		``:                                                                  false,
 		`{"1":"session.info"}`:                                              false,
 	} {
-		if got := InfoHandles("tr50", InfoRequest{Method: "POST", Path: "/api", Body: []byte(body)}); got != want {
+		if got := infoShapeOf(t, "tr50").Handles(InfoRequest{Method: "POST", Path: "/api", Body: []byte(body)}); got != want {
 			t.Errorf("%s: %v, want %v", body, got, want)
 		}
 	}
-	if InfoHandles("tr50", InfoRequest{Method: "GET", Path: "/api", Body: []byte(`{"1":{"command":"session.info"}}`)}) {
+	if infoShapeOf(t, "tr50").Handles(InfoRequest{Method: "GET", Path: "/api", Body: []byte(`{"1":{"command":"session.info"}}`)}) {
 		t.Error("GET answered")
 	}
 }
@@ -434,13 +465,10 @@ func TestInfoHandlesTR50Commands(t *testing.T) {
 // does not ("+1", "-012") are rendered as strings, not as a failed answer.
 func TestRenderIDsNotWrittenAsJSON(t *testing.T) {
 	for _, id := range []string{"+1", "-012", "007", "-0", "12"} {
-		for _, shape := range InfoShapes() {
+		for _, shape := range infoShapeNames() {
 			s := infoSession()
 			s.ID, s.UserID, s.OrgID = id, id, id
-			a, err := RenderInfo(shape, s, InfoRequest{Method: "GET", Path: "/api/v1/session/" + id, Now: renderNow})
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := infoShapeOf(t, shape).Render(s, InfoRequest{Method: "GET", Path: "/api/v1/session/" + id, Now: renderNow})
 			if a.Status >= 500 || !json.Valid(a.Body) {
 				t.Errorf("%s id %q: status %d body %s", shape, id, a.Status, a.Body)
 			}
@@ -454,9 +482,9 @@ func TestRenderIDsNotWrittenAsJSON(t *testing.T) {
 }
 
 func TestInfoReadsBody(t *testing.T) {
-	for _, shape := range InfoShapes() {
-		if got, want := InfoReadsBody(shape), shape == "tr50"; got != want {
-			t.Errorf("InfoReadsBody(%s) = %v, want %v", shape, got, want)
+	for _, shape := range infoShapeNames() {
+		if got, want := infoShapeOf(t, shape).ReadsBody(), shape == "tr50"; got != want {
+			t.Errorf("%s: ReadsBody() = %v, want %v", shape, got, want)
 		}
 	}
 }

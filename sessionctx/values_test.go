@@ -268,7 +268,7 @@ func TestForgetTokenCoversEverySource(t *testing.T) {
 }
 
 // A session awaiting Amplify device authorization keeps the platform's
-// answer: RenderInfo gives it back for findSession, and it is not cached,
+// answer: InfoShape.Render gives it back for findSession, and it is not cached,
 // so the session is seen as soon as the platform grants it.
 func TestAmplifyDeviceAuthorizationAnswer(t *testing.T) {
 	emu := emulator.NewAmplify()
@@ -290,18 +290,18 @@ func TestAmplifyDeviceAuthorizationAnswer(t *testing.T) {
 		t.Fatalf("err %v, want a rejection", err)
 	}
 	find := InfoRequest{Method: http.MethodGet, Path: emulator.AmplifyPath, Rejection: err}
-	ans, rerr := RenderInfo("amplify", nil, find)
-	if rerr != nil || ans.Status != http.StatusBadRequest || gjson.GetBytes(ans.Body, "internalCode").Int() != 232 ||
+	ans := infoShapeOf(t, "amplify").Render(nil, find)
+	if ans.Status != http.StatusBadRequest || gjson.GetBytes(ans.Body, "internalCode").Int() != 232 ||
 		gjson.GetBytes(ans.Body, "success").Type != gjson.False {
 		t.Fatalf("findSession answer %d %s, want the platform's 400 with internalCode 232", ans.Status, ans.Body)
 	}
 	// Other shapes, and a plain rejection, keep their "no session".
-	if ans, _ := RenderInfo("normalized", nil, find); ans.Status == http.StatusBadRequest {
+	if ans := infoShapeOf(t, "normalized").Render(nil, find); ans.Status == http.StatusBadRequest {
 		t.Errorf("normalized shape gave Amplify's answer")
 	}
 	plain := find
 	plain.Rejection = ErrUnauthenticated
-	if ans, _ := RenderInfo("amplify", nil, plain); ans.Status != 200 || gjson.GetBytes(ans.Body, "result").Type != gjson.Null {
+	if ans := infoShapeOf(t, "amplify").Render(nil, plain); ans.Status != 200 || gjson.GetBytes(ans.Body, "result").Type != gjson.Null {
 		t.Errorf("plain rejection: %d %s, want result null", ans.Status, ans.Body)
 	}
 	emu.GrantDeviceAuth("pending")
