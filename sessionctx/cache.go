@@ -2,7 +2,6 @@ package sessionctx
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"slices"
 	"sync"
 	"unsafe"
@@ -14,7 +13,10 @@ import (
 // Where the token came in (a cookie, a header, a TR50 body) is left out:
 // a token is one session whatever carries it, so a logout or a purge
 // through one source ends it in every source it may arrive by, on every
-// node. Tokens are never kept in clear.
+// node. Tokens are never kept in clear; but a Key is an unkeyed hash,
+// which anyone who guesses a token can compute, so it is no more fit for
+// a log, a metric or an error than the token: name a token there by a
+// keyed hash (an HMAC) of its Key under a secret of your own.
 type Key [sha256.Size]byte
 
 // Key is the cache key of token: what Result.Key holds for it, and what
@@ -32,10 +34,6 @@ func keyOf(c credential) Key {
 	b = append(b, c.Value...)
 	return sha256.Sum256(b)
 }
-
-// Short is a prefix of the key's hex form: enough to follow one token
-// through a log, useless for recovering it.
-func (k Key) Short() string { return hex.EncodeToString(k[:6]) }
 
 // entry is immutable once stored, so readers share it without copying.
 type entry struct {

@@ -334,9 +334,6 @@ func TestKeyOf(t *testing.T) {
 			t.Fatalf("the key of a token read from %s differs from the bearer's", src)
 		}
 	}
-	if strings.Contains(a.Short(), "tok") || len(a.Short()) != 12 {
-		t.Fatalf("Short() = %q", a.Short())
-	}
 }
 
 // blockingBackend holds each call until released, so a test can act while
