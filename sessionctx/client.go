@@ -30,14 +30,16 @@ type Config struct {
 	// MaxBody bounds a session-service answer. Default 1 MiB.
 	MaxBody int64
 	// TLSInsecureSkipVerify turns off certificate checks of the service.
+	// Not with Transport.
 	TLSInsecureSkipVerify bool
 	// TLSTrustedCACerts are PEM files whose certificates are trusted for
-	// the service, in place of the system roots.
+	// the service, in place of the system roots. Not with Transport.
 	TLSTrustedCACerts []string
 	// Transport, when set, carries the session-service requests in place
 	// of the plain transport built from the TLS fields above (the Caddy
-	// side builds it from reverse_proxy's transport settings). Timeout
-	// still bounds each request, and redirects are still not followed.
+	// side builds it from reverse_proxy's transport settings), which must
+	// then be unset: New refuses both. Timeout still bounds each request,
+	// and redirects are still not followed.
 	Transport http.RoundTripper
 	// Cache shapes the cache of answers.
 	Cache CacheConfig
@@ -142,7 +144,9 @@ func New(cfg Config) (*Client, error) {
 	c.r.lim = newLimiter(lookupLimits{inFlight: cfg.LookupLimit, perClient: cfg.ClientMissLimit, window: cfg.ClientMissWindow}, lookup)
 	c.r.clientOf = cfg.ClientOf
 	if cfg.Tier != nil {
-		c.r.setTier(cfg.Tier, lookup)
+		if err := c.r.setTier(cfg.Tier, lookup); err != nil {
+			return nil, fmt.Errorf("tier: %w", err)
+		}
 	}
 	return c, nil
 }

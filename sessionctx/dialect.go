@@ -201,6 +201,18 @@ func newService(cfg Config) (*service, error) {
 	if maxBody <= 0 {
 		maxBody = defaultMaxBody
 	}
+	if cfg.Transport != nil {
+		var set []string
+		if cfg.TLSInsecureSkipVerify {
+			set = append(set, "TLSInsecureSkipVerify")
+		}
+		if len(cfg.TLSTrustedCACerts) > 0 {
+			set = append(set, "TLSTrustedCACerts")
+		}
+		if len(set) > 0 {
+			return nil, fmt.Errorf("both Transport and %s are set: the TLS fields shape only the transport built when Transport is nil; set TLS on the Transport instead", strings.Join(set, " and "))
+		}
+	}
 	tlsCfg := &tls.Config{InsecureSkipVerify: cfg.TLSInsecureSkipVerify} //nolint:gosec // opt-in, for self-signed session services
 	if len(cfg.TLSTrustedCACerts) > 0 {
 		pool := x509.NewCertPool()

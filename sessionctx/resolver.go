@@ -181,16 +181,21 @@ func newResolver(be backend, cfg CacheConfig) *resolver {
 	}
 }
 
-// SetTier makes the resolver share its answers and revocations with the
-// other resolvers on t. Call it before the first Resolve.
-func (r *resolver) setTier(t Tier, lookup time.Duration) {
-	r.tier = t
-	t.Attach(TierLink{
+// setTier makes the resolver share its answers and revocations with the
+// other resolvers on t. Call it before the first Resolve. Its error is
+// the tier's refusal (attached to another client already).
+func (r *resolver) setTier(t Tier, lookup time.Duration) error {
+	err := t.Attach(TierLink{
 		Forget: func(k Key) { r.forgetLocal(k) },
 		Purge:  func() { r.purgeLocal() },
 		Cache:  r.cfg,
 		Lookup: lookup,
 	})
+	if err != nil {
+		return err
+	}
+	r.tier = t
+	return nil
 }
 
 // Resolve returns the session that cred names. The error wraps

@@ -66,9 +66,11 @@ type Tier interface {
 	// says that the other nodes could not be told yet; the tier keeps
 	// trying.
 	Purge() error
-	// Attach links the tier to its client. It is called once, before the
-	// first Get.
-	Attach(link TierLink)
+	// Attach links the tier to its client: New calls it, before the
+	// first Get. A tier serves one client, whose forget and purge its
+	// link carries: an Attach after the first returns an error, which New
+	// returns, rather than leave the first client without them.
+	Attach(link TierLink) error
 }
 
 // tierRefresher is a Tier that can lead a refresh ahead for every node

@@ -648,13 +648,13 @@ type timedForget struct {
 	at func(sessionctx.Key)
 }
 
-func (f *timedForget) Attach(link sessionctx.TierLink) {
+func (f *timedForget) Attach(link sessionctx.TierLink) error {
 	forget := link.Forget
 	link.Forget = func(k sessionctx.Key) {
 		f.at(k)
 		forget(k)
 	}
-	f.Tier.Attach(link)
+	return f.Tier.Attach(link)
 }
 
 // A lookup that fails (the service is down) hands the other nodes no

@@ -122,6 +122,8 @@ type Tier struct {
 	link    sessionctx.TierLink
 	waiters map[sessionctx.Key][]chan struct{}
 	held    map[sessionctx.Key]*lease
+	// attached is set by the first Attach: link is a client's.
+	attached bool
 
 	// gen is the highest generation of this backend's entries the node
 	// has seen: the time (unix ns) of the last purge of all. A purge
@@ -244,9 +246,15 @@ func (t *Tier) Stats() Stats {
 
 func (t *Tier) connected() bool { return t.subscribed.Load() && t.synced.Load() }
 
-// Attach implements sessionctx.Tier.
-func (t *Tier) Attach(link sessionctx.TierLink) {
+// Attach implements sessionctx.Tier. A Tier serves one client: a second
+// Attach is an error, and leaves the first client's link in place.
+func (t *Tier) Attach(link sessionctx.TierLink) error {
 	t.mu.Lock()
+	if t.attached {
+		t.mu.Unlock()
+		return errAttached
+	}
+	t.attached = true
 	t.link = link
 	if t.link.Lookup <= 0 {
 		t.link.Lookup = 3 * time.Second
@@ -256,7 +264,12 @@ func (t *Tier) Attach(link sessionctx.TierLink) {
 	// its fill, and in a node's own cache stale at most StaleIfError
 	// past that: the revocation is remembered as long.
 	t.tombs.setRetain(max(link.Cache.TTL+link.Cache.StaleIfError, link.Cache.NegativeTTL))
+	return nil
 }
+
+// errAttached is a second Attach: two clients on one Tier would leave the
+// first without the other nodes' forgets and purges.
+var errAttached = errors.New("this cluster tier serves another client already: make one Tier per client")
 
 func (t *Tier) local() sessionctx.TierLink {
 	t.mu.Lock()

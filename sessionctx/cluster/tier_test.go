@@ -150,6 +150,29 @@ func TestTierOneServiceCallAcrossNodes(t *testing.T) {
 	}
 }
 
+// TestTierServesOneClient: a Tier given to a second client is refused by
+// that client's New, and the first client keeps its link to the tier:
+// another node's logout still reaches it.
+func TestTierServesOneClient(t *testing.T) {
+	srv := redistest.Start(t)
+	b := newCounting(t, 0)
+	a, c := newNode(t, srv, b, "backend1"), newNode(t, srv, b, "backend1")
+	second, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: b.url, Tokens: []sessionctx.TokenSource{tokenSource}, Tier: a.tier})
+	if err == nil || !strings.Contains(err.Error(), "tier") {
+		t.Fatalf("a second client on one Tier: %v, %v; want an error about the tier", second, err)
+	}
+	ctx := context.Background()
+	if res, err := a.Resolve(ctx, "good1"); err != nil || res.Session == nil {
+		t.Fatalf("resolve: %+v, %v", res, err)
+	}
+	b.revoked.Store("good1", true)
+	c.Forget(key("good1"))
+	waitFor(t, 3*time.Second, "the other node's logout to reach the first client", func() bool {
+		_, err := a.Resolve(ctx, "good1")
+		return errors.Is(err, sessionctx.ErrUnauthenticated)
+	})
+}
+
 // forgetMidRead is a real Tier whose reads end with the node's own
 // forget of the key read, as when another node's invalidation of that
 // token arrives while this node is reading Redis.
@@ -158,9 +181,9 @@ type forgetMidRead struct {
 	forget func(sessionctx.Key)
 }
 
-func (f *forgetMidRead) Attach(link sessionctx.TierLink) {
+func (f *forgetMidRead) Attach(link sessionctx.TierLink) error {
 	f.forget = link.Forget
-	f.Tier.Attach(link)
+	return f.Tier.Attach(link)
 }
 
 func (f *forgetMidRead) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sessionctx.SharedEntry {
