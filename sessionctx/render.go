@@ -83,6 +83,17 @@ func LookupInfoShape(name string) (InfoShape, error) {
 	return InfoShape{}, fmt.Errorf("unknown dialect %q (known: %s)", name, strings.Join(infoShapeNames(), ", "))
 }
 
+// InfoShapes lists every shape, sorted by name: each dialect's, and
+// "normalized".
+func InfoShapes() []InfoShape {
+	names := infoShapeNames()
+	shapes := make([]InfoShape, len(names))
+	for i, name := range names {
+		shapes[i], _ = LookupInfoShape(name)
+	}
+	return shapes
+}
+
 // infoShapeNames lists the shapes LookupInfoShape knows, sorted: every
 // dialect's, and "normalized".
 func infoShapeNames() []string {

@@ -94,8 +94,12 @@ func TestRenderUnknownShape(t *testing.T) {
 		t.Fatalf("want an error listing the known shapes, got %v", err)
 	}
 	want := []string{"amplify", "eternus", "http", "normalized", "tr50", "trifacta", "vsphere"}
-	if got := infoShapeNames(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("infoShapeNames() = %v, want %v", got, want)
+	var got []string
+	for _, sh := range InfoShapes() {
+		got = append(got, sh.Name())
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("InfoShapes() are %v, want %v", got, want)
 	}
 }
 
