@@ -164,3 +164,60 @@ func ExampleFromContext() {
 	// alice admin=true has role developer=true
 	// 401 no session
 }
+
+// An InfoShape answers a session the way a product's own session API
+// does, so a front end written for the product keeps working: here
+// vSphere's GET /api/session. The product's other requests on that path
+// (a login is a POST) are not session reads: they go on to the product.
+func ExampleInfoShape() {
+	shape, err := sessionctx.LookupInfoShape("vsphere")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	alice := &sessionctx.Session{User: "alice@vsphere.local"}
+	for _, req := range []sessionctx.InfoRequest{
+		{Method: http.MethodGet, Path: "/api/session"},
+		{Method: http.MethodPost, Path: "/api/session"},
+	} {
+		if !shape.Handles(req) {
+			fmt.Println(req.Method, req.Path, "goes on to vSphere")
+			continue
+		}
+		for _, s := range []*sessionctx.Session{alice, nil} {
+			a := shape.Render(s, req)
+			fmt.Println(req.Method, req.Path, a.Status, string(a.Body))
+		}
+	}
+
+	// Output:
+	// GET /api/session 200 {"user":"alice@vsphere.local"}
+	// GET /api/session 401 {"error_type":"UNAUTHENTICATED","messages":[{"args":[],"default_message":"Authentication required.","id":"com.vmware.vapi.endpoint.method.authentication.required"}]}
+	// POST /api/session goes on to vSphere
+}
+
+// FailureKindOf tells an ErrUnavailable's cause: what an operator does
+// about each differs (start the service, raise the timeout, fix a
+// certificate).
+func ExampleFailureKindOf() {
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close() // nothing listens there any more
+
+	client, err := sessionctx.New(sessionctx.Config{Dialect: "http", URL: down.URL + "/whoami"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer alice-token")
+	_, err = client.Authenticate(r)
+	switch kind := sessionctx.FailureKindOf(err); kind {
+	case sessionctx.FailureRefused, sessionctx.FailureTimeout:
+		fmt.Println("is the session service up?", kind)
+	default:
+		fmt.Println(kind)
+	}
+
+	// Output:
+	// is the session service up? refused
+}
