@@ -2,6 +2,8 @@ package sessionctx
 
 import (
 	"crypto/sha256"
+	"fmt"
+	"io"
 	"slices"
 	"sync"
 	"unsafe"
@@ -18,6 +20,11 @@ import (
 // a log, a metric or an error than the token: name a token there by a
 // keyed hash (an HMAC) of its Key under a secret of your own.
 type Key [sha256.Size]byte
+
+// Format prints a Key as "sessionctx.Key(redacted)" whatever the verb,
+// so that a Key (or a Result, which holds one) printed into a log or an
+// error shows no hash of the token: name a token there by a keyed hash.
+func (Key) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, "sessionctx.Key(redacted)") }
 
 // Key is the cache key of token: what Result.Key holds for it, and what
 // Client.Forget takes. The source is no part of the key, so any source

@@ -1,8 +1,10 @@
 package sessionctx
 
 import (
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -67,6 +69,29 @@ func TestNewRefusesTransportWithTLS(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%s: error %q does not name %s", tc.name, err, w)
 			}
+		}
+	}
+}
+
+// TestKeyNotPrinted: a Key is an unkeyed hash of the token, which anyone
+// who guesses the token can compute; printed with any verb, alone or in
+// a Result, it shows none of its bytes.
+func TestKeyNotPrinted(t *testing.T) {
+	k := TokenSource{From: FromBearer}.Key("password1")
+	hexKey := hex.EncodeToString(k[:])
+	dec := strings.Trim(fmt.Sprint(k[:]), "[]") // its bytes as %v of a slice writes them
+	res := Result{Key: k, Source: TokenSource{From: FromBearer}}
+	for _, out := range []string{
+		fmt.Sprintf("%v %s %x %X %d %q %+v %#v", k, k, k, k, k, k, k, k),
+		fmt.Sprintf("%v %+v %#v", res, res, res),
+		fmt.Sprintf("%v", &res),
+		fmt.Errorf("lookup of %v failed", k).Error(),
+	} {
+		if strings.Contains(strings.ToLower(out), hexKey[:12]) || strings.Contains(out, dec[:12]) {
+			t.Errorf("a Key printed its hash: %s", out)
+		}
+		if !strings.Contains(out, "redacted") {
+			t.Errorf("no sign of the Key in %s", out)
 		}
 	}
 }
