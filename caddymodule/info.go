@@ -135,9 +135,11 @@ func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string, rej
 	if dialect == "" || dialect == "http" {
 		return false, nil
 	}
+	// Every dialect has its shape, and Provision refused other names: an
+	// error here answers nothing, and the caller's plain 401 stands.
 	shape, err := sessionctx.LookupInfoShape(dialect)
 	if err != nil {
-		return false, nil
+		return false, err
 	}
 	// A request that is not the product's session read gets the plain
 	// 401 instead.
