@@ -32,6 +32,17 @@ func checkEnvSet(what, value string) error {
 	return nil
 }
 
+// envSet reports whether every {env.NAME} placeholder of value names a
+// variable that is set.
+func envSet(value string) bool {
+	for _, m := range envPlaceholder.FindAllStringSubmatch(value, -1) {
+		if _, ok := os.LookupEnv(m[1]); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // hasPlaceholder reports whether value waits for Provision to expand it.
 func hasPlaceholder(value string) bool { return provisionPlaceholder.MatchString(value) }
 
@@ -58,8 +69,8 @@ func checkSecretLen(what, secret string, min int) error {
 	}
 	n, from := len(secret), ""
 	if hasPlaceholder(secret) {
-		if strings.Contains(secret, "{file.") || checkEnvSet(what, secret) != nil {
-			return nil
+		if strings.Contains(secret, "{file.") || !envSet(secret) {
+			return nil // checked once expanded, when the config loads
 		}
 		n, from = len(caddy.NewReplacer().ReplaceKnown(secret, "")), " (from "+secret+")"
 	}
