@@ -124,6 +124,10 @@ type Sentinel struct {
 // dies. args are extra redis-server options for the master and replica.
 func StartSentinel(t testing.TB, n int, args ...string) *Sentinel {
 	t.Helper()
+	// The replica's sync starts at once: by default Redis 7 waits 5
+	// seconds for more replicas to share a diskless transfer, and here
+	// there is only one.
+	args = append([]string{"--repl-diskless-sync-delay", "0"}, args...)
 	s := &Sentinel{Master: Start(t, args...)}
 	host, port, _ := net.SplitHostPort(s.Master.Addr)
 	s.Replica = Start(t, append(append([]string{}, args...), "--replicaof", host, port)...)
