@@ -5,11 +5,15 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestServerLifecycle(t *testing.T) {
 	s := Start(t)
-	c := s.Client(nil)
+	// The GET below gives up at its context's deadline, not at go-redis's
+	// own read timeout (3 s, and retried).
+	c := s.Client(&redis.Options{ContextTimeoutEnabled: true})
 	ctx := context.Background()
 	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatalf("SET: %v", err)
