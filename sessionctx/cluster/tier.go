@@ -195,8 +195,8 @@ func New(cfg Config) (*Tier, error) {
 		prefix:  cfg.KeyPrefix + backend + ":",
 		warn:    cfg.Warn,
 		info:    cfg.Info,
-		warnAt:  rate.Sometimes{Interval: 10 * time.Second},
-		retryAt: rate.Sometimes{Interval: 10 * time.Second},
+		warnAt:  rate.Sometimes{Interval: warnEvery},
+		retryAt: rate.Sometimes{Interval: warnEvery},
 		held:    map[sessionctx.Key]*lease{},
 		tombs:   newTombstones(),
 		replay:  newReplayGuard(),
@@ -276,6 +276,11 @@ func (t *Tier) local() sessionctx.TierLink {
 	defer t.mu.Unlock()
 	return t.link
 }
+
+// warnEvery is how often at most a failure of each kind (Redis
+// unreachable, revocations not delivered) is warned of. A variable so
+// that a test of the warnings need not wait for it.
+var warnEvery = 10 * time.Second
 
 func (t *Tier) failed(msg string, err error) {
 	if t.warn != nil {

@@ -511,6 +511,10 @@ func TestTierStampedeAcrossNodes(t *testing.T) {
 // established yet", not "lost"; a subscription that comes (back) after a
 // failure is told once, and only then.
 func TestTierSubscriptionLogs(t *testing.T) {
+	// The loss follows the first warning closer than the warnings' usual
+	// spacing: shortened, the test does not wait it out.
+	defer func(d time.Duration) { warnEvery = d }(warnEvery)
+	warnEvery = 300 * time.Millisecond
 	srv := redistest.Start(t)
 	srv.Stop()
 	var mu sync.Mutex
