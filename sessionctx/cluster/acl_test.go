@@ -199,6 +199,7 @@ func everyOperation(t *testing.T, cfg Config, denied func() bool) {
 // is taken out in turn, and Redis must refuse something each time: the
 // documented line is enough and has nothing spare.
 func TestTierTLSWithDocumentedACL(t *testing.T) {
+	t.Parallel()
 	files := redistest.NewTLSFiles(t)
 	srv := redistest.StartTLS(t, files)
 	admin := srv.Client(nil)
@@ -234,6 +235,7 @@ func TestTierTLSWithDocumentedACL(t *testing.T) {
 // the tier disconnected (the node goes on alone), never connected to a
 // server it cannot verify.
 func TestTierTLSRefusesWrongPeers(t *testing.T) {
+	t.Parallel()
 	files := redistest.NewTLSFiles(t)
 	srv := redistest.StartTLS(t, files)
 	setACL(t, srv.Client(nil), documentedACL(t))
@@ -299,6 +301,7 @@ var clusterModeRules = []string{"+cluster|slots", "+command"}
 // cluster; the tier works with Redis refusing nothing, and without any
 // one of the added rules Redis refuses something.
 func TestTierClusterModeWithDocumentedACL(t *testing.T) {
+	t.Parallel()
 	doc, err := os.ReadFile("../../docs/cluster.md")
 	if err != nil {
 		t.Fatal(err)
@@ -349,6 +352,7 @@ func TestTierClusterModeWithDocumentedACL(t *testing.T) {
 // master and its replica, the tier finds the master through the
 // Sentinel and works with Redis refusing nothing.
 func TestTierSentinelModeWithDocumentedACL(t *testing.T) {
+	t.Parallel()
 	rs := redistest.StartSentinel(t, 1)
 	rules := documentedACL(t)
 	admins := []*redis.Client{rs.Master.Client(nil), rs.Replica.Client(nil)}

@@ -86,6 +86,7 @@ func (r *redisTrips) take() (int, string) {
 // a lookup answered from Redis costs one round trip, a miss two (read
 // and lock, then fill), once the scripts are loaded.
 func TestTierRoundTripsReport(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a Redis of each mode")
 	}
@@ -133,6 +134,7 @@ func TestTierRoundTripsReport(t *testing.T) {
 // calls a stampede costs depends on the lock's timing, which another
 // test pins.
 func TestTierNodesTimesTokensModes(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a Redis of each mode")
 	}

@@ -14,6 +14,12 @@ import (
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
+// The tests that start a Redis deployment of their own (a Redis Cluster,
+// a Sentinel set, a TLS server) and then mostly wait on it run in
+// parallel (t.Parallel) with each other, after the sequential tests; the
+// tests that bound how long the tier takes stay sequential, so that
+// nothing else runs beside them.
+
 // newNodeConfig is a node whose tier is made from cfg (the Redis part:
 // URLs, mode, TLS); the secret, backend and warnings are the tests'.
 func newNodeConfig(t *testing.T, cfg Config, b *countingBackend) node {
@@ -143,6 +149,7 @@ func sharesAndRevokes(t *testing.T, b *countingBackend, nodes []node, m int) {
 // token's slot, and revocations reach every node (PUBLISH is broadcast
 // over the cluster bus, so a subscriber on any master hears it).
 func TestTierRedisClusterMode(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t)
 	b := newCounting(t, 0)
 	var nodes []node
@@ -173,6 +180,7 @@ func TestTierRedisClusterMode(t *testing.T) {
 // TestTierRedisClusterSeedDown: one seed of three down at start; the
 // others give the client the map.
 func TestTierRedisClusterSeedDown(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t)
 	b := newCounting(t, 0)
 	urls := append([]string{"redis://127.0.0.1:1/0"}, rc.URLs()...)
@@ -186,6 +194,7 @@ func TestTierRedisClusterSeedDown(t *testing.T) {
 // failed request, and once the Sentinel has promoted the replica they
 // share on it again by themselves.
 func TestTierSentinelMode(t *testing.T) {
+	t.Parallel()
 	rs := redistest.StartSentinel(t, 1)
 	b := newCounting(t, 0)
 	cfg := Config{URLs: rs.URLs(), Mode: ModeSentinel, MasterName: redistest.MasterName}
@@ -274,6 +283,7 @@ func TestCheckURLs(t *testing.T) {
 // SentinelPassword (sentinel_auth); the URLs' credentials are the
 // master's, not theirs.
 func TestTierSentinelAuth(t *testing.T) {
+	t.Parallel()
 	rs := redistest.StartSentinel(t, 1)
 	sc := rs.Sentinels[0].Client(nil)
 	if err := sc.Do(context.Background(), "ACL", "SETUSER", "default", "resetpass", ">sentinel-pw").Err(); err != nil {
@@ -301,6 +311,7 @@ func TestTierSentinelAuth(t *testing.T) {
 // any master of a Redis Cluster reaches a node's subscription, whichever
 // master holds it (classic pub/sub is broadcast over the cluster bus).
 func TestTierRedisClusterPublishOnAnyMaster(t *testing.T) {
+	t.Parallel()
 	rc := redistest.StartCluster(t)
 	b := newCounting(t, 0)
 	a := newNodeConfig(t, Config{URLs: rc.URLs(), Mode: ModeCluster}, b)
