@@ -59,3 +59,17 @@ func TestServerStartWaitsForItsPort(t *testing.T) {
 		t.Fatalf("PING after the port came free: %v", err)
 	}
 }
+
+// A Sentinel set is ready well before the 5 s a replica's first sync
+// would wait by default (repl-diskless-sync-delay), and its Sentinel
+// names the master.
+func TestStartSentinelQuick(t *testing.T) {
+	start := time.Now()
+	s := StartSentinel(t, 1)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("StartSentinel took %v, want under 3s", took)
+	}
+	if got := s.MasterAddr(t); got != s.Master.Addr {
+		t.Fatalf("the sentinel names master %s, want %s", got, s.Master.Addr)
+	}
+}
