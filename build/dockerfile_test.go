@@ -137,6 +137,7 @@ func TestToolsLiveInTheirOwnModule(t *testing.T) {
 	if !strings.Contains(read(t, "../.ci/run"), "go tool -modfile=tools/go.mod golangci-lint run ./...") {
 		t.Error(".ci/run does not run the tools module's golangci-lint over ./...")
 	}
+	// (TestEveryModuleIsTestedAndLinted checks every module is linted.)
 	mod := read(t, "../go.mod")
 	if regexp.MustCompile(`(?m)^tool\b`).MatchString(mod) {
 		t.Error("go.mod has tool directives: tools belong in tools/go.mod")

@@ -38,7 +38,8 @@ func freeAddr(t *testing.T) string {
 func buildCaddy(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "caddy")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/caddy")
+	// ./cmd/caddy is the plugin module's, one directory up.
+	cmd := exec.Command("go", "build", "-C", "..", "-o", bin, "./cmd/caddy")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/caddy: %v\n%s", err, out)
 	}
