@@ -3,13 +3,11 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/fcgi"
 	"strings"
 	"testing"
-	"time"
 )
 
 // layoutNames are the names the session_auth handlers of
@@ -399,28 +397,10 @@ func TestLayoutRefused(t *testing.T) {
 
 // loadConfig posts a config to the admin API's /load. A refused load
 // makes Caddy restore the running config, whose admin endpoint may drop
-// the next connection: that is tried again.
+// the next connection: admin sends it again then (afterLoad).
 func loadConfig(t *testing.T, contentType, config string) (int, string) {
 	t.Helper()
-	var lastErr error
-	for range 5 {
-		req, err := http.NewRequest("POST", adminURL+"/load", strings.NewReader(config))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", contentType)
-		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-		if err != nil {
-			lastErr = err
-			time.Sleep(200 * time.Millisecond)
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, string(b)
-	}
-	t.Fatalf("POST /load: %v", lastErr)
-	return 0, ""
+	return admin(t, http.MethodPost, "/load", contentType, config)
 }
 
 // layoutJSON is a JSON config whose one server has the given routes.

@@ -96,22 +96,17 @@ func chunked(r *http.Request) bool {
 // rawRequest sends text over a fresh TCP connection to the test Caddy, so
 // that header names and repeated lines go out exactly as written: Go's
 // client would canonicalize them. It returns the response and its body.
-// A connection closed before any answer is tried again, a few times: the
-// config a test just loaded replaces the previous test's, whose shutdown
-// can drop a connection it had accepted.
-func rawRequest(t *testing.T, text string) (*http.Response, string) {
+// It is sent again only when Caddy's own config reload dropped it
+// (afterLoad).
+func rawRequest(t testing.TB, text string) (*http.Response, string) {
 	t.Helper()
-	var lastErr error
-	for try := 0; try < 5; try++ {
-		resp, body, err := rawRoundTrip(text)
-		if err == nil {
-			return resp, body
-		}
-		lastErr = err
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%q: no answer: %v", firstLine(text), lastErr)
-	return nil, ""
+	var resp *http.Response
+	var body string
+	afterLoad(t, fmt.Sprintf("%q", firstLine(text)), func() (err error) {
+		resp, body, err = rawRoundTrip(text)
+		return err
+	})
+	return resp, body
 }
 
 func rawRoundTrip(text string) (*http.Response, string, error) {
