@@ -54,13 +54,19 @@ func TestClusterLoginsAreNotInvalidations(t *testing.T) {
 	})
 	var wg sync.WaitGroup
 	wg.Add(1)
+	asked := svc.calls.Load()
 	go func() {
 		defer wg.Done()
 		if st := a.get(t, "GET", "/", "tok-waited"); st != 200 {
 			t.Errorf("node A: %d", st)
 		}
 	}()
-	time.Sleep(100 * time.Millisecond)
+	eventually(t, 5*time.Second, "node A's lookup at the service", func() error {
+		if svc.calls.Load() == asked {
+			return fmt.Errorf("no call yet")
+		}
+		return nil
+	})
 	if st := b.get(t, "GET", "/", "tok-waited"); st != 200 {
 		t.Errorf("node B: %d", st)
 	}
@@ -118,7 +124,12 @@ func TestClusterClientGoneWhileWaiting(t *testing.T) {
 	before := svc.calls.Load()
 	done := make(chan int, 1)
 	go func() { done <- a.get(t, "GET", "/", "tok-gone") }()
-	time.Sleep(200 * time.Millisecond)
+	eventually(t, 5*time.Second, "node A's lookup at the service", func() error {
+		if svc.calls.Load() == before {
+			return fmt.Errorf("no call yet")
+		}
+		return nil
+	})
 	quick := &http.Client{Timeout: 200 * time.Millisecond}
 	req, _ := http.NewRequest("GET", "http://"+b.site+"/", nil)
 	req.Header.Set("Authorization", "Bearer tok-gone")

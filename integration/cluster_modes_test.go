@@ -30,13 +30,12 @@ func purgeOn(t *testing.T, n caddyNode, body string) {
 // untilStatus waits up to a second for node to answer want for token.
 func untilStatus(t *testing.T, n caddyNode, token string, want int, what string) {
 	t.Helper()
-	began := time.Now()
-	for st := n.get(t, "GET", "/", token); st != want; st = n.get(t, "GET", "/", token) {
-		if time.Since(began) > time.Second {
-			t.Fatalf("node %s, %s: %d 1s later, want %d", n.site, what, st, want)
+	eventually(t, time.Second, fmt.Sprintf("node %s, %s", n.site, what), func() error {
+		if st := n.get(t, "GET", "/", token); st != want {
+			return fmt.Errorf("answered %d, want %d", st, want)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // caddyNodesShareAndRevoke is what real Caddy nodes on one Redis
@@ -63,9 +62,7 @@ func caddyNodesShareAndRevoke(t *testing.T, svc *sessionService, nodes []caddyNo
 		t.Fatalf("%d nodes x %d tokens made %d service calls, want %d", len(nodes), tokens, got, tokens)
 	}
 	end := func(tok string) {
-		svc.mu.Lock()
-		delete(svc.sessions, tok)
-		svc.mu.Unlock()
+		svc.removeSession(tok)
 	}
 	last := nodes[len(nodes)-1]
 
@@ -221,13 +218,7 @@ func TestClusterTLSWithACLUser(t *testing.T) {
 	}`, path, svc.URL, ttl, path, srv.TLSAddr, files.CA, files.ClientCert, files.ClientKey, up.Listener.Addr())
 	}
 	tester := startCaddy(t, fmt.Sprintf(":%d {%s%s\n}", httpPort, node("/a", "1m"), node("/b", "2m")))
-	deadline := time.Now().Add(5 * time.Second)
-	for st := clusterStats(t); len(st) != 2 || !allConnected(st); st = clusterStats(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("two connected cluster tiers expected through TLS, stats: %v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTiersConnected(t, 2, 5*time.Second, "two cluster tiers connected through TLS")
 	expectStatus(t, tester, "GET", "/a/x", bearer("tok-alice"), 200, "node A")
 	expectStatus(t, tester, "GET", "/b/x", bearer("tok-alice"), 200, "node B")
 	expectCalls(t, svc, 1, "one token through two nodes over TLS")
@@ -235,16 +226,8 @@ func TestClusterTLSWithACLUser(t *testing.T) {
 	if status.StatusCode != 200 {
 		t.Fatalf("logout answered %d", status.StatusCode)
 	}
-	svc.mu.Lock()
-	delete(svc.sessions, "tok-alice")
-	svc.mu.Unlock()
-	start := time.Now()
-	for st := clusterStats(t); sumStat(st, "entries") != 0; st = clusterStats(t) {
-		if time.Since(start) > time.Second {
-			t.Fatalf("node B still holds the session 1s after the logout on node A: %v", st)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	svc.removeSession("tok-alice")
+	waitClusterStat(t, "entries", 0, time.Second, "node B drops the session after the logout on node A")
 	expectStatus(t, tester, "GET", "/b/x", bearer("tok-alice"), 401, "node B after logout on node A")
 	if denied, err := adminClient.Do(t.Context(), "ACL", "LOG").Slice(); err != nil || len(denied) != 0 {
 		t.Fatalf("Redis refused the documented ACL user %d times (%v): %v", len(denied), err, denied)

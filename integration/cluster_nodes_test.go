@@ -106,21 +106,19 @@ http://%s {
 			t.Logf("node %s log:\n%s", n.site, logs.String())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if st, err := n.cluster(); err == nil && st["connected"] == true {
-			return n
+	eventually(t, 20*time.Second, "node "+n.site+" up and connected to Redis", func() error {
+		st, err := n.cluster()
+		if err == nil && st["connected"] == true {
+			return nil
 		}
 		select {
 		case <-exited:
 			t.Fatalf("node %s exited at start:\n%s", n.site, logs.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s did not come up connected to Redis:\n%s", n.site, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("stats %v, %v; log:\n%s", st, err, logs.String())
+	})
+	return n
 }
 
 // stat reads one counter of the node's cluster stats.
@@ -139,18 +137,14 @@ var nodeClient = &http.Client{Timeout: 10 * time.Second}
 // waitConnected waits until every node says it is connected to Redis.
 func waitConnected(t *testing.T, nodes []caddyNode, within time.Duration, what string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	began := time.Now()
 	for _, n := range nodes {
-		for {
-			st, err := n.cluster()
-			if err == nil && st["connected"] == true {
-				break
+		eventually(t, within-time.Since(began), "node "+n.site+": "+what, func() error {
+			if st, err := n.cluster(); err != nil || st["connected"] != true {
+				return fmt.Errorf("stats %v, %v", st, err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s did not %s: %v %v", n.site, what, st, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 }
 
@@ -265,16 +259,14 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 		t.Fatalf("logout: %d", st)
 	}
 	began := time.Now()
-	svc.mu.Lock()
-	delete(svc.sessions, "tok-stampede")
-	svc.mu.Unlock()
+	svc.removeSession("tok-stampede")
 	for _, n := range nodes[1:] {
-		for n.get(t, "GET", "/", "tok-stampede") != 401 {
-			if time.Since(began) > time.Second {
-				t.Fatalf("node %s still serves a session logged out on node 0 after 1s", n.site)
+		eventually(t, time.Second-time.Since(began), "node "+n.site+" ends a session logged out on node 0", func() error {
+			if st := n.get(t, "GET", "/", "tok-stampede"); st != 401 {
+				return fmt.Errorf("answered %d, want 401", st)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	t.Logf("logout on node 0 ended the session on nodes 1 and 2 within %v", time.Since(began))
 
@@ -303,17 +295,15 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 	purge(`{"token": "tok-purge-one"}`)
 	began = time.Now()
 	for i, n := range nodes[:2] {
-		for n.stat(t, "entries") != held[i]-1 {
-			if time.Since(began) > time.Second {
-				t.Fatalf("node %s holds %v entries 1s after a purge of one token on node 2, want %v", n.site, n.stat(t, "entries"), held[i]-1)
+		eventually(t, time.Second-time.Since(began), "node "+n.site+" drops a token purged on node 2", func() error {
+			if got := n.stat(t, "entries"); got != held[i]-1 {
+				return fmt.Errorf("%v entries, want %v", got, held[i]-1)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	t.Logf("purge of one token on node 2 reached nodes 0 and 1 within %v", time.Since(began))
-	svc.mu.Lock()
-	delete(svc.sessions, "tok-purge-one")
-	svc.mu.Unlock()
+	svc.removeSession("tok-purge-one")
 	for _, n := range nodes[:2] {
 		if st := n.get(t, "GET", "/", "tok-purge-one"); st != 401 {
 			t.Errorf("node %s, a token purged on node 2 and ended by the service: %d, want 401", n.site, st)
@@ -350,16 +340,12 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 	purge(`{"all": true}`)
 	began = time.Now()
 	for _, n := range nodes[:2] {
-		for {
-			st, err := n.cluster()
-			if err == nil && st["entries"] == float64(0) {
-				break
+		eventually(t, time.Second-time.Since(began), "node "+n.site+" emptied by a purge of all on node 2", func() error {
+			if st, err := n.cluster(); err != nil || st["entries"] != float64(0) {
+				return fmt.Errorf("stats %v, %v", st, err)
 			}
-			if time.Since(began) > time.Second {
-				t.Fatalf("node %s still holds entries 1s after a purge on node 2: %v", n.site, st)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	t.Logf("purge on node 2 emptied nodes 0 and 1 within %v", time.Since(began))
 	checkInvalidations("purge of all")

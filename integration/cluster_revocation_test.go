@@ -32,13 +32,7 @@ func TestClusterPurgeReportsClusterFailure(t *testing.T) {
 	}
 	reverse_proxy %s
 }`, httpPort, svc.URL, px.URL(), up.Listener.Addr()))
-	deadline := time.Now().Add(5 * time.Second)
-	for st := clusterStats(t); len(st) != 1 || !allConnected(st); st = clusterStats(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("a connected cluster tier expected, stats: %v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTiersConnected(t, 1, 5*time.Second, "a cluster tier connected")
 	expectStatus(t, tester, "GET", "/x", bearer("tok-alice"), 200, "a session")
 
 	status, body := admin(t, "POST", "/sessiongate/purge", "application/json", `{"all": true}`)
@@ -54,13 +48,7 @@ func TestClusterPurgeReportsClusterFailure(t *testing.T) {
 		t.Fatalf("cluster stats %v: want the purge kept for delivery", st)
 	}
 	px.Resume()
-	deadline = time.Now().Add(5 * time.Second)
-	for st := clusterStats(t); sumStat(st, "undelivered") != 0; st = clusterStats(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the purge was not delivered after the stall: %v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitClusterStat(t, "undelivered", 0, 5*time.Second, "the purge delivered after the stall")
 }
 
 // TestClusterCaddyProcessesRevocationHolds: three real Caddy processes
@@ -131,17 +119,15 @@ func TestClusterCaddyProcessesRevocationHolds(t *testing.T) {
 	if st := nodes[0].get(t, "POST", "/logout", "tok-replay"); st != 200 {
 		t.Fatalf("logout: %d", st)
 	}
-	svc.mu.Lock()
-	delete(svc.sessions, "tok-replay")
-	svc.mu.Unlock()
-	deadline := time.Now().Add(2 * time.Second)
+	svc.removeSession("tok-replay")
+	began := time.Now()
 	for i, n := range nodes[1:] {
-		for n.stat(t, "invalidations_received") <= received[i] {
-			if time.Now().After(deadline) {
-				t.Fatalf("node %s did not receive the logout", n.site)
+		eventually(t, 2*time.Second-time.Since(began), "node "+n.site+" received the logout", func() error {
+			if got := n.stat(t, "invalidations_received"); got <= received[i] {
+				return fmt.Errorf("invalidations_received still %v", got)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	for _, n := range nodes {
 		for k, v := range saved {

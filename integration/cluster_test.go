@@ -76,13 +76,7 @@ func TestClusterTwoNodesOneRedis(t *testing.T) {
 	}`, path, svc.URL, ttl, path, srv.URL(), up.Listener.Addr())
 	}
 	tester := startCaddy(t, fmt.Sprintf(":%d {%s%s\n}", httpPort, node("/a", "1m"), node("/b", "2m")))
-	deadline := time.Now().Add(5 * time.Second)
-	for st := clusterStats(t); len(st) != 2 || !allConnected(st); st = clusterStats(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("two connected cluster tiers expected, stats: %v", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitTiersConnected(t, 2, 5*time.Second, "two cluster tiers connected")
 
 	// One service call for the cluster.
 	expectStatus(t, tester, "GET", "/a/x", bearer("tok-alice"), 200, "node A")
@@ -122,17 +116,9 @@ func TestClusterTwoNodesOneRedis(t *testing.T) {
 	if status.StatusCode != 200 {
 		t.Fatalf("logout answered %d", status.StatusCode)
 	}
-	start := time.Now()
-	svc.mu.Lock()
-	delete(svc.sessions, "tok-alice")
-	svc.mu.Unlock()
-	for st := clusterStats(t); sumStat(st, "entries") != 0; st = clusterStats(t) {
-		if time.Since(start) > time.Second {
-			t.Fatalf("node B still holds the session 1s after the logout on node A: %v", st)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	t.Logf("logout on node A emptied node B within %v", time.Since(start))
+	svc.removeSession("tok-alice")
+	took := waitClusterStat(t, "entries", 0, time.Second, "node B drops the session after the logout on node A")
+	t.Logf("logout on node A emptied node B within %v", took)
 	expectStatus(t, tester, "GET", "/b/x", bearer("tok-alice"), 401, "node B after logout on node A")
 
 	// A tampered entry is never served: node B resolves the token itself.
@@ -197,18 +183,36 @@ func TestClusterTwoNodesOneRedis(t *testing.T) {
 		expectStatus(t, tester, "GET", "/a/x", bearer("tok-nobody"), 401, "Redis down, unknown token")
 	}
 	srv.Start()
-	deadline = time.Now().Add(10 * time.Second)
-	for st := clusterStats(t); !allConnected(st); st = clusterStats(t) {
-		if time.Now().After(deadline) {
-			t.Fatalf("tiers did not reconnect after the Redis restart: %v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitTiersConnected(t, 0, 10*time.Second, "tiers reconnected after the Redis restart")
 	svc.addSession("tok-carol", map[string]any{"user_id": "u-3", "user": "carol"})
 	calls = svc.calls.Load()
 	expectStatus(t, tester, "GET", "/a/x", bearer("tok-carol"), 200, "carol on node A after restart")
 	expectStatus(t, tester, "GET", "/b/x", bearer("tok-carol"), 200, "carol on node B after restart")
 	expectCalls(t, svc, calls+1, "sharing resumed after the Redis restart")
+}
+
+// waitTiersConnected waits until the test Caddy has tiers cluster tiers
+// (any number when tiers is 0), each connected to Redis.
+func waitTiersConnected(t *testing.T, tiers int, within time.Duration, what string) {
+	t.Helper()
+	eventually(t, within, what, func() error {
+		if st := clusterStats(t); (tiers > 0 && len(st) != tiers) || !allConnected(st) {
+			return fmt.Errorf("want %d connected tiers, stats: %v", tiers, st)
+		}
+		return nil
+	})
+}
+
+// waitClusterStat waits until the stat name, summed over the test Caddy's
+// cluster tiers, is want.
+func waitClusterStat(t *testing.T, name string, want float64, within time.Duration, what string) time.Duration {
+	t.Helper()
+	return eventually(t, within, what, func() error {
+		if st := clusterStats(t); sumStat(st, name) != want {
+			return fmt.Errorf("%s is %v, want %v; stats: %v", name, sumStat(st, name), want, st)
+		}
+		return nil
+	})
 }
 
 func allConnected(st map[string]map[string]any) bool {

@@ -4,7 +4,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,9 +62,7 @@ func TestHostileFaults(t *testing.T) {
 	refusedURL := refusingURL(t)
 	huge := &hugeFake{done: make(chan struct{})}
 
-	tlsSvc := &sessionService{sessions: map[string]string{}}
-	tlsSvc.Server = httptest.NewTLSServer(http.HandlerFunc(tlsSvc.serve))
-	t.Cleanup(tlsSvc.Close)
+	tlsSvc := newSessionService(t, overTLS(nil, nil))
 	tlsSvc.addSession(token, aliceSession())
 	caFile := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSvc.Certificate().Raw}), 0o600); err != nil {
@@ -184,19 +181,18 @@ func TestHostileFaults(t *testing.T) {
 
 	// One warning per faulty route, naming the fault, never the token.
 	var warns []map[string]any
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, 5*time.Second, "a warning per faulty route", func() error {
 		warns = warns[:0]
 		for _, l := range logLines(t, logFile) {
 			if l["msg"] == "session service unavailable" {
 				warns = append(warns, l)
 			}
 		}
-		if len(warns) >= len(faults) || time.Now().After(deadline) {
-			break
+		if len(warns) < len(faults) {
+			return fmt.Errorf("%d warnings for %d faults: %v", len(warns), len(faults), warns)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	for _, w := range warns {
 		t.Logf("warning: %v", w["error"])
 	}

@@ -15,7 +15,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -149,58 +148,6 @@ func newTester(t *testing.T) *caddytest.Tester {
 	return caddytest.NewTester(t).WithDefaultOverrides(caddytest.Config{AdminPort: adminPort})
 }
 
-// sessionService is an http-dialect session service: it answers the
-// session JSON for a known bearer token and 401 otherwise, counts its
-// calls, and can be told to misbehave.
-type sessionService struct {
-	*httptest.Server
-	calls atomic.Int64
-
-	mu       sync.Mutex
-	sessions map[string]string // bearer token -> JSON answer
-	fault    func(w http.ResponseWriter, r *http.Request) bool
-}
-
-func newSessionService(t *testing.T) *sessionService {
-	t.Helper()
-	s := &sessionService{sessions: map[string]string{}}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *sessionService) addSession(token string, session map[string]any) {
-	raw, _ := json.Marshal(session)
-	s.mu.Lock()
-	s.sessions[token] = string(raw)
-	s.mu.Unlock()
-}
-
-func (s *sessionService) setFault(f func(w http.ResponseWriter, r *http.Request) bool) {
-	s.mu.Lock()
-	s.fault = f
-	s.mu.Unlock()
-}
-
-func (s *sessionService) serve(w http.ResponseWriter, r *http.Request) {
-	s.calls.Add(1)
-	s.mu.Lock()
-	fault := s.fault
-	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	answer, ok := s.sessions[tok]
-	s.mu.Unlock()
-	if fault != nil && fault(w, r) {
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if !ok {
-		w.WriteHeader(http.StatusUnauthorized)
-		w.Write([]byte(`{"error":"unauthenticated"}`))
-		return
-	}
-	w.Write([]byte(answer))
-}
-
 // upstream is the legacy app: it answers the headers it received as JSON
 // and counts the requests that reached it.
 type upstream struct {
@@ -310,6 +257,28 @@ func send(t testing.TB, method, path string, header http.Header, body string) (*
 		return err
 	})
 	return resp, string(b)
+}
+
+// eventually waits for cond: it calls cond until cond returns nil, at
+// first every 2ms and then less often (up to every 100ms), and fails the
+// test if timeout passes first, saying what was awaited and cond's last
+// answer. A cond that meets an answer that can never turn good fails the
+// test itself. It returns how long the wait took.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
+	began := time.Now()
+	pause := 2 * time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return time.Since(began)
+		}
+		if time.Since(began) > timeout {
+			t.Fatalf("%s: not within %v: %v", what, timeout, err)
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, 100*time.Millisecond)
+	}
 }
 
 // upstreamSaw decodes what the upstream received from a proxied answer.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,21 +16,13 @@ import (
 // rawSessionService answers each bearer token with the raw JSON given for
 // it (401 for others), so answers can hold what a map cannot spell:
 // duplicate keys, escapes, exact spacing.
-func rawSessionService(t *testing.T, answers map[string]string) *httptest.Server {
+func rawSessionService(t *testing.T, answers map[string]string) *sessionService {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		a, ok := answers[tok]
-		w.Header().Set("Content-Type", "application/json")
-		if !ok {
-			w.WriteHeader(http.StatusUnauthorized)
-			w.Write([]byte(`{"error":"unauthenticated"}`))
-			return
-		}
-		w.Write([]byte(a))
-	}))
-	t.Cleanup(srv.Close)
-	return srv
+	svc := newSessionService(t)
+	for tok, raw := range answers {
+		svc.setAnswer(tok, http.StatusOK, "application/json", raw)
+	}
+	return svc
 }
 
 // TestIDNeverFromName: an account whose answer has no id (missing, "",

@@ -3,100 +3,24 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// slowService is an http-dialect session service that answers after a
-// delay of its own per token, counts calls per token and the most it
-// answered at once and over how many connections.
-type slowService struct {
-	*httptest.Server
-
-	mu       sync.Mutex
-	sessions map[string]string
-	delay    map[string]time.Duration
-	perToken map[string]int
-	fail     bool
-
-	calls, active, maxActive, conns, maxConns atomic.Int64
-}
-
-func newSlowService(t *testing.T) *slowService {
-	t.Helper()
-	s := &slowService{sessions: map[string]string{}, delay: map[string]time.Duration{}, perToken: map[string]int{}}
-	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			raise(&s.maxConns, s.conns.Add(1))
-		case http.StateClosed, http.StateHijacked:
-			s.conns.Add(-1)
-		}
-	}
-	s.Start()
-	t.Cleanup(s.Close)
-	return s
-}
-
-func raise(m *atomic.Int64, v int64) {
-	for {
-		cur := m.Load()
-		if v <= cur || m.CompareAndSwap(cur, v) {
-			return
-		}
-	}
-}
-
-func (s *slowService) set(token, user string, delay time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// setUser makes svc answer token as user after delay; an empty user
+// makes the token unknown (logged out at the service).
+func setUser(svc *sessionService, token, user string, delay time.Duration) {
 	if user == "" {
-		delete(s.sessions, token)
+		svc.removeSession(token)
 	} else {
-		raw, _ := json.Marshal(map[string]any{"user": user})
-		s.sessions[token] = string(raw)
+		svc.addSession(token, map[string]any{"user": user})
 	}
-	s.delay[token] = delay
-}
-
-func (s *slowService) setFail(fail bool) { s.mu.Lock(); s.fail = fail; s.mu.Unlock() }
-
-func (s *slowService) callsFor(token string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.perToken[token]
-}
-
-func (s *slowService) serve(w http.ResponseWriter, r *http.Request) {
-	s.calls.Add(1)
-	raise(&s.maxActive, s.active.Add(1))
-	defer s.active.Add(-1)
-	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	s.mu.Lock()
-	s.perToken[tok]++
-	answer, ok := s.sessions[tok]
-	delay, fail := s.delay[tok], s.fail
-	s.mu.Unlock()
-	time.Sleep(delay)
-	if fail {
-		w.WriteHeader(http.StatusBadGateway)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	if !ok {
-		w.WriteHeader(http.StatusUnauthorized)
-		return
-	}
-	w.Write([]byte(answer))
+	svc.setDelay(token, delay)
 }
 
 // protectStats is the part of a GET /sessiongate/stats line these tests
@@ -147,10 +71,10 @@ func getFrom(t *testing.T, token, forwardedFor string) (*http.Response, string) 
 // timeout, a new token gets a 503 with Retry-After and the session
 // service never sees it; the lookups that got a slot are answered.
 func TestProtectLookupLimit(t *testing.T) {
-	svc := newSlowService(t)
-	svc.set("slow-1", "ann", 1500*time.Millisecond)
-	svc.set("slow-2", "bob", 1500*time.Millisecond)
-	svc.set("fast", "cid", 0)
+	svc := newSessionService(t)
+	setUser(svc, "slow-1", "ann", 1500*time.Millisecond)
+	setUser(svc, "slow-2", "bob", 1500*time.Millisecond)
+	setUser(svc, "fast", "cid", 0)
 	up := newUpstream(t)
 	tester := startCaddy(t, fmt.Sprintf(`
 :%d {
@@ -209,9 +133,9 @@ func TestProtectLookupLimit(t *testing.T) {
 // cached rejections and other clients' new sessions pass; the client is
 // Caddy's client_ip, so X-Forwarded-For counts only from trusted proxies.
 func TestProtectClientMissLimit(t *testing.T) {
-	svc := newSlowService(t)
-	svc.set("alice", "alice", 0)
-	svc.set("bob", "bob", 0)
+	svc := newSessionService(t)
+	setUser(svc, "alice", "alice", 0)
+	setUser(svc, "bob", "bob", 0)
 	up := newUpstream(t)
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	site := fmt.Sprintf(`
@@ -294,9 +218,9 @@ func TestProtectClientMissLimit(t *testing.T) {
 // TestProtectJoinedLookupCountsOnce: concurrent requests for one new
 // token share one lookup, charged to the client once.
 func TestProtectJoinedLookupCountsOnce(t *testing.T) {
-	svc := newSlowService(t)
-	svc.set("alice", "alice", 300*time.Millisecond)
-	svc.set("bob", "bob", 0)
+	svc := newSessionService(t)
+	setUser(svc, "alice", "alice", 300*time.Millisecond)
+	setUser(svc, "bob", "bob", 0)
 	up := newUpstream(t)
 	startCaddy(t, fmt.Sprintf(`
 :%d {
@@ -339,11 +263,11 @@ func TestProtectConnectionBound(t *testing.T) {
 		{"lookup_limit 4", 4},
 		{"lookup_limit 4\n\t\tbackend http %s {\n\t\t\tmax_conns_per_host 2\n\t\t}", 2},
 	} {
-		svc := newSlowService(t)
+		svc := newSessionService(t)
 		tokens := make([]string, 16)
 		for i := range tokens {
 			tokens[i] = fmt.Sprint("t-", i)
-			svc.set(tokens[i], "u", 200*time.Millisecond)
+			setUser(svc, tokens[i], "u", 200*time.Millisecond)
 		}
 		up := newUpstream(t)
 		backend := fmt.Sprintf("backend http %s", svc.URL)
@@ -382,7 +306,7 @@ func TestProtectConnectionBound(t *testing.T) {
 }
 
 // refreshSite is a Caddy whose sessions live 2s with a refresh from 50%.
-func refreshSite(t *testing.T, svc *slowService, extra string) {
+func refreshSite(t *testing.T, svc *sessionService, extra string) {
 	t.Helper()
 	up := newUpstream(t)
 	startCaddy(t, fmt.Sprintf(`
@@ -406,28 +330,18 @@ func userSeen(t *testing.T, token string) (int, string) {
 	return 200, upstreamSaw(t, body).Headers.Get("X-Session-User")
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 // TestProtectRefreshAhead: a request past the refresh point is served
 // from the cache at once and starts one refresh, whose answer replaces
 // the entry; a token in use never waits on the service again.
 func TestProtectRefreshAhead(t *testing.T) {
-	svc := newSlowService(t)
-	svc.set("alice", "alice", 0)
+	svc := newSessionService(t)
+	setUser(svc, "alice", "alice", 0)
 	refreshSite(t, svc, "")
 	if st, u := userSeen(t, "alice"); st != 200 || u != "alice" {
 		t.Fatalf("%d %q", st, u)
 	}
 	time.Sleep(1200 * time.Millisecond) // past 50% of 2s
-	svc.set("alice", "alice2", 500*time.Millisecond)
+	setUser(svc, "alice", "alice2", 500*time.Millisecond)
 	start := time.Now()
 	if st, u := userSeen(t, "alice"); st != 200 || u != "alice" {
 		t.Fatalf("past the refresh point: %d %q, want the cached session", st, u)
@@ -435,7 +349,12 @@ func TestProtectRefreshAhead(t *testing.T) {
 	if took := time.Since(start); took > 400*time.Millisecond {
 		t.Fatalf("the request past the refresh point took %v: it waited on the refresh", took)
 	}
-	waitUntil(t, "the refreshed entry", func() bool { _, u := userSeen(t, "alice"); return u == "alice2" })
+	eventually(t, 10*time.Second, "the refreshed entry", func() error {
+		if st, u := userSeen(t, "alice"); u != "alice2" {
+			return fmt.Errorf("%d, user %q, want alice2", st, u)
+		}
+		return nil
+	})
 	if n := svc.callsFor("alice"); n != 2 {
 		t.Fatalf("%d calls, want 2", n)
 	}
@@ -461,12 +380,12 @@ func TestProtectRefreshAhead(t *testing.T) {
 // TestProtectRefreshAheadOncePerToken: many concurrent requests past the
 // refresh point start one refresh.
 func TestProtectRefreshAheadOncePerToken(t *testing.T) {
-	svc := newSlowService(t)
-	svc.set("alice", "alice", 0)
+	svc := newSessionService(t)
+	setUser(svc, "alice", "alice", 0)
 	refreshSite(t, svc, "")
 	userSeen(t, "alice")
 	time.Sleep(1200 * time.Millisecond)
-	svc.set("alice", "alice", 600*time.Millisecond)
+	setUser(svc, "alice", "alice", 600*time.Millisecond)
 	var wg sync.WaitGroup
 	for range 30 {
 		wg.Add(1)
@@ -487,16 +406,21 @@ func TestProtectRefreshAheadOncePerToken(t *testing.T) {
 // TestProtectRefreshAheadRejection: a refresh the service rejects evicts
 // the session at once, not at the end of its cache life.
 func TestProtectRefreshAheadRejection(t *testing.T) {
-	svc := newSlowService(t)
-	svc.set("alice", "alice", 0)
+	svc := newSessionService(t)
+	setUser(svc, "alice", "alice", 0)
 	refreshSite(t, svc, "")
 	userSeen(t, "alice")
 	time.Sleep(1100 * time.Millisecond)
-	svc.set("alice", "", 0) // logged out at the service
+	setUser(svc, "alice", "", 0) // logged out at the service
 	if st, _ := userSeen(t, "alice"); st != 200 {
 		t.Fatalf("the request that starts the refresh: %d", st)
 	}
-	waitUntil(t, "the eviction", func() bool { st, _ := userSeen(t, "alice"); return st == 401 })
+	eventually(t, 10*time.Second, "the eviction", func() error {
+		if st, u := userSeen(t, "alice"); st != 401 {
+			return fmt.Errorf("%d, user %q, want 401", st, u)
+		}
+		return nil
+	})
 	if n := svc.callsFor("alice"); n != 2 {
 		t.Fatalf("%d calls: the rejection is cached", n)
 	}
@@ -505,16 +429,21 @@ func TestProtectRefreshAheadRejection(t *testing.T) {
 // TestProtectRefreshAheadError: a refresh the service fails leaves the
 // entry to its end, and stale_if_error after it.
 func TestProtectRefreshAheadError(t *testing.T) {
-	svc := newSlowService(t)
-	svc.set("alice", "alice", 0)
+	svc := newSessionService(t)
+	setUser(svc, "alice", "alice", 0)
 	refreshSite(t, svc, "stale_if_error 2s")
 	userSeen(t, "alice")
 	time.Sleep(1100 * time.Millisecond)
-	svc.setFail(true)
+	svc.setFault(failing(http.StatusBadGateway))
 	if st, _ := userSeen(t, "alice"); st != 200 {
 		t.Fatalf("the request that starts the refresh: %d", st)
 	}
-	waitUntil(t, "the failed refresh", func() bool { return svc.callsFor("alice") == 2 })
+	eventually(t, 10*time.Second, "the failed refresh", func() error {
+		if n := svc.callsFor("alice"); n != 2 {
+			return fmt.Errorf("%d calls, want 2", n)
+		}
+		return nil
+	})
 	time.Sleep(100 * time.Millisecond)
 	if st, u := userSeen(t, "alice"); st != 200 || u != "alice" {
 		t.Fatalf("after a failed refresh: %d %q", st, u)

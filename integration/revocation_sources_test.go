@@ -117,9 +117,7 @@ func TestLogoutCoversEverySource(t *testing.T) {
 		path, h := logout(tok)
 		path = strings.Replace(path, "/x", "/logout", 1)
 		expectStatus(t, nil, "POST", path, h, 200, "logout through the "+out)
-		svc.mu.Lock()
-		delete(svc.sessions, tok) // the app ended the session at the service
-		svc.mu.Unlock()
+		svc.removeSession(tok) // the app ended the session at the service
 		for name, src := range via {
 			path, h := src(tok)
 			expectStatus(t, nil, "GET", path, h, 401, tok+" through the "+name+" after a logout through the "+out)

@@ -3,10 +3,8 @@ package integration
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 )
 
@@ -18,12 +16,8 @@ import (
 // HTML 403 is a 503 whose warning says why it was not a rejection.
 // rejected_if makes a body predicate a rejection.
 func TestHTTPServiceRejection(t *testing.T) {
-	var calls atomic.Int64
-	answers := map[string]struct {
-		status int
-		ctype  string
-		body   string
-	}{
+	svc := newSessionService(t)
+	for tok, a := range map[string]serviceAnswer{
 		"empty401": {401, "", ""},
 		"text401":  {401, "text/plain", "Unauthorized"},
 		"html401":  {401, "text/html", "<html><body>Please sign in</body></html>"},
@@ -32,21 +26,9 @@ func TestHTTPServiceRejection(t *testing.T) {
 		"html403":  {403, "text/html", "<html><body>Request blocked</body></html>"},
 		"pred":     {200, "application/json", `{"error":{"code":"session_expired"},"user":"ghost"}`},
 		"ok":       {200, "application/json", `{"user_id":"u-1","user":"alice"}`},
+	} {
+		svc.setAnswer(tok, a.status, a.contentType, a.body)
 	}
-	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		a, ok := answers[tok]
-		if !ok {
-			a = answers["empty401"]
-		}
-		if a.ctype != "" {
-			w.Header().Set("Content-Type", a.ctype)
-		}
-		w.WriteHeader(a.status)
-		w.Write([]byte(a.body))
-	}))
-	t.Cleanup(svc.Close)
 	up := newUpstream(t)
 	logPath := filepath.Join(t.TempDir(), "caddy.log")
 	startCaddyWith(t, debugLogTo(logPath), fmt.Sprintf(`
@@ -72,13 +54,13 @@ func TestHTTPServiceRejection(t *testing.T) {
 		return http.Header{"Authorization": {"Bearer " + tok}, "Accept": {"text/html"}}
 	}
 	for _, tok := range []string{"empty401", "text401", "html401", "json401", "json403"} {
-		before := calls.Load()
+		before := svc.calls.Load()
 		expectStatus(t, nil, "GET", "/x", bearer(tok), 401, tok+": API client")
 		resp, _ := do(t, nil, "GET", "/x", browser(tok))
 		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "https://login.example/") {
 			t.Errorf("%s: browser got %d %q, want the login redirect", tok, resp.StatusCode, resp.Header.Get("Location"))
 		}
-		if n := calls.Load() - before; n != 1 {
+		if n := svc.calls.Load() - before; n != 1 {
 			t.Errorf("%s: %d service calls for two requests, want 1 (the rejection cached)", tok, n)
 		}
 	}

@@ -9,12 +9,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,24 +107,6 @@ func (ca *testCA) issue(t *testing.T, name string, client bool, names ...string)
 	return cert, certFile, keyFile
 }
 
-// newTLSSessionService is a session service on HTTPS with cert; when
-// clientCAs is set it requires a client certificate they issued.
-func newTLSSessionService(t *testing.T, cert tls.Certificate, clientCAs *x509.CertPool) *sessionService {
-	t.Helper()
-	s := &sessionService{sessions: map[string]string{}}
-	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	if clientCAs != nil {
-		s.TLS.ClientAuth = tls.RequireAndVerifyClientCert
-		s.TLS.ClientCAs = clientCAs
-	}
-	// The handshake failures the tests provoke are expected.
-	s.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.StartTLS()
-	t.Cleanup(s.Close)
-	return s
-}
-
 // TestTransportTLS reaches HTTPS session services through the backend
 // block's transport settings, reverse_proxy's names: a private CA through
 // tls_trust_pool, a service that wants a client certificate through
@@ -142,18 +121,18 @@ func TestTransportTLS(t *testing.T) {
 	other := newTestCA(t) // issues a client certificate the service does not trust
 
 	serverCert, _, _ := ca.issue(t, "service", false, "127.0.0.1")
-	plain := newTLSSessionService(t, serverCert, nil)
+	plain := newSessionService(t, overTLS(&serverCert, nil))
 	plain.addSession(token, aliceSession())
 
 	clientCAs := x509.NewCertPool()
 	clientCAs.AddCert(ca.cert)
-	mtls := newTLSSessionService(t, serverCert, clientCAs)
+	mtls := newSessionService(t, overTLS(&serverCert, clientCAs))
 	mtls.addSession(token, aliceSession())
 	_, clientCert, clientKey := ca.issue(t, "client", true, "gateway")
 	_, strangerCert, strangerKey := other.issue(t, "stranger", true, "gateway")
 
 	namedCert, _, _ := ca.issue(t, "named", false, "auth.internal")
-	named := newTLSSessionService(t, namedCert, nil)
+	named := newSessionService(t, overTLS(&namedCert, nil))
 	named.addSession(token, aliceSession())
 
 	cases := []struct {

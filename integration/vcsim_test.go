@@ -80,23 +80,20 @@ func startVcsim(t *testing.T) *vcsim {
 
 	// Ready when it completes a TLS handshake; the handshake also gives
 	// the certificate to trust.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(t, 30*time.Second, "vcsim up on "+addr, func() error {
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true})
-		if err == nil {
-			cs := conn.ConnectionState()
-			conn.Close()
-			if len(cs.PeerCertificates) == 0 {
-				t.Fatal("vcsim presented no certificate")
-			}
-			sim.cert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cs.PeerCertificates[0].Raw})
-			return sim
+		if err != nil {
+			return fmt.Errorf("%w\n%s", err, sim.out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("vcsim did not come up on %s: %v\n%s", addr, err, sim.out)
+		cs := conn.ConnectionState()
+		conn.Close()
+		if len(cs.PeerCertificates) == 0 {
+			t.Fatal("vcsim presented no certificate")
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		sim.cert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cs.PeerCertificates[0].Raw})
+		return nil
+	})
+	return sim
 }
 
 // call sends a session request to the simulator itself.
@@ -198,20 +195,16 @@ func TestVcsimSession(t *testing.T) {
 		}
 		// The cached session may serve until cache_ttl (1s) runs out;
 		// then vcsim's answer must turn it away.
-		deadline := time.Now().Add(15 * time.Second)
-		for {
+		eventually(t, 15*time.Second, "the deleted session refused once cache_ttl (1s) ran out", func() error {
 			resp, body := do(t, nil, "GET", "/ca/vm", session(token))
 			if resp.StatusCode == http.StatusUnauthorized {
-				break
+				return nil
 			}
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status %d while waiting for the cache to expire, body %q", resp.StatusCode, body)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the deleted session was still accepted after 15s (cache_ttl 1s)")
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+			return fmt.Errorf("still accepted (200)")
+		})
 		// The other session is untouched.
 		expectUser("/ca", other, `VSPHERE.LOCAL\ops`, "VSPHERE.LOCAL")
 	})

@@ -146,3 +146,32 @@ func TestHarnessReportsADroppedConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestEventuallySaysWhatItAwaited: eventually returns once its condition
+// holds, and otherwise fails after the timeout naming what it awaited
+// and the condition's last answer.
+func TestEventuallySaysWhatItAwaited(t *testing.T) {
+	n := 0
+	r := harnessRun(t, func(tb testing.TB) {
+		eventually(tb, 5*time.Second, "the third try", func() error {
+			if n++; n < 3 {
+				return fmt.Errorf("try %d", n)
+			}
+			return nil
+		})
+	})
+	if r.fatal != "" || n != 3 {
+		t.Errorf("a condition true on the third try: %d tries, failure %q", n, r.fatal)
+	}
+	n = 0
+	r = harnessRun(t, func(tb testing.TB) {
+		eventually(tb, 50*time.Millisecond, "a condition never true", func() error {
+			n++
+			return fmt.Errorf("still %d", n)
+		})
+	})
+	want := fmt.Sprintf("a condition never true: not within 50ms: still %d", n)
+	if r.fatal != want || n < 2 {
+		t.Errorf("a condition never true: %d tries, failure %q, want %q", n, r.fatal, want)
+	}
+}
