@@ -598,8 +598,12 @@ func TestOpsClientGivesUpMidLookup(t *testing.T) {
 	}
 	// The lookup finishes (700ms), then Caddy logs the request.
 	eventually(t, 10*time.Second, "Caddy logged the canceled request", func() error {
-		if raw, err := os.ReadFile(logFile); err != nil || !strings.Contains(string(raw), `"status":499`) {
-			return fmt.Errorf("no 499 in the log yet (%v)", err)
+		raw, err := os.ReadFile(logFile)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(raw), `"status":499`) {
+			return fmt.Errorf("no 499 in the log yet")
 		}
 		return nil
 	})

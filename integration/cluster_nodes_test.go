@@ -116,7 +116,10 @@ http://%s {
 			t.Fatalf("node %s exited at start:\n%s", n.site, logs.String())
 		default:
 		}
-		return fmt.Errorf("stats %v, %v; log:\n%s", st, err, logs.String())
+		if err != nil {
+			return fmt.Errorf("%w; log:\n%s", err, logs.String())
+		}
+		return fmt.Errorf("stats %v; log:\n%s", st, logs.String())
 	})
 	return n
 }
@@ -140,8 +143,12 @@ func waitConnected(t *testing.T, nodes []caddyNode, within time.Duration, what s
 	began := time.Now()
 	for _, n := range nodes {
 		eventually(t, within-time.Since(began), "node "+n.site+": "+what, func() error {
-			if st, err := n.cluster(); err != nil || st["connected"] != true {
-				return fmt.Errorf("stats %v, %v", st, err)
+			st, err := n.cluster()
+			if err != nil {
+				return err
+			}
+			if st["connected"] != true {
+				return fmt.Errorf("stats %v", st)
 			}
 			return nil
 		})
@@ -341,8 +348,12 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 	began = time.Now()
 	for _, n := range nodes[:2] {
 		eventually(t, time.Second-time.Since(began), "node "+n.site+" emptied by a purge of all on node 2", func() error {
-			if st, err := n.cluster(); err != nil || st["entries"] != float64(0) {
-				return fmt.Errorf("stats %v, %v", st, err)
+			st, err := n.cluster()
+			if err != nil {
+				return err
+			}
+			if st["entries"] != float64(0) {
+				return fmt.Errorf("stats %v", st)
 			}
 			return nil
 		})

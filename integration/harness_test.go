@@ -249,11 +249,13 @@ func send(t testing.TB, method, path string, header http.Header, body string) (*
 		for k, v := range header {
 			req.Header[k] = v
 		}
-		if resp, err = testClient.Do(req); err != nil {
+		r, err := testClient.Do(req)
+		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		b, err = io.ReadAll(resp.Body)
+		defer r.Body.Close()
+		resp = r
+		b, err = io.ReadAll(r.Body)
 		return err
 	})
 	return resp, string(b)
