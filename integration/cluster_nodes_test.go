@@ -116,10 +116,12 @@ http://%s {
 			t.Fatalf("node %s exited at start:\n%s", n.site, logs.String())
 		default:
 		}
+		// (The node's log is shown when the test fails: reading it here
+		// would race with the process writing it.)
 		if err != nil {
-			return fmt.Errorf("%w; log:\n%s", err, logs.String())
+			return err
 		}
-		return fmt.Errorf("stats %v; log:\n%s", st, logs.String())
+		return fmt.Errorf("stats %v", st)
 	})
 	return n
 }
