@@ -109,7 +109,7 @@ func (a *AssertionConfig) validate(h *SessionAuth) error {
 	}
 	name := foldName(a.headerName())
 	taken := append([]string{}, reservedAssertionHeaders...)
-	taken = append(taken, presetNames()...)
+	taken = append(taken, presetHeaderNames()...)
 	prefix := h.HeaderPrefix
 	if prefix == "" {
 		prefix = DefaultHeaderPrefix

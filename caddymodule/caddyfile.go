@@ -257,7 +257,7 @@ func (h *SessionAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "headers":
 			names := d.RemainingArgs()
 			if len(names) == 0 {
-				return d.Err("want headers <preset...> (oauth2-proxy, authelia)")
+				return d.Errf("want headers <preset...> (%s)", strings.Join(presetList(), ", "))
 			}
 			h.HeaderPresets = append(h.HeaderPresets, names...)
 		case "header_encoding":

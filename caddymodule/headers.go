@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"fmt"
 	"io"
+	"iter"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -135,6 +137,44 @@ var presets = map[string][]presetHeader{
 		{"Remote-Email", fieldEmail},
 		{"Remote-Name", fieldName},
 	},
+}
+
+// presetList is the names of the presets, sorted.
+func presetList() []string { return slices.Sorted(maps.Keys(presets)) }
+
+// presetHeaderNames are the names every strip removes: all presets'
+// headers, enabled or not, and the preset headers sessiongate never sets.
+func presetHeaderNames() []string {
+	names := slices.Clone(presetStripped)
+	for _, hs := range presets {
+		for _, ph := range hs {
+			names = append(names, ph.name)
+		}
+	}
+	return names
+}
+
+// notInHeaderName are the bytes that end or split a header name.
+const notInHeaderName = " \t\r\n:"
+
+// isHeaderName reports whether name can name a header sessiongate sets
+// or strips.
+func isHeaderName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, notInHeaderName)
+}
+
+// checkHeaderNames checks a header_prefix ("" for none or the default)
+// and the header names configured beside it.
+func checkHeaderNames(prefix string, names iter.Seq[string]) error {
+	if strings.ContainsAny(prefix, notInHeaderName) {
+		return fmt.Errorf("header_prefix %q is not a header name prefix", prefix)
+	}
+	for name := range names {
+		if !isHeaderName(name) {
+			return fmt.Errorf("header %q: not a header name", name)
+		}
+	}
+	return nil
 }
 
 // identity holds a session's header values, encoded once when the
@@ -344,6 +384,18 @@ func (f *headerFolder) stripConnection(vals []string) ([]string, bool) {
 		}
 	}
 	return kept, true
+}
+
+// stripRequest strips protected names from the request's headers and
+// trailers.
+func (f *headerFolder) stripRequest(r *http.Request) {
+	f.strip(r.Header)
+	if r.Trailer != nil && r.Body != nil {
+		// Only trailers announced in a Trailer header reach a proxied
+		// request: net/http fills in this very map at the end of the body.
+		f.strip(r.Trailer)
+		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, folder: f}
+	}
 }
 
 // trailerStripper strips protected names from the request trailers once

@@ -113,7 +113,7 @@ func writeInfo(w http.ResponseWriter, r *http.Request, answer sessionctx.InfoAns
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Content-Length", strconv.Itoa(len(answer.Body)))
 	if answer.Status == http.StatusUnauthorized {
-		hdr.Set("WWW-Authenticate", `Session realm="sessiongate"`)
+		hdr.Set("WWW-Authenticate", sessionChallenge)
 	}
 	w.WriteHeader(answer.Status)
 	if r.Method == http.MethodHead {

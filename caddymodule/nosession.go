@@ -54,13 +54,23 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 	return caddyhttp.Error(h.unauthSts, err)
 }
 
+// The WWW-Authenticate challenges of sessiongate's 401s: Bearer when the
+// token may come as a bearer token, else Session (a cookie or a header of
+// the product's own).
+const (
+	realm            = `realm="sessiongate"`
+	sessionChallenge = "Session " + realm
+	bearerChallenge  = "Bearer " + realm
+)
+
+// wwwAuthenticate is the challenge of a handler reading tokens.
 func wwwAuthenticate(tokens []sessionctx.TokenSource) string {
 	for _, t := range tokens {
 		if t.From == sessionctx.FromBearer {
-			return `Bearer realm="sessiongate"`
+			return bearerChallenge
 		}
 	}
-	return `Session realm="sessiongate"`
+	return sessionChallenge
 }
 
 // redirectTarget fills in the redirect template. A placeholder in the

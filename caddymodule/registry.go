@@ -136,7 +136,7 @@ func (a *nameUnion) folderOf() *headerFolder {
 	// own prefix may still read X-Session-* (its docs' default), and no
 	// client-sent name under it is ever sessiongate's.
 	prefixes := append([]string{DefaultHeaderPrefix}, a.prefixes...)
-	f := newHeaderFolderPrefixes(prefixes, append(presetNames(), a.names...))
+	f := newHeaderFolderPrefixes(prefixes, append(presetHeaderNames(), a.names...))
 	a.folder.Store(f)
 	return f
 }

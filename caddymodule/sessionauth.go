@@ -281,12 +281,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	for _, f := range fields {
 		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
 	}
-	protected := append([]string{}, presetStripped...)
-	for _, hs := range presets {
-		for _, ph := range hs {
-			protected = append(protected, ph.name)
-		}
-	}
+	protected := presetHeaderNames()
 	h.extra = nil
 	for _, p := range h.HeaderPresets {
 		h.extra = append(h.extra, presets[p]...)
@@ -361,7 +356,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		return h.assertion.serveJWKS(w, r)
 	}
 	handledBefore := authHandled(r.Context())
-	stripRequest(r, h.stripFolder())
+	h.stripFolder().stripRequest(r)
 	// Handled from here on: a later session_strip must not remove what
 	// this sets (see authHandled).
 	r = carrySession(r, noIdentity)

@@ -1,9 +1,8 @@
 package caddymodule
 
 import (
-	"fmt"
 	"net/http"
-	"strings"
+	"slices"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -60,13 +59,8 @@ func (SessionStrip) CaddyModule() caddy.ModuleInfo {
 
 // Provision checks the names and joins the config's registry.
 func (s *SessionStrip) Provision(ctx caddy.Context) error {
-	if strings.ContainsAny(s.HeaderPrefix, " \t\r\n:") {
-		return fmt.Errorf("header_prefix %q is not a header name prefix", s.HeaderPrefix)
-	}
-	for _, n := range s.Headers {
-		if n == "" || strings.ContainsAny(n, " \t\r\n:") {
-			return fmt.Errorf("header %q: not a header name", n)
-		}
+	if err := checkHeaderNames(s.HeaderPrefix, slices.Values(s.Headers)); err != nil {
+		return err
 	}
 	reg, err := registryOf(ctx)
 	if err != nil {
@@ -81,7 +75,7 @@ func (s *SessionStrip) Provision(ctx caddy.Context) error {
 		reg.register(prefixes, s.Headers)
 		return nil
 	}
-	s.folder = newHeaderFolderPrefixes(append([]string{DefaultHeaderPrefix}, prefixes...), append(presetNames(), s.Headers...))
+	s.folder = newHeaderFolderPrefixes(append([]string{DefaultHeaderPrefix}, prefixes...), append(presetHeaderNames(), s.Headers...))
 	return nil
 }
 
@@ -93,18 +87,6 @@ func (s *SessionStrip) stripFolder() *headerFolder {
 	return s.folder
 }
 
-// presetNames are the names every strip removes: all presets' headers,
-// enabled or not, and the preset headers sessiongate never sets.
-func presetNames() []string {
-	names := append([]string{}, presetStripped...)
-	for _, hs := range presets {
-		for _, ph := range hs {
-			names = append(names, ph.name)
-		}
-	}
-	return names
-}
-
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (s *SessionStrip) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if authHandled(r.Context()) {
@@ -112,20 +94,9 @@ func (s *SessionStrip) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		// set since is the request's identity.
 		return next.ServeHTTP(w, r)
 	}
-	stripRequest(r, s.stripFolder())
+	s.stripFolder().stripRequest(r)
 	mapSessionPlaceholders(r)
 	return next.ServeHTTP(w, r)
-}
-
-// stripRequest strips protected names from the headers and the trailers.
-func stripRequest(r *http.Request, f *headerFolder) {
-	f.strip(r.Header)
-	if r.Trailer != nil && r.Body != nil {
-		// Only trailers announced in a Trailer header reach a proxied
-		// request: net/http fills in this very map at the end of the body.
-		f.strip(r.Trailer)
-		r.Body = &trailerStripper{ReadCloser: r.Body, trailer: r.Trailer, folder: f}
-	}
 }
 
 func parseSessionStrip(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"time"
 
@@ -72,13 +71,8 @@ func (h *SessionAuth) validate() error {
 			return fmt.Errorf("tokens %d: %w", i, err)
 		}
 	}
-	if strings.ContainsAny(h.HeaderPrefix, " \t\r\n:") {
-		return fmt.Errorf("header_prefix %q is not a header name prefix", h.HeaderPrefix)
-	}
-	for name := range h.Headers {
-		if !isHeaderName(name) {
-			return fmt.Errorf("header %q: not a header name", name)
-		}
+	if err := checkHeaderNames(h.HeaderPrefix, maps.Keys(h.Headers)); err != nil {
+		return err
 	}
 	if _, err := headerFields(h.HeaderFields); err != nil {
 		return err
@@ -88,7 +82,7 @@ func (h *SessionAuth) validate() error {
 	}
 	for _, p := range h.HeaderPresets {
 		if _, ok := presets[p]; !ok {
-			return fmt.Errorf("unknown header preset %q (want %s)", p, strings.Join(slices.Sorted(maps.Keys(presets)), " or "))
+			return fmt.Errorf("unknown header preset %q (want %s)", p, strings.Join(presetList(), " or "))
 		}
 	}
 	if u := h.OnUnauthenticated; u != nil && u.Status != 0 && (u.Status < 400 || u.Status > 499) {
@@ -123,9 +117,4 @@ func (h *SessionAuth) validate() error {
 		return missingError(fmt.Sprintf("session_auth needs a backend: a dialect and its url (%v)", known))
 	}
 	return nil
-}
-
-// isHeaderName reports whether name can name a header sessiongate sets.
-func isHeaderName(name string) bool {
-	return name != "" && !strings.ContainsAny(name, " \t\r\n:")
 }
