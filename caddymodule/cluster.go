@@ -12,7 +12,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx/cluster"
@@ -352,77 +351,35 @@ func newTier(s *clusterSettings, backendID string) (*cluster.Tier, error) {
 	})
 }
 
-// clusterCollector reports the tiers' counters when scraped, summed by
-// dialect.
-type clusterCollector struct {
-	connected, hits, misses, sent, received, rejected *prometheus.Desc
-	revoked, refused, undelivered                     *prometheus.Desc
-	fillsSent, fillsReceived                          *prometheus.Desc
-}
-
-func newClusterCollector() clusterCollector {
-	d := func(name, help string) *prometheus.Desc {
-		return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "cluster_"+name), help, []string{"dialect"}, nil)
-	}
-	return clusterCollector{
-		connected:     d("connected", "Cluster tiers subscribed to Redis (1 each), by dialect."),
-		hits:          d("l2_hits_total", "Tokens answered from Redis without a session-service call."),
-		misses:        d("l2_misses_total", "Tokens Redis could not answer (absent, expired, unreachable)."),
-		sent:          d("invalidations_sent_total", "Invalidations this node published (forget, logout, purge, rejection)."),
-		received:      d("invalidations_received_total", "Invalidations from other nodes applied to this node's cache."),
-		fillsSent:     d("fills_sent_total", "Notices this node published that it answered a token another node waited for (not invalidations)."),
-		fillsReceived: d("fills_received_total", "Notices from other nodes that they answered a token this node waited for (not invalidations)."),
-		rejected:      d("sealed_rejected_total", "Entries or messages in Redis that did not open with the secret: never served."),
-		revoked:       d("revoked_refused_total", "Sessions in Redis refused because they were filled before a revocation or purge this node knows of."),
-		refused:       d("messages_refused_total", "Invalidation messages refused: too old, seen before (replayed), or too large."),
-		undelivered:   d("undelivered", "Revocations this node could not publish yet and keeps retrying."),
-	}
-}
-
-func (c clusterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.hits, c.misses, c.sent, c.received, c.rejected, c.revoked, c.refused, c.undelivered, c.fillsSent, c.fillsReceived} {
-		ch <- d
-	}
-}
-
-func (c clusterCollector) Collect(ch chan<- prometheus.Metric) {
-	by := map[string]*cluster.Stats{}
-	conn := map[string]int{}
-	for _, p := range liveResolvers() {
-		if p.tier == nil || p.metricsUsers.Load() <= 0 {
-			continue
-		}
-		st := p.tier.Stats()
-		s := by[p.dialect]
-		if s == nil {
-			s = &cluster.Stats{}
-			by[p.dialect] = s
-		}
-		if st.Connected {
-			conn[p.dialect]++
-		}
-		s.L2Hits += st.L2Hits
-		s.L2Misses += st.L2Misses
-		s.InvalidationsSent += st.InvalidationsSent
-		s.InvalidationsReceived += st.InvalidationsReceived
-		s.FillsSent += st.FillsSent
-		s.FillsReceived += st.FillsReceived
-		s.SealedRejected += st.SealedRejected
-		s.RevokedRefused += st.RevokedRefused
-		s.MessagesRefused += st.MessagesRefused
-		s.Undelivered += st.Undelivered
-	}
-	for dialect, s := range by {
-		ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, float64(conn[dialect]), dialect)
-		ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(s.L2Hits), dialect)
-		ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(s.L2Misses), dialect)
-		ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(s.InvalidationsSent), dialect)
-		ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(s.InvalidationsReceived), dialect)
-		ch <- prometheus.MustNewConstMetric(c.fillsSent, prometheus.CounterValue, float64(s.FillsSent), dialect)
-		ch <- prometheus.MustNewConstMetric(c.fillsReceived, prometheus.CounterValue, float64(s.FillsReceived), dialect)
-		ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(s.SealedRejected), dialect)
-		ch <- prometheus.MustNewConstMetric(c.revoked, prometheus.CounterValue, float64(s.RevokedRefused), dialect)
-		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.MessagesRefused), dialect)
-		ch <- prometheus.MustNewConstMetric(c.undelivered, prometheus.GaugeValue, float64(s.Undelivered), dialect)
+// clusterMetrics describe the tiers' counters.
+func clusterMetrics() []statMetric[cluster.Stats] {
+	return []statMetric[cluster.Stats]{
+		statGauge("cluster_connected", "Cluster tiers subscribed to Redis (1 each), by dialect.",
+			func(s cluster.Stats) int {
+				if s.Connected {
+					return 1
+				}
+				return 0
+			}),
+		statCounter("cluster_l2_hits_total", "Tokens answered from Redis without a session-service call.",
+			func(s cluster.Stats) uint64 { return s.L2Hits }),
+		statCounter("cluster_l2_misses_total", "Tokens Redis could not answer (absent, expired, unreachable).",
+			func(s cluster.Stats) uint64 { return s.L2Misses }),
+		statCounter("cluster_invalidations_sent_total", "Invalidations this node published (forget, logout, purge, rejection).",
+			func(s cluster.Stats) uint64 { return s.InvalidationsSent }),
+		statCounter("cluster_invalidations_received_total", "Invalidations from other nodes applied to this node's cache.",
+			func(s cluster.Stats) uint64 { return s.InvalidationsReceived }),
+		statCounter("cluster_fills_sent_total", "Notices this node published that it answered a token another node waited for (not invalidations).",
+			func(s cluster.Stats) uint64 { return s.FillsSent }),
+		statCounter("cluster_fills_received_total", "Notices from other nodes that they answered a token this node waited for (not invalidations).",
+			func(s cluster.Stats) uint64 { return s.FillsReceived }),
+		statCounter("cluster_sealed_rejected_total", "Entries or messages in Redis that did not open with the secret: never served.",
+			func(s cluster.Stats) uint64 { return s.SealedRejected }),
+		statCounter("cluster_revoked_refused_total", "Sessions in Redis refused because they were filled before a revocation or purge this node knows of.",
+			func(s cluster.Stats) uint64 { return s.RevokedRefused }),
+		statCounter("cluster_messages_refused_total", "Invalidation messages refused: too old, seen before (replayed), or too large.",
+			func(s cluster.Stats) uint64 { return s.MessagesRefused }),
+		statGauge("cluster_undelivered", "Revocations this node could not publish yet and keeps retrying.",
+			func(s cluster.Stats) int { return s.Undelivered }),
 	}
 }

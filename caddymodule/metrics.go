@@ -2,11 +2,13 @@ package caddymodule
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
+	"github.com/sessiongate/caddy-sessiongate/sessionctx/cluster"
 )
 
 // Metric labels are drawn from small fixed sets (outcome, dialect, error
@@ -29,9 +31,8 @@ var metrics = struct {
 	cacheEvictions  *prometheus.CounterVec
 	serviceDuration *prometheus.HistogramVec
 	serviceErrors   *prometheus.CounterVec
-	entries         prometheus.Collector
+	resolvers       prometheus.Collector
 	cluster         prometheus.Collector
-	lookups         prometheus.Collector
 }{
 	requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Subsystem: metricsSubsystem,
@@ -64,12 +65,19 @@ var metrics = struct {
 		Name: "service_errors_total",
 		Help: "Session-service calls that gave no usable answer, by dialect and kind (refused, timeout, tls, status, garbage, too_large, other).",
 	}, []string{"dialect", "kind"}),
-	entries: entriesCollector{prometheus.NewDesc(
-		prometheus.BuildFQName(metricsNamespace, metricsSubsystem, "cache_entries"),
-		"Entries in the sessiongate caches, by dialect and kind (session or rejection).",
-		[]string{"dialect", "kind"}, nil)},
-	cluster: newClusterCollector(),
-	lookups: newLookupsCollector(),
+	resolvers: statsCollector[sessionctx.Stats]{
+		stats:   func(p *pooledResolver) (sessionctx.Stats, bool) { return p.Stats(), true },
+		metrics: slices.Concat(entriesMetrics(), lookupsMetrics()),
+	},
+	cluster: statsCollector[cluster.Stats]{
+		stats: func(p *pooledResolver) (cluster.Stats, bool) {
+			if p.tier == nil {
+				return cluster.Stats{}, false
+			}
+			return p.tier.Stats(), true
+		},
+		metrics: clusterMetrics(),
+	},
 }
 
 func init() {
@@ -85,7 +93,7 @@ func init() {
 func registerMetrics(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{
 		metrics.requests, metrics.cacheHits, metrics.cacheMisses, metrics.cacheEvictions,
-		metrics.serviceDuration, metrics.serviceErrors, metrics.entries, metrics.cluster, metrics.lookups,
+		metrics.serviceDuration, metrics.serviceErrors, metrics.resolvers, metrics.cluster,
 	} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -122,31 +130,86 @@ func observeServiceCall(dialect string, d time.Duration, err error) {
 // sessionctx's FailureKind constants, a small fixed set.
 func errorKind(err error) string { return string(sessionctx.FailureKindOf(err)) }
 
-// entriesCollector reports the pool's cache sizes when scraped, so the
-// gauge is exact without hooks on every insert and delete.
-type entriesCollector struct{ desc *prometheus.Desc }
+// entriesMetrics describe the cache sizes.
+func entriesMetrics() []statMetric[sessionctx.Stats] {
+	entries := statDesc("cache_entries", "Entries in the sessiongate caches, by dialect and kind (session or rejection).", "kind")
+	return []statMetric[sessionctx.Stats]{
+		{entries, prometheus.GaugeValue, "session", func(s sessionctx.Stats) float64 { return float64(s.Entries) }},
+		{entries, prometheus.GaugeValue, "rejection", func(s sessionctx.Stats) float64 { return float64(s.Rejections) }},
+	}
+}
 
-func (c entriesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+// statMetric is one value a statsCollector reports per dialect: the sum
+// of value over the dialect's resolvers.
+type statMetric[S any] struct {
+	desc *prometheus.Desc
+	kind prometheus.ValueType
+	// label is the value of the desc's label after dialect, if it has one.
+	label string
+	value func(S) float64
+}
 
-func (c entriesCollector) Collect(ch chan<- prometheus.Metric) {
-	type sizes struct{ sessions, rejections int }
-	by := map[string]*sizes{}
+// statCounter and statGauge describe a metric with one value per dialect.
+func statCounter[S any, N integer](name, help string, value func(S) N) statMetric[S] {
+	return statMetric[S]{statDesc(name, help), prometheus.CounterValue, "", func(s S) float64 { return float64(value(s)) }}
+}
+
+func statGauge[S any, N integer](name, help string, value func(S) N) statMetric[S] {
+	return statMetric[S]{statDesc(name, help), prometheus.GaugeValue, "", func(s S) float64 { return float64(value(s)) }}
+}
+
+type integer interface{ ~int | ~int64 | ~uint64 }
+
+// statDesc describes a metric with the label dialect, then labels.
+func statDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(metricsNamespace, metricsSubsystem, name),
+		help, append([]string{"dialect"}, labels...), nil)
+}
+
+// statsCollector reports, when scraped, values read from the stats of
+// the resolvers that count in the metrics, summed by dialect: they are
+// exact without hooks on every request, insert and delete. stats says
+// whether a resolver has stats of this kind (a Redis tier, say).
+type statsCollector[S any] struct {
+	stats   func(*pooledResolver) (S, bool)
+	metrics []statMetric[S]
+}
+
+// Describe sends the desc of every value; the registry takes a desc that
+// values share once.
+func (c statsCollector[S]) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range c.metrics {
+		ch <- m.desc
+	}
+}
+
+func (c statsCollector[S]) Collect(ch chan<- prometheus.Metric) {
+	sums := map[string][]float64{}
 	for _, p := range liveResolvers() {
 		if p.metricsUsers.Load() <= 0 {
 			continue
 		}
-		st := p.Stats()
-		s := by[p.dialect]
-		if s == nil {
-			s = &sizes{}
-			by[p.dialect] = s
+		st, ok := c.stats(p)
+		if !ok {
+			continue
 		}
-		s.sessions += st.Entries
-		s.rejections += st.Rejections
+		sum := sums[p.dialect]
+		if sum == nil {
+			sum = make([]float64, len(c.metrics))
+			sums[p.dialect] = sum
+		}
+		for i, m := range c.metrics {
+			sum[i] += m.value(st)
+		}
 	}
-	for dialect, s := range by {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.sessions), dialect, "session")
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(s.rejections), dialect, "rejection")
+	for dialect, sum := range sums {
+		for i, m := range c.metrics {
+			labels := []string{dialect}
+			if m.label != "" {
+				labels = append(labels, m.label)
+			}
+			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, sum[i], labels...)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -387,5 +388,90 @@ func TestOpsCaddyfileDisableMetrics(t *testing.T) {
 		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
 			t.Errorf("%q: err %v, want one saying %q", input, err, want)
 		}
+	}
+}
+
+// TestOpsMetricsResolverStats scrapes the values read from the resolvers'
+// stats: each value of each metric once per dialect, summed over the
+// dialect's resolvers, and only those of handlers that count in the
+// metrics.
+func TestOpsMetricsResolverStats(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	sample := func(name string, labels ...string) float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("the pedantic registry rejects the collectors: %v", err)
+		}
+		want := map[string]string{"dialect": "http"}
+		for i := 0; i+1 < len(labels); i += 2 {
+			want[labels[i]] = labels[i+1]
+		}
+		var sum float64
+		for _, f := range families {
+			if f.GetName() != "caddy_sessiongate_"+name {
+				continue
+			}
+		next:
+			for _, m := range f.GetMetric() {
+				if len(m.GetLabel()) != len(want) {
+					t.Fatalf("%s has labels %v, want %v", name, m.GetLabel(), want)
+				}
+				for _, l := range m.GetLabel() {
+					if want[l.GetName()] != l.GetValue() {
+						continue next
+					}
+				}
+				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+			}
+		}
+		return sum
+	}
+	before := sample("cache_entries", "kind", "session")
+	srv, _ := whoami(t)
+	for _, u := range []string{srv.URL, srv.URL + "/other"} {
+		h := provisionAuth(t, &SessionAuth{}, u)
+		r, _ := requestWithReplacer("GET", "/", http.Header{"Authorization": {"Bearer tok-a"}})
+		if err := h.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uncounted := provisionAuth(t, &SessionAuth{DisableMetrics: true}, srv.URL+"/uncounted")
+	r, _ := requestWithReplacer("GET", "/", http.Header{"Authorization": {"Bearer tok-a"}})
+	if err := uncounted.ServeHTTP(httptest.NewRecorder(), r, caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	if got := sample("cache_entries", "kind", "session") - before; got != 2 {
+		t.Errorf("cache_entries{kind=session} rose by %v, want 2 (one session in each counted resolver)", got)
+	}
+	for _, m := range []struct{ name, label, value string }{
+		{"cache_entries", "kind", "rejection"},
+		{"lookups_refused_total", "limit", "lookup_limit"},
+		{"lookups_refused_total", "limit", "client_miss_limit"},
+		{"lookups_waiting", "", ""},
+		{"lookups_in_flight", "", ""},
+		{"refreshes_total", "", ""},
+		{"refreshes_skipped_total", "", ""},
+		{"lookups_waited_total", "", ""},
+	} {
+		var labels []string
+		if m.label != "" {
+			labels = []string{m.label, m.value}
+		}
+		families, _ := reg.Gather()
+		found := false
+		for _, f := range families {
+			found = found || f.GetName() == "caddy_sessiongate_"+m.name
+		}
+		if !found {
+			t.Errorf("no %s %v with two live resolvers", m.name, labels)
+		}
+		sample(m.name, labels...) // the labels are the metric's own
+	}
+	if got := sample("lookups_waited_total"); got < 2 {
+		t.Errorf("lookups_waited_total = %v, want at least the 2 requests that waited on a call", got)
 	}
 }

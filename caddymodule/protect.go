@@ -191,64 +191,23 @@ func parseRefreshAhead(d *caddyfile.Dispenser) (*float64, error) {
 	return &f, nil
 }
 
-// lookupsCollector reports the lookup limits' and refresh ahead's
-// counters per dialect when scraped, read from the resolvers' stats.
-type lookupsCollector struct {
-	refused, waiting, inFlight, refreshes, skipped, waited *prometheus.Desc
-}
-
-func newLookupsCollector() lookupsCollector {
-	name := func(n string) string { return prometheus.BuildFQName(metricsNamespace, metricsSubsystem, n) }
-	return lookupsCollector{
-		refused: prometheus.NewDesc(name("lookups_refused_total"),
-			"Session-service lookups refused without a call, by dialect and limit (lookup_limit, client_miss_limit).",
-			[]string{"dialect", "limit"}, nil),
-		waiting: prometheus.NewDesc(name("lookups_waiting"),
-			"Session-service lookups waiting for a slot under lookup_limit now, by dialect.", []string{"dialect"}, nil),
-		inFlight: prometheus.NewDesc(name("lookups_in_flight"),
-			"Session-service lookups under way now, by dialect.", []string{"dialect"}, nil),
-		refreshes: prometheus.NewDesc(name("refreshes_total"),
-			"Refreshes ahead started, by dialect.", []string{"dialect"}, nil),
-		skipped: prometheus.NewDesc(name("refreshes_skipped_total"),
-			"Refreshes ahead not started for want of a lookup slot, by dialect.", []string{"dialect"}, nil),
-		waited: prometheus.NewDesc(name("lookups_waited_total"),
-			"Requests that waited on a session-service call, by dialect.", []string{"dialect"}, nil),
-	}
-}
-
-func (c lookupsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.refused, c.waiting, c.inFlight, c.refreshes, c.skipped, c.waited} {
-		ch <- d
-	}
-}
-
-func (c lookupsCollector) Collect(ch chan<- prometheus.Metric) {
-	by := map[string]*sessionctx.Stats{}
-	for _, p := range liveResolvers() {
-		if p.metricsUsers.Load() <= 0 {
-			continue
-		}
-		st := p.Stats()
-		s := by[p.dialect]
-		if s == nil {
-			s = &sessionctx.Stats{}
-			by[p.dialect] = s
-		}
-		s.RefusedLookupLimit += st.RefusedLookupLimit
-		s.RefusedClientLimit += st.RefusedClientLimit
-		s.LookupsWaiting += st.LookupsWaiting
-		s.LookupsInFlight += st.LookupsInFlight
-		s.RefreshesStarted += st.RefreshesStarted
-		s.RefreshesSkipped += st.RefreshesSkipped
-		s.Waited += st.Waited
-	}
-	for dialect, s := range by {
-		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedLookupLimit), dialect, string(sessionctx.FailureLookupLimit))
-		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.RefusedClientLimit), dialect, string(sessionctx.FailureClientLimit))
-		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(s.LookupsWaiting), dialect)
-		ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.LookupsInFlight), dialect)
-		ch <- prometheus.MustNewConstMetric(c.refreshes, prometheus.CounterValue, float64(s.RefreshesStarted), dialect)
-		ch <- prometheus.MustNewConstMetric(c.skipped, prometheus.CounterValue, float64(s.RefreshesSkipped), dialect)
-		ch <- prometheus.MustNewConstMetric(c.waited, prometheus.CounterValue, float64(s.Waited), dialect)
+// lookupsMetrics describe the lookup limits' and refresh ahead's
+// counters.
+func lookupsMetrics() []statMetric[sessionctx.Stats] {
+	refused := statDesc("lookups_refused_total",
+		"Session-service lookups refused without a call, by dialect and limit (lookup_limit, client_miss_limit).", "limit")
+	return []statMetric[sessionctx.Stats]{
+		{refused, prometheus.CounterValue, string(sessionctx.FailureLookupLimit), func(s sessionctx.Stats) float64 { return float64(s.RefusedLookupLimit) }},
+		{refused, prometheus.CounterValue, string(sessionctx.FailureClientLimit), func(s sessionctx.Stats) float64 { return float64(s.RefusedClientLimit) }},
+		statGauge("lookups_waiting", "Session-service lookups waiting for a slot under lookup_limit now, by dialect.",
+			func(s sessionctx.Stats) int64 { return s.LookupsWaiting }),
+		statGauge("lookups_in_flight", "Session-service lookups under way now, by dialect.",
+			func(s sessionctx.Stats) int64 { return s.LookupsInFlight }),
+		statCounter("refreshes_total", "Refreshes ahead started, by dialect.",
+			func(s sessionctx.Stats) uint64 { return s.RefreshesStarted }),
+		statCounter("refreshes_skipped_total", "Refreshes ahead not started for want of a lookup slot, by dialect.",
+			func(s sessionctx.Stats) uint64 { return s.RefreshesSkipped }),
+		statCounter("lookups_waited_total", "Requests that waited on a session-service call, by dialect.",
+			func(s sessionctx.Stats) uint64 { return s.Waited }),
 	}
 }
