@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -285,6 +286,78 @@ func BenchmarkCachedRequestStripToken(b *testing.B) {
 	srv, _ := benchService(b)
 	h := provisionAuth(b, &SessionAuth{StripToken: true}, srv.URL)
 	serveBatches(b, h, clientHeaders())
+}
+
+// siteRoute is one route of a site as the Caddyfile adapter emits it:
+// its handler runs on the requests whose path starts with prefix ("" for
+// every request), and next is the rest of the site.
+type siteRoute struct {
+	prefix string
+	h      caddyhttp.MiddlewareHandler
+	next   caddyhttp.Handler
+}
+
+func (s *siteRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	if !strings.HasPrefix(r.URL.Path, s.prefix) {
+		return s.next.ServeHTTP(w, r)
+	}
+	return s.h.ServeHTTP(w, r, s.next)
+}
+
+// siteRoutes runs routes in order, then nextOK (the next handler given
+// to ServeHTTP is not used: the chain is built once).
+type siteRoutes struct{ first caddyhttp.Handler }
+
+func newSiteRoutes(routes ...siteRoute) siteRoutes {
+	var next caddyhttp.Handler = nextOK
+	for i := len(routes) - 1; i >= 0; i-- {
+		rt := routes[i]
+		rt.next = next
+		next = &rt
+	}
+	return siteRoutes{next}
+}
+
+func (s siteRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	return s.first.ServeHTTP(w, r)
+}
+
+// BenchmarkCachedRequestTwoSessionAuth is a site with two `session_auth
+// <matcher>`, on a request the first one handles and on one only the
+// second handles: as adapted, with a strip before each session_auth, and
+// with the strip before the first only. The strip after a session_auth
+// that handled the request costs a context lookup; on a request the
+// first one skips, it strips again what the first strip left clean.
+func BenchmarkCachedRequestTwoSessionAuth(b *testing.B) {
+	srv, _ := benchService(b)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	b.Cleanup(cancel)
+	strip := new(SessionStrip)
+	if err := strip.Provision(ctx); err != nil {
+		b.Fatal(err)
+	}
+	first := provisionAuth(b, &SessionAuth{}, srv.URL)
+	second := provisionAuth(b, &SessionAuth{}, srv.URL+"/second")
+	for _, c := range []struct {
+		name            string
+		firstPrefix     string // the request's path is /app/page
+		secondPrefix    string
+		stripBeforeEach bool
+	}{
+		{"handled-by-first/strip-before-each", "/app/", "/other/", true},
+		{"handled-by-first/strip-before-first-only", "/app/", "/other/", false},
+		{"handled-by-second/strip-before-each", "/other/", "/app/", true},
+		{"handled-by-second/strip-before-first-only", "/other/", "/app/", false},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			routes := []siteRoute{{h: strip}, {prefix: c.firstPrefix, h: first}}
+			if c.stripBeforeEach {
+				routes = append(routes, siteRoute{h: strip})
+			}
+			routes = append(routes, siteRoute{prefix: c.secondPrefix, h: second})
+			serveBatches(b, newSiteRoutes(routes...), clientHeaders())
+		})
+	}
 }
 
 // BenchmarkRequestSetup is what serveBatches keeps out of the timing, for

@@ -29,14 +29,16 @@ func parseSessionAuth(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, erro
 }
 
 // parseSessionAuthRoutes is parseSessionAuth plus, when the directive has a
-// matcher, an unconditional session_strip before it: the requests the
-// matcher skips must lose forged identity headers too. Both go in one
+// matcher, an unconditional session_strip right before it: the requests
+// the matcher skips must lose forged identity headers too. Both go in one
 // subroute, because Caddy sorts a directive's matched routes before its
 // unmatched ones. The strip is bare: it removes what every session_auth
-// of the config injects. Only the first session_auth at the top of a
-// site emits it (claimSiteStrip), and a strip leaves alone a request a
-// session_auth has handled already anyway, so two `session_auth
-// <matcher>` of one site keep each other's identity. A session_auth nested in a block needs
+// of the config injects. Every `session_auth <matcher>` emits its own, so
+// a strip runs before every session_auth of a site; one after another
+// session_auth costs a context lookup, as a strip leaves alone a request a
+// session_auth has handled (so two `session_auth <matcher>` of one site
+// keep each other's identity). A bare session_auth strips every request
+// itself and needs none. A session_auth nested in a block needs
 // `session_strip` at the top of its site, which the layout check asks
 // for when the config starts (checkLayout).
 func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
@@ -52,19 +54,13 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 		return nil, err
 	}
 	if matcherSet == nil {
-		// It strips every request itself, as a strip would.
-		markSiteStripped(h)
 		return h.NewRoute(nil, sa), nil
 	}
-	var values []httpcaddyfile.ConfigValue
-	if claimSiteStrip(h) {
-		values = h.NewRoute(nil, new(SessionStrip))
-	}
-	// In a subroute without a matcher even alone: Caddy sorts a
-	// directive's matched routes before its unmatched ones, which would
-	// put it before an earlier session_auth's strip.
+	// In a subroute without a matcher: Caddy sorts a directive's matched
+	// routes before its unmatched ones, which would put this session_auth
+	// before an earlier one's strip.
 	var routes caddyhttp.RouteList
-	for _, cv := range append(values, h.NewRoute(matcherSet, sa)...) {
+	for _, cv := range append(h.NewRoute(nil, new(SessionStrip)), h.NewRoute(matcherSet, sa)...) {
 		routes = append(routes, cv.Value.(caddyhttp.Route))
 	}
 	if jwks := sa.(*SessionAuth).Assertion.jwksMatcherSet(); jwks != nil {

@@ -2,6 +2,7 @@ package caddymodule_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,12 +99,14 @@ func TestSessionStripCaddyfileErrors(t *testing.T) {
 	}
 }
 
-// TestSessionAuthOneStripPerSite: of the `session_auth <matcher>` at the
-// top of a site, only the first emits the strip, and a bare session_auth
-// before them (which strips every request itself) leaves them none; each
-// site gets its own; a nested one emits one for its block. Each used to
-// emit one, after the previous session_auth.
-func TestSessionAuthOneStripPerSite(t *testing.T) {
+// TestSessionAuthStripBeforeEverySessionAuth: every `session_auth
+// <matcher>`, at the top of a site or nested in a block, first or after
+// another session_auth (bare or matched), has an unmatched strip right
+// before it in its own route list, and no strip is emitted anywhere else
+// (a bare session_auth strips every request itself). Only the first one
+// of a site used to emit a strip, found by reading Caddy's private
+// Caddyfile state through reflection.
+func TestSessionAuthStripBeforeEverySessionAuth(t *testing.T) {
 	cfg := `a.example.com {
 	session_auth /x/* http http://sessions.internal
 	session_auth /y/* http http://sessions.internal
@@ -114,24 +117,80 @@ b.example.com {
 	session_auth /y/* http http://sessions.internal
 	handle /z/* {
 		session_auth /z/a/* http http://sessions.internal
+		session_auth http http://sessions.internal
 	}
 	reverse_proxy 127.0.0.1:9
 }
 c.example.com {
 	session_auth http http://sessions.internal
 	session_auth /y/* http http://sessions.internal
-	reverse_proxy 127.0.0.1:9
+	route {
+		session_auth /r/* http http://sessions.internal
+		reverse_proxy 127.0.0.1:9
+	}
 }
 `
 	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cfg), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := strings.Count(string(out), `"handler":"session_strip"`)
-	if got != 3 {
-		t.Errorf("%d strips, want 3 (one per site with a matched session_auth, one for the nested block):\n%s", got, out)
+	var doc any
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatal(err)
 	}
-	if strings.Index(string(out), `"handler":"session_strip"`) > strings.Index(string(out), `"handler":"session_auth"`) {
-		t.Errorf("a session_auth comes before the first strip:\n%s", out)
+	handlers := func(route map[string]any) []string {
+		var names []string
+		handle, _ := route["handle"].([]any)
+		for _, h := range handle {
+			if m, ok := h.(map[string]any); ok {
+				names = append(names, m["handler"].(string))
+			}
+		}
+		return names
+	}
+	var matched, bare, strips, stripped int
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if routes, ok := v["routes"].([]any); ok {
+				for i, r := range routes {
+					route, _ := r.(map[string]any)
+					names := handlers(route)
+					_, hasMatch := route["match"]
+					for _, n := range names {
+						switch {
+						case n == "session_strip":
+							strips++
+						case n == "session_auth" && !hasMatch:
+							bare++
+						case n == "session_auth":
+							matched++
+							prev, _ := routes[max(i-1, 0)].(map[string]any)
+							_, prevMatch := prev["match"]
+							if i == 0 || prevMatch || !slices.Equal(handlers(prev), []string{"session_strip"}) {
+								t.Errorf("a matched session_auth (%v) without an unmatched strip right before it: %v", route["match"], prev)
+							} else {
+								stripped++
+							}
+						}
+					}
+				}
+			}
+			for _, c := range v {
+				walk(c)
+			}
+		case []any:
+			for _, c := range v {
+				walk(c)
+			}
+		}
+	}
+	walk(doc)
+	if matched != 7 || bare != 2 {
+		t.Fatalf("found %d matched and %d bare session_auth, want 7 and 2:\n%s", matched, bare, out)
+	}
+	if stripped != matched || strips != matched {
+		t.Errorf("%d strips, %d of them right before the %d matched session_auth; want one before each and none elsewhere:\n%s", strips, stripped, matched, out)
 	}
 }
