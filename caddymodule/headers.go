@@ -274,6 +274,15 @@ func newHeaderFolder(prefix string, names []string) *headerFolder {
 	return newHeaderFolderPrefixes([]string{prefix}, names)
 }
 
+// newStripFolder is the folder of what a strip removes where handlers
+// inject under prefixes and names: those, every preset name, and the
+// default prefix always: an app behind a session_auth with its own
+// prefix may still read X-Session-* (its docs' default), and no
+// client-sent name under it is ever sessiongate's.
+func newStripFolder(prefixes, names []string) *headerFolder {
+	return newHeaderFolderPrefixes(append([]string{DefaultHeaderPrefix}, prefixes...), append(presetHeaderNames(), names...))
+}
+
 // newHeaderFolderPrefixes is newHeaderFolder for several prefixes: the
 // union of what several session_auth handlers inject.
 func newHeaderFolderPrefixes(prefixes, names []string) *headerFolder {

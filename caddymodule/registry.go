@@ -132,11 +132,7 @@ func (a *nameUnion) folderOf() *headerFolder {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	// The default prefix always: an app behind a session_auth with its
-	// own prefix may still read X-Session-* (its docs' default), and no
-	// client-sent name under it is ever sessiongate's.
-	prefixes := append([]string{DefaultHeaderPrefix}, a.prefixes...)
-	f := newHeaderFolderPrefixes(prefixes, append(presetHeaderNames(), a.names...))
+	f := newStripFolder(a.prefixes, a.names)
 	a.folder.Store(f)
 	return f
 }

@@ -281,7 +281,6 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	for _, f := range fields {
 		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
 	}
-	protected := presetHeaderNames()
 	h.extra = nil
 	for _, p := range h.HeaderPresets {
 		h.extra = append(h.extra, presets[p]...)
@@ -289,12 +288,8 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.custom = nil
 	for name, tmpl := range h.Headers {
 		h.custom = append(h.custom, customHeader{name: http.CanonicalHeaderKey(name), template: tmpl, keys: sessionKeys(tmpl)})
-		protected = append(protected, name)
 	}
-	if n := h.Assertion.headerName(); n != "" {
-		protected = append(protected, n)
-	}
-	h.folder = newHeaderFolder(h.HeaderPrefix, protected)
+	h.folder = newStripFolder(h.stripNames())
 	if err := h.joinRegistry(ctx); err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func (s *SessionStrip) Provision(ctx caddy.Context) error {
 		reg.register(prefixes, s.Headers)
 		return nil
 	}
-	s.folder = newHeaderFolderPrefixes(append([]string{DefaultHeaderPrefix}, prefixes...), append(presetHeaderNames(), s.Headers...))
+	s.folder = newStripFolder(prefixes, s.Headers)
 	return nil
 }
 
