@@ -123,36 +123,6 @@ func writeInfo(w http.ResponseWriter, r *http.Request, answer sessionctx.InfoAns
 	return err
 }
 
-// answerInDialect answers an unauthenticated request that is one of the
-// product's own session reads (vSphere GET /api/session, Amplify
-// findSession, a TR50 session.info, ...) the way the product answers it
-// when there is no session, so that its clients behind a non-optional
-// session_auth see what they know (vSphere UNAUTHENTICATED, Amplify's null
-// result) rather than an empty 401. It reports whether it answered. The
-// http dialect has no shape of its own to keep: its requests get the
-// plain 401.
-func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string, rejection error) (bool, error) {
-	if dialect == "" || dialect == "http" {
-		return false, nil
-	}
-	// Every dialect has its shape, and Provision refused other names: an
-	// error here answers nothing, and the caller's plain 401 stands.
-	shape, err := sessionctx.LookupInfoShape(dialect)
-	if err != nil {
-		return false, err
-	}
-	// A request that is not the product's session read gets the plain
-	// 401 instead.
-	req, pass, err := infoRequest(r, shape)
-	if err == nil && !pass && shape.IsProductRead(req) {
-		// The rejection lets the product's own answer for this state of
-		// the session (Amplify's device authorization) be given.
-		req.Rejection = rejection
-		return true, writeInfo(w, r, shape.Render(nil, req))
-	}
-	return false, nil
-}
-
 // restoredBody puts back the bytes read ahead of the rest of a body.
 type restoredBody struct {
 	io.Reader

@@ -81,3 +81,11 @@ func (h *SessionAuth) serviceBack() {
 		ce.Write(zap.String("dialect", h.dialect))
 	}
 }
+
+// logMissingPaths notes, at debug level, the mapped paths a fresh answer
+// did not hold: their fields are empty, never filled from elsewhere.
+func (h *SessionAuth) logMissingPaths(key sessionctx.Key, s *sessionctx.Session) {
+	if ce := h.logger.Check(zapcore.DebugLevel, "session answer lacks mapped paths"); ce != nil {
+		ce.Write(zap.String("token_hash", h.tokenHash(key)), zap.Strings("missing", s.MissingPaths))
+	}
+}

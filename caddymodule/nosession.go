@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"html"
 	"net/http"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -23,6 +27,102 @@ type Unauthenticated struct {
 	// Status.
 	Redirect string `json:"redirect,omitempty"`
 }
+
+// withoutSession is session_auth's one way for a request whose lookup
+// found no session, err saying why: an ambiguous credential is refused; no session lets an
+// optional session_auth's request go on anonymously and answers any other
+// one (unauthenticated); a client that left gets 499; a lookup limit's
+// refusal 429 or 503 (limited); and a session service that gave no
+// answer 503 (serviceUnavailable).
+func (h *SessionAuth) withoutSession(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, res sessionctx.Result, err error) error {
+	if res.Ambiguous {
+		return h.ambiguous(r, res, err)
+	}
+	if errors.Is(err, sessionctx.ErrUnauthenticated) {
+		if h.StripToken {
+			// A malformed token, or one without what the dialect
+			// needs with it, is still a token: it goes no further.
+			h.client.StripTokens(r) // every source, not only the one read
+		}
+		if h.Optional {
+			h.logRequest(res.Key, nil, "anonymous", res.Hit)
+			carryRejection(r, err)
+			if h.apps != nil {
+				return h.serveWatched(w, r, next, res.Key, false, h.apps.check(r, anonymousSubject))
+			}
+			return next.ServeHTTP(w, r)
+		}
+		h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
+		if h.apps != nil {
+			h.apps.expireAll(r, w.Header())
+		}
+		return h.unauthenticated(w, r, err)
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client gave up waiting: not a service failure, so no
+		// warning and no service_error. 499 is what reverse_proxy
+		// answers a client that left, logged as a client error.
+		if ce := h.logger.Check(zapcore.DebugLevel, "session lookup abandoned by the client"); ce != nil {
+			ce.Write(zap.String("token_hash", h.tokenHash(res.Key)))
+		}
+		return caddyhttp.Error(499, errClientGaveUp)
+	}
+	if k := sessionctx.FailureKindOf(err); k == sessionctx.FailureLookupLimit || k == sessionctx.FailureClientLimit {
+		return h.limited(w, r, res.Key, k, err)
+	}
+	h.warnUnavailable(res.Key, err)
+	w.Header().Set("Retry-After", h.retry)
+	return h.serviceUnavailable(w, r, err)
+}
+
+// errAmbiguous is the 400 of a request whose credential parsers may read
+// differently (a TR50 envelope with two sessionId keys).
+var errAmbiguous = errors.New("session_auth: ambiguous session credential")
+
+// ambiguous refuses a request whose credential is ambiguous, optional or
+// not: the app behind would act on a session other than the one
+// resolved, or on none that was checked.
+func (h *SessionAuth) ambiguous(r *http.Request, res sessionctx.Result, err error) error {
+	h.logRequest(res.Key, nil, "unauthenticated", false) // counted as such: the label set stays fixed
+	if ce := h.logger.Check(zapcore.DebugLevel, "session credential refused"); ce != nil {
+		ce.Write(zap.Error(err))
+	}
+	if h.StripToken {
+		h.client.StripTokens(r)
+	}
+	return caddyhttp.Error(http.StatusBadRequest, errAmbiguous)
+}
+
+// rejectionVar is the key, in the request's Caddy vars, of the rejection
+// of an optional session_auth's request, for session_info.
+const rejectionVar = "sessiongate.rejection"
+
+// carryRejection keeps the rejection of a request that goes on without a
+// session, so that session_info gives the product's own answer when the
+// rejection carries one (an Amplify session awaiting device
+// authorization) rather than "no session".
+func carryRejection(r *http.Request, err error) {
+	if _, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		caddyhttp.SetVar(r.Context(), rejectionVar, rejectionHolder{err})
+	}
+}
+
+// rejectionHolder keeps the error out of {http.vars.*} as text.
+type rejectionHolder struct{ err error }
+
+func (rejectionHolder) String() string { return "" }
+
+func requestRejection(ctx context.Context) error {
+	if h, ok := caddyhttp.GetVar(ctx, rejectionVar).(rejectionHolder); ok {
+		return h.err
+	}
+	return nil
+}
+
+// errClientGaveUp is the error of a request whose client left while its
+// token was being looked up. It says nothing of the session service,
+// which may well answer (and fill the cache) a moment later.
+var errClientGaveUp = fmt.Errorf("client gave up during the session lookup: %w", context.Canceled)
 
 // unauthenticated answers a request that has no live session: a redirect
 // for clients that prefer HTML when one is configured, else the status
@@ -45,13 +145,50 @@ func (h *SessionAuth) unauthenticated(w http.ResponseWriter, r *http.Request, er
 	if answered, werr := answerInDialect(w, r, h.dialect, err); answered {
 		return werr
 	}
-	if h.unauthSts == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", h.realm)
+	return unauthorized(w, r, h.unauthSts, h.realm, err)
+}
+
+// unauthorized answers status, a 4xx for want of a session, with the
+// challenge when it is a 401: as a page to a browser (errorPage), else as
+// the error for Caddy. session_require answers its 401 with it too.
+func unauthorized(w http.ResponseWriter, r *http.Request, status int, challenge string, err error) error {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", challenge)
 	}
-	if errorPage(w, r, h.unauthSts) {
+	if errorPage(w, r, status) {
 		return nil
 	}
-	return caddyhttp.Error(h.unauthSts, err)
+	return caddyhttp.Error(status, err)
+}
+
+// answerInDialect answers an unauthenticated request that is one of the
+// product's own session reads (vSphere GET /api/session, Amplify
+// findSession, a TR50 session.info, ...) the way the product answers it
+// when there is no session, so that its clients behind a non-optional
+// session_auth see what they know (vSphere UNAUTHENTICATED, Amplify's null
+// result) rather than an empty 401. It reports whether it answered. The
+// http dialect has no shape of its own to keep: its requests get the
+// plain 401.
+func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string, rejection error) (bool, error) {
+	if dialect == "" || dialect == "http" {
+		return false, nil
+	}
+	// Every dialect has its shape, and Provision refused other names: an
+	// error here answers nothing, and the caller's plain 401 stands.
+	shape, err := sessionctx.LookupInfoShape(dialect)
+	if err != nil {
+		return false, err
+	}
+	// A request that is not the product's session read gets the plain
+	// 401 instead.
+	req, pass, err := infoRequest(r, shape)
+	if err == nil && !pass && shape.IsProductRead(req) {
+		// The rejection lets the product's own answer for this state of
+		// the session (Amplify's device authorization) be given.
+		req.Rejection = rejection
+		return true, writeInfo(w, r, shape.Render(nil, req))
+	}
+	return false, nil
 }
 
 // The WWW-Authenticate challenges of sessiongate's 401s: Bearer when the
@@ -203,6 +340,30 @@ func acceptWeight(params []string) float64 {
 		return q
 	}
 	return 1
+}
+
+// limited answers a request refused by a lookup limit: 429 for the
+// client's own limit, 503 for the backend's, both with Retry-After and
+// neither with a session-service call. It is logged at debug with the
+// client's address (never the token).
+func (h *SessionAuth) limited(w http.ResponseWriter, r *http.Request, key sessionctx.Key, limit sessionctx.FailureKind, err error) error {
+	status, retry := http.StatusServiceUnavailable, h.retry
+	if limit == sessionctx.FailureClientLimit {
+		status, retry = http.StatusTooManyRequests, h.clientRetry()
+	}
+	h.observe(key, "limited", false)
+	if ce := h.logger.Check(zapcore.DebugLevel, "session lookup refused"); ce != nil {
+		ce.Write(zap.String("limit", string(limit)), zap.String("client", clientOf(r)), zap.String("token_hash", h.tokenHash(key)))
+	}
+	w.Header().Set("Retry-After", retry)
+	if status == http.StatusServiceUnavailable {
+		return h.serviceUnavailable(w, r, err)
+	}
+	if hasErrorRoutes(r) {
+		return caddyhttp.Error(status, err)
+	}
+	w.WriteHeader(status)
+	return nil
 }
 
 // serviceUnavailable answers a request whose session could not be looked

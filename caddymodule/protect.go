@@ -11,8 +11,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -91,30 +89,6 @@ func clientOf(r *http.Request) string {
 		return ip
 	}
 	return r.RemoteAddr
-}
-
-// limited answers a request refused by a lookup limit: 429 for the
-// client's own limit, 503 for the backend's, both with Retry-After and
-// neither with a session-service call. It is logged at debug with the
-// client's address (never the token).
-func (h *SessionAuth) limited(w http.ResponseWriter, r *http.Request, key sessionctx.Key, limit sessionctx.FailureKind, err error) error {
-	status, retry := http.StatusServiceUnavailable, h.retry
-	if limit == sessionctx.FailureClientLimit {
-		status, retry = http.StatusTooManyRequests, h.clientRetry()
-	}
-	h.observe(key, "limited", false)
-	if ce := h.logger.Check(zapcore.DebugLevel, "session lookup refused"); ce != nil {
-		ce.Write(zap.String("limit", string(limit)), zap.String("client", clientOf(r)), zap.String("token_hash", h.tokenHash(key)))
-	}
-	w.Header().Set("Retry-After", retry)
-	if status == http.StatusServiceUnavailable {
-		return h.serviceUnavailable(w, r, err)
-	}
-	if hasErrorRoutes(r) {
-		return caddyhttp.Error(status, err)
-	}
-	w.WriteHeader(status)
-	return nil
 }
 
 // clientRetry is the Retry-After of a 429: how long the client's bucket

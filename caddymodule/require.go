@@ -104,11 +104,7 @@ var errNoSession = errors.New("session_require: no session")
 func (h *SessionRequire) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	s, ok := requestSession(r.Context())
 	if !ok {
-		w.Header().Set("WWW-Authenticate", sessionChallenge)
-		if errorPage(w, r, http.StatusUnauthorized) {
-			return nil
-		}
-		return caddyhttp.Error(http.StatusUnauthorized, errNoSession)
+		return unauthorized(w, r, http.StatusUnauthorized, sessionChallenge, errNoSession)
 	}
 	if err := h.check(s); err != nil {
 		observeOutcome("forbidden")

@@ -4,7 +4,6 @@
 package caddymodule
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/time/rate"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
@@ -367,44 +365,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 		h.serviceBack()
 	}
 	if err != nil {
-		if res.Ambiguous {
-			return h.ambiguous(r, res, err)
-		}
-		if errors.Is(err, sessionctx.ErrUnauthenticated) {
-			if h.StripToken {
-				// A malformed token, or one without what the dialect
-				// needs with it, is still a token: it goes no further.
-				h.client.StripTokens(r) // every source, not only the one read
-			}
-			if h.Optional {
-				h.logRequest(res.Key, nil, "anonymous", res.Hit)
-				carryRejection(r, err)
-				if h.apps != nil {
-					return h.serveWatched(w, r, next, res.Key, false, h.apps.check(r, anonymousSubject))
-				}
-				return next.ServeHTTP(w, r)
-			}
-			h.logRequest(res.Key, nil, "unauthenticated", res.Hit)
-			if h.apps != nil {
-				h.apps.expireAll(r, w.Header())
-			}
-			return h.unauthenticated(w, r, err)
-		}
-		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-			// The client gave up waiting: not a service failure, so no
-			// warning and no service_error. 499 is what reverse_proxy
-			// answers a client that left, logged as a client error.
-			if ce := h.logger.Check(zapcore.DebugLevel, "session lookup abandoned by the client"); ce != nil {
-				ce.Write(zap.String("token_hash", h.tokenHash(res.Key)))
-			}
-			return caddyhttp.Error(499, errClientGaveUp)
-		}
-		if k := sessionctx.FailureKindOf(err); k == sessionctx.FailureLookupLimit || k == sessionctx.FailureClientLimit {
-			return h.limited(w, r, res.Key, k, err)
-		}
-		h.warnUnavailable(res.Key, err)
-		w.Header().Set("Retry-After", h.retry)
-		return h.serviceUnavailable(w, r, err)
+		return h.withoutSession(w, r, next, res, err)
 	}
 
 	s := res.Session
@@ -445,11 +406,6 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 	return next.ServeHTTP(w, r)
 }
-
-// errClientGaveUp is the error of a request whose client left while its
-// token was being looked up. It says nothing of the session service,
-// which may well answer (and fill the cache) a moment later.
-var errClientGaveUp = fmt.Errorf("client gave up during the session lookup: %w", context.Canceled)
 
 // Interface guards
 var (
