@@ -10,8 +10,8 @@ import (
 // Config describes one session service and how its answers are cached.
 // Only Dialect and URL are required; every zero value takes its default.
 type Config struct {
-	// Dialect is the kind of session service: amplify, tr50, vsphere,
-	// eternus, trifacta or http.
+	// Dialect is the kind of session service: a dialect's name (see
+	// docs/dialects.md; an unknown one is an error that lists them).
 	Dialect string
 	// URL is the service's base URL (http or https), or for the http
 	// dialect the whole "who am I" URL.

@@ -21,13 +21,20 @@ import (
 // A dialect is one kind of session service, all in one value: where its
 // clients put their tokens, how a credential is read, how the service is
 // asked, and how its own clients read a session back (session_info).
-// Each dialect registers itself from its own file's init, so adding one
-// is a file plus its _info file, and nothing else to touch.
+// Each dialect registers itself from its own file's init, and everything
+// else (the Caddyfile, validation messages, session_info, the admin
+// purge, the docs checks, the cross-dialect tests) reads the registry:
+// adding one is its file, its _info file, its tests and docs/dialects.md.
 type dialect struct {
-	// name is what users type: amplify, tr50, vsphere, eternus, trifacta, http.
+	// name is what users type after session_auth and session_info.
 	name string
 	// tokens are where tokens are read when the user configures none.
 	tokens []TokenSource
+	// bodyTokens are where the dialect's extract reads a token in the
+	// request body (From fromBody), whatever sources are configured:
+	// TR50's auth.sessionId. A token read there is keyed like any other,
+	// so a logout or a purge of it ends it in every source.
+	bodyTokens []TokenSource
 	// options returns the dialect's default options; nil when it takes none.
 	options func() Options
 	// extract builds the credential reader from the options, for a
@@ -88,6 +95,11 @@ func lookupDialect(name string) (*dialect, error) {
 }
 
 func dialectNames() []string { return slices.Sorted(maps.Keys(dialects)) }
+
+// declaredTokens are where the dialect reads a token when none are
+// configured, in order, then where it reads one in the request body
+// whatever is configured.
+func (d *dialect) declaredTokens() []TokenSource { return slices.Concat(d.tokens, d.bodyTokens) }
 
 // DialectOptions returns the default options of the dialect called name,
 // to be filled by SetOption or decoded from JSON and passed as

@@ -17,6 +17,12 @@ func FuzzRenderInfo(f *testing.F) {
 	f.Add("vsphere", `{"user":"a"}`, "", "/rest/com/vmware/cis/session", "", "")
 	f.Add("amplify", `null`, "", "/", "", "")
 	f.Add("trifacta", `[1,2]`, "", "/v2/session", "", "007")
+	for _, c := range conformanceCases(f) {
+		for _, read := range c.InfoReads {
+			u, _ := url.Parse(read.Target)
+			f.Add(c.Dialect, `{"id":"1"}`, read.Body, u.Path, u.Query().Get("fields"), "1")
+		}
+	}
 	f.Fuzz(func(t *testing.T, shape, raw, body, path, fields, id string) {
 		shapes := infoShapeNames()
 		found := false

@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessiongate/caddy-sessiongate/internal/dialecttest"
 )
 
 var renderNow = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
@@ -93,7 +96,7 @@ func TestRenderUnknownShape(t *testing.T) {
 	if _, err := LookupInfoShape("kerberos"); err == nil || !strings.Contains(err.Error(), "vsphere") || !strings.Contains(err.Error(), "normalized") {
 		t.Fatalf("want an error listing the known shapes, got %v", err)
 	}
-	want := []string{"amplify", "eternus", "http", "normalized", "tr50", "trifacta", "vsphere"}
+	want := slices.Sorted(slices.Values(append(dialecttest.Names(), normalizedShape)))
 	var got []string
 	for _, sh := range InfoShapes() {
 		got = append(got, sh.Name())
@@ -396,7 +399,7 @@ func TestRenderTrifacta(t *testing.T) {
 // A raw answer that is not a JSON object (a corrupted or foreign Raw) is
 // never echoed: the session is translated instead.
 func TestRenderIgnoresBadRaw(t *testing.T) {
-	for _, shape := range []string{"amplify", "tr50", "vsphere", "eternus", "trifacta", "http"} {
+	for _, shape := range dialectNames() {
 		s := infoSession()
 		s.Dialect = shape
 		s.Raw = []byte(`{"broken":`)
@@ -487,8 +490,9 @@ func TestRenderIDsNotWrittenAsJSON(t *testing.T) {
 
 func TestInfoReadsBody(t *testing.T) {
 	for _, shape := range infoShapeNames() {
-		if got, want := infoShapeOf(t, shape).ReadsBody(), shape == "tr50"; got != want {
-			t.Errorf("%s: ReadsBody() = %v, want %v", shape, got, want)
+		c, _ := dialecttest.Lookup(shape) // normalized: none, reads no body
+		if got := infoShapeOf(t, shape).ReadsBody(); got != c.InfoReadsBody {
+			t.Errorf("%s: ReadsBody() = %v, want %v", shape, got, c.InfoReadsBody)
 		}
 	}
 }

@@ -18,13 +18,19 @@ const (
 	FromQuery  = "query"
 )
 
+// fromBody names a token a dialect reads in the request body, at the
+// GJSON path in Name (TR50's auth.sessionId): never configured, only
+// declared by a dialect, and reported as a credential's source.
+const fromBody = "body"
+
 // maxTokenLen bounds a token. Real session tokens are far shorter; a longer
 // one is rejected before it costs a hash or a session-service call.
 const maxTokenLen = 4096
 
 // TokenSource is one place a token is read from.
 type TokenSource struct {
-	// From is cookie, header, bearer or query.
+	// From is cookie, header, bearer or query (or body, for a token a
+	// dialect reads in the request body: TR50's auth.sessionId).
 	From string `json:"from"`
 	// Name is the cookie, header or query parameter name. Unused for bearer.
 	Name string `json:"name,omitempty"`

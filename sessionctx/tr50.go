@@ -15,9 +15,10 @@ import (
 
 func init() {
 	registerDialect(&dialect{
-		name:    "tr50",
-		tokens:  []TokenSource{{From: FromHeader, Name: "sessionId"}, {From: FromCookie, Name: "sessionId"}},
-		extract: func(Options) extractor { return extractTR50 },
+		name:       "tr50",
+		tokens:     []TokenSource{{From: FromHeader, Name: "sessionId"}, {From: FromCookie, Name: "sessionId"}},
+		bodyTokens: []TokenSource{tr50BodySource},
+		extract:    func(Options) extractor { return extractTR50 },
 		backend: func(svc *service, _ Options) (backend, error) {
 			b := newPreset(svc, http.MethodPost, "/api")
 			b.body, b.rejects, b.decode = tr50Request, tr50Rejects, decodeTR50
@@ -29,7 +30,7 @@ func init() {
 
 // tr50BodySource names a session id read from a TR50 request envelope's
 // auth.sessionId, where TR50 clients send it.
-var tr50BodySource = TokenSource{From: "body", Name: "auth.sessionId"}
+var tr50BodySource = TokenSource{From: fromBody, Name: "auth.sessionId"}
 
 // maxTR50Envelope bounds the body read for auth.sessionId: a command
 // envelope is a few hundred bytes, and a larger body is some other upload.

@@ -1,7 +1,7 @@
 // Package emulator holds test doubles of the session services that
-// sessiongate's dialects talk to: Amplify, TR50, vSphere, ETERNUS and
-// Trifacta. Each is an http.Handler that answers as docs/dialects.md says the
-// product does, so unit tests (on httptest servers) and integration tests
+// sessiongate's dialects talk to, one per product in the file named after
+// its dialect (amplify.go, tr50.go, ...). Each is an http.Handler that
+// answers as docs/dialects.md says the product does, so unit tests (on httptest servers) and integration tests
 // (behind a real Caddy) share one model of each service.
 //
 // The package deliberately does not import sessionctx: it is an
