@@ -12,7 +12,8 @@ import (
 
 // BackendConfig names the session service.
 type BackendConfig struct {
-	// Dialect is amplify, tr50, vsphere, eternus, trifacta or http.
+	// Dialect is the kind of session service: a dialect's name, see
+	// docs/dialects.md (an unknown one is refused with the list).
 	Dialect string `json:"dialect"`
 	// URL is the service's base URL (for http: the whole endpoint).
 	// May use {env.*}.

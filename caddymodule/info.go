@@ -26,8 +26,8 @@ func init() {
 // in the shape the front end already expects: sessiongate's normalized
 // JSON, or what one of the session services answers its own clients.
 type SessionInfo struct {
-	// Dialect is the shape of the answer: amplify, tr50, vsphere,
-	// eternus, trifacta, http or normalized. Default normalized.
+	// Dialect is the shape of the answer: a dialect's name (see
+	// docs/dialects.md) or normalized. Default normalized.
 	Dialect string `json:"dialect,omitempty"`
 
 	shape sessionctx.InfoShape

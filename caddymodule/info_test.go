@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/sessiongate/caddy-sessiongate/internal/dialecttest"
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
@@ -68,28 +69,56 @@ func TestSessionInfoNormalized(t *testing.T) {
 }
 
 // Every dialect answers an anonymous request in its own unauthenticated
-// shape; TR50 keeps HTTP 200 and reports the failure in the envelope.
+// shape (the conformance table's session reads); TR50 keeps HTTP 200 and
+// reports the failure in the envelope.
 func TestSessionInfoAnonymousPerDialect(t *testing.T) {
-	for _, tc := range []struct {
-		dialect, method, target, body string
-		status                        int
-		key                           string
-	}{
-		{"normalized", "GET", "/session", "", 401, "error"},
-		{"http", "GET", "/session", "", 401, "error"},
-		{"amplify", "GET", "/api/v1/auth/findSession", "", 200, "result"},
-		{"vsphere", "GET", "/api/session", "", 401, "error_type"},
-		{"vsphere", "POST", "/rest/com/vmware/cis/session?~action=get", "", 401, "type"},
-		{"eternus", "GET", "/api/v1/session/1", "", 401, "error_code"},
-		{"trifacta", "GET", "/v2/session", "", 401, "exception"},
-		{"tr50", "POST", "/api", `{"cmd":{"command":"session.info"}}`, 200, "auth"},
-	} {
-		w, m := serveInfo(t, tc.dialect, tc.method, tc.target, tc.body, nil)
-		if w.Code != tc.status {
-			t.Errorf("%s %s: status %d, want %d", tc.dialect, tc.target, w.Code, tc.status)
+	reads := map[string][]dialecttest.InfoRead{
+		"normalized": {{Request: dialecttest.Request{Method: "GET", Target: "/session"}, Status: 401, Key: "error"}},
+	}
+	for _, c := range dialecttest.Cases() {
+		reads[c.Dialect] = c.InfoReads
+	}
+	for dialect, rs := range reads {
+		for _, tc := range rs {
+			w, m := serveInfo(t, dialect, tc.Method, tc.Target, tc.Body, nil)
+			if w.Code != tc.Status {
+				t.Errorf("%s %s: status %d, want %d", dialect, tc.Target, w.Code, tc.Status)
+			}
+			if _, ok := m[tc.Key]; !ok {
+				t.Errorf("%s %s: answer %v lacks %q", dialect, tc.Target, m, tc.Key)
+			}
 		}
-		if _, ok := m[tc.key]; !ok {
-			t.Errorf("%s %s: answer %v lacks %q", tc.dialect, tc.target, m, tc.key)
+	}
+}
+
+// TestUnauthenticatedInDialect: a session_auth without a session answers
+// each product's own session reads in the product's shape, and nothing
+// else: a dialect without a product of its own (http) never.
+func TestUnauthenticatedInDialect(t *testing.T) {
+	for _, c := range dialecttest.Cases() {
+		for _, read := range c.InfoReads {
+			r, _ := requestWithReplacer(read.Method, read.Target, nil)
+			if read.Body != "" {
+				r.Body = httptestBody(read.Body)
+			}
+			w := httptest.NewRecorder()
+			answered, err := answerInDialect(w, r, c.Dialect, nil)
+			if err != nil || answered != c.ProductReads {
+				t.Errorf("%s %s %s: answered %v (%v), want %v", c.Dialect, read.Method, read.Target, answered, err, c.ProductReads)
+				continue
+			}
+			if answered && (w.Code != read.Status || !strings.Contains(w.Body.String(), `"`+read.Key+`"`)) {
+				t.Errorf("%s %s %s: %d %s, want %d with %q", c.Dialect, read.Method, read.Target, w.Code, w.Body, read.Status, read.Key)
+			}
+		}
+		for _, pass := range c.InfoPasses {
+			r, _ := requestWithReplacer(pass.Method, pass.Target, nil)
+			if pass.Body != "" {
+				r.Body = httptestBody(pass.Body)
+			}
+			if answered, err := answerInDialect(httptest.NewRecorder(), r, c.Dialect, nil); answered || err != nil {
+				t.Errorf("%s %s %s: answered %v (%v), want the plain 401", c.Dialect, pass.Method, pass.Target, answered, err)
+			}
 		}
 	}
 }
@@ -186,7 +215,7 @@ func TestSessionInfoTR50PassesOtherCommands(t *testing.T) {
 }
 
 func TestSessionInfoValidate(t *testing.T) {
-	for _, d := range []string{"", "normalized", "amplify", "tr50", "vsphere", "eternus", "trifacta", "http"} {
+	for _, d := range append([]string{"", "normalized"}, dialecttest.Names()...) {
 		if err := (&SessionInfo{Dialect: d}).Validate(); err != nil {
 			t.Errorf("%q: %v", d, err)
 		}
@@ -199,26 +228,28 @@ func TestSessionInfoValidate(t *testing.T) {
 // Requests of the product that are not session reads (vSphere login and
 // logout, ETERNUS logout) go on to the next handler, untouched.
 func TestSessionInfoPassesOtherRequests(t *testing.T) {
-	for _, tc := range []struct{ dialect, method, target string }{
-		{"vsphere", "POST", "/api/session"},
-		{"vsphere", "DELETE", "/api/session"},
-		{"vsphere", "POST", "/rest/com/vmware/cis/session"},
-		{"vsphere", "DELETE", "/rest/com/vmware/cis/session"},
-		{"eternus", "DELETE", "/api/v1/session/1000001"},
-		{"tr50", "GET", "/api"},
-		{"amplify", "GET", "/api/v1/team"},
-		{"amplify", "GET", "/api/v1/org/42"},
-	} {
-		h := provisionedInfo(t, tc.dialect)
-		r, _ := requestWithReplacer(tc.method, tc.target, nil)
-		r = withSession(r, infoTestSession())
-		w := httptest.NewRecorder()
-		next := &nextRecorder{status: http.StatusNoContent}
-		if err := h.ServeHTTP(w, r, next); err != nil {
-			t.Fatal(err)
-		}
-		if next.got == nil || w.Code != http.StatusNoContent || w.Body.Len() != 0 {
-			t.Errorf("%s %s %s: next called %v, answer %d %q", tc.dialect, tc.method, tc.target, next.got != nil, w.Code, w.Body.String())
+	for _, c := range dialecttest.Cases() {
+		for _, tc := range c.InfoPasses {
+			h := provisionedInfo(t, c.Dialect)
+			r, _ := requestWithReplacer(tc.Method, tc.Target, nil)
+			if tc.Body != "" {
+				r.Body = httptestBody(tc.Body)
+			}
+			r = withSession(r, infoTestSession())
+			w := httptest.NewRecorder()
+			next := &nextRecorder{status: http.StatusNoContent}
+			if err := h.ServeHTTP(w, r, next); err != nil {
+				t.Fatal(err)
+			}
+			if next.got == nil || w.Code != http.StatusNoContent || w.Body.Len() != 0 {
+				t.Errorf("%s %s %s: next called %v, answer %d %q", c.Dialect, tc.Method, tc.Target, next.got != nil, w.Code, w.Body.String())
+				continue
+			}
+			if tc.Body != "" {
+				if b, _ := io.ReadAll(next.got.Body); string(b) != tc.Body {
+					t.Errorf("%s %s %s: next got body %q, want it whole", c.Dialect, tc.Method, tc.Target, b)
+				}
+			}
 		}
 	}
 }

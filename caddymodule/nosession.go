@@ -166,11 +166,11 @@ func unauthorized(w http.ResponseWriter, r *http.Request, status int, challenge 
 // findSession, a TR50 session.info, ...) the way the product answers it
 // when there is no session, so that its clients behind a non-optional
 // session_auth see what they know (vSphere UNAUTHENTICATED, Amplify's null
-// result) rather than an empty 401. It reports whether it answered. The
-// http dialect has no shape of its own to keep: its requests get the
-// plain 401.
+// result) rather than an empty 401. It reports whether it answered. A
+// dialect with no product session read of its own (http) gets the plain
+// 401.
 func answerInDialect(w http.ResponseWriter, r *http.Request, dialect string, rejection error) (bool, error) {
-	if dialect == "" || dialect == "http" {
+	if dialect == "" {
 		return false, nil
 	}
 	// Every dialect has its shape, and Provision refused other names: an
