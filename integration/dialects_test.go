@@ -14,6 +14,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
+	"github.com/sessiongate/caddy-sessiongate/internal/dialecttest"
 	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
 )
 
@@ -358,13 +359,6 @@ func TestDialectTrifactaCookie(t *testing.T) {
 	}
 }
 
-// snippetOptions is what the README's option blocks must adapt to.
-var snippetOptions = map[string]string{
-	"vsphere": `"options":{"api":"auto","idle_timeout":"30m"}`,
-	"eternus": `"options":{"session_id_from":{"from":"header","name":"X-Eternus-Session-Id"}}`,
-	"http":    `"token_to":{"name":"ory_session","to":"cookie"}`,
-}
-
 // TestReadmeDialectSnippetsAdapt keeps every Caddyfile snippet of the
 // README's dialects section valid: each adapts, with a session_auth whose
 // backend is the dialect of its heading.
@@ -390,12 +384,13 @@ func TestReadmeDialectSnippetsAdapt(t *testing.T) {
 		if !strings.Contains(string(out), `"dialect":"`+dialect+`"`) {
 			t.Errorf("README snippet for %s configures another dialect:\n%s", dialect, out)
 		}
-		if want := snippetOptions[dialect]; !strings.Contains(string(out), want) {
+		c, _ := dialecttest.Lookup(dialect)
+		if want := c.DocsSnippet; !strings.Contains(string(out), want) {
 			t.Errorf("README snippet for %s: adapted JSON lacks %s:\n%s", dialect, want, out)
 		}
 		seen[dialect] = true
 	}
-	for _, d := range []string{"amplify", "tr50", "vsphere", "eternus", "trifacta", "http"} {
+	for _, d := range dialecttest.Names() {
 		if !seen[d] {
 			t.Errorf("README's dialects section has no Caddyfile snippet for %s", d)
 		}

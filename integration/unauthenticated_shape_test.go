@@ -1,54 +1,49 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/sessiongate/caddy-sessiongate/internal/emulator"
+	"github.com/sessiongate/caddy-sessiongate/internal/dialecttest"
 )
 
 // TestUnauthenticatedInProductShape: behind a non-optional session_auth,
 // a client of the product asking for its session without one gets the
-// product's own answer (the one the emulated product gives), not an empty
-// 401; other requests keep the plain 401.
+// product's own answer (the status and the fields the emulated product
+// gives), not an empty 401; other requests keep the plain 401. Every
+// dialect with a product of its own, from the conformance table.
 func TestUnauthenticatedInProductShape(t *testing.T) {
-	vs := httptest.NewServer(emulator.NewVSphere())
-	t.Cleanup(vs.Close)
-	amp := httptest.NewServer(emulator.NewAmplify())
-	t.Cleanup(amp.Close)
-	tr := httptest.NewServer(emulator.NewTR50())
-	t.Cleanup(tr.Close)
-	tf := httptest.NewServer(emulator.NewTrifacta())
-	t.Cleanup(tf.Close)
-	startCaddy(t, fmt.Sprintf(`
-:%d {
-	handle /vs/* {
-		uri strip_prefix /vs
-		session_auth vsphere %s
-		session_info vsphere
+	var site strings.Builder
+	products := map[string]string{}
+	var cases []dialecttest.Case
+	for _, c := range dialecttest.Cases() {
+		if !c.ProductReads {
+			continue
+		}
+		srv := httptest.NewServer(c.NewService().Handler)
+		t.Cleanup(srv.Close)
+		products[c.Dialect] = srv.URL
+		cases = append(cases, c)
+		fmt.Fprintf(&site, "\thandle /%[1]s/* {\n\t\turi strip_prefix /%[1]s\n\t\tsession_auth %[1]s %[2]s\n\t\tsession_info %[1]s\n\t}\n", c.Dialect, srv.URL)
 	}
-	handle /amp/* {
-		uri strip_prefix /amp
-		session_auth amplify %s
-		session_info amplify
-	}
-	handle /tr/* {
-		uri strip_prefix /tr
-		session_auth tr50 %s
-		session_info tr50
-	}
-	handle /tf/* {
-		uri strip_prefix /tf
-		session_auth trifacta %s
-		session_info trifacta
-	}
-}`, httpPort, vs.URL, amp.URL, tr.URL, tf.URL))
+	startCaddy(t, fmt.Sprintf(":%d {\n%s}", httpPort, site.String()))
 
-	post := func(path, body string) (int, string) {
-		resp, err := testClient.Post(siteURL+path, "application/json", strings.NewReader(body))
+	call := func(base string, r dialecttest.Request) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(r.Method, base+r.Target, strings.NewReader(r.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := testClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,29 +51,31 @@ func TestUnauthenticatedInProductShape(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	for _, tc := range []struct {
-		name, method, path, body string
-		status                   int
-		contains                 string
-	}{
-		{"vsphere current", "GET", "/vs/api/session", "", 401, `"error_type":"UNAUTHENTICATED"`},
-		{"vsphere legacy", "POST", "/vs/rest/com/vmware/cis/session?~action=get", "", 401, `unauthenticated`},
-		{"amplify findSession", "GET", "/amp/api/v1/auth/findSession", "", 200, `"result":null`},
-		{"tr50 session.info", "POST", "/tr/api", `{"1":{"command":"session.info"}}`, 200, `"auth"`},
-		{"trifacta", "GET", "/tf/v2/session", "", 401, `AuthenticationException`},
-		{"not a session read", "GET", "/vs/other", "", 401, ``},
-		{"tr50 other command", "POST", "/tr/api", `{"1":{"command":"thing.list"}}`, 401, ``},
-	} {
-		var status int
-		var body string
-		if tc.method == "POST" {
-			status, body = post(tc.path, tc.body)
-		} else {
-			resp, b := do(t, nil, tc.method, tc.path, nil)
-			status, body = resp.StatusCode, b
+	keys := func(body string) []string {
+		var m map[string]any
+		if json.Unmarshal([]byte(body), &m) != nil {
+			return nil
 		}
-		if status != tc.status || !strings.Contains(body, tc.contains) || (tc.contains == "" && body != "") {
-			t.Errorf("%s: %d %.200s, want %d with %q", tc.name, status, body, tc.status, tc.contains)
+		var out []string
+		for k := range m {
+			out = append(out, k)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range cases {
+		base := siteURL + "/" + c.Dialect
+		for _, read := range c.InfoReads {
+			status, body := call(base, read.Request)
+			pStatus, pBody := call(products[c.Dialect], read.Request)
+			if status != read.Status || status != pStatus || !slices.Contains(keys(body), read.Key) || !slices.Equal(keys(body), keys(pBody)) {
+				t.Errorf("%s %s %s: %d %.200s; the product answers %d %.200s", c.Dialect, read.Method, read.Target, status, body, pStatus, pBody)
+			}
+		}
+		for _, pass := range c.InfoPasses {
+			if status, body := call(base, pass); status != http.StatusUnauthorized || body != "" {
+				t.Errorf("%s %s %s (not a session read): %d %.200s, want the plain 401", c.Dialect, pass.Method, pass.Target, status, body)
+			}
 		}
 	}
 }
