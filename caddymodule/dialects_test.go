@@ -1,10 +1,12 @@
 package caddymodule_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/sessiongate/caddy-sessiongate/internal/dialecttest"
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
 // TestCaddyfileEveryDialect: the Caddyfile takes every dialect of the
@@ -12,6 +14,15 @@ import (
 // session_info, and an unknown one is refused with the list of them all,
 // sorted: the parser holds no list of its own.
 func TestCaddyfileEveryDialect(t *testing.T) {
+	var registry []string
+	for _, sh := range sessionctx.InfoShapes() {
+		if sh.Name() != "normalized" {
+			registry = append(registry, sh.Name())
+		}
+	}
+	if !slices.Equal(registry, dialecttest.Names()) {
+		t.Fatalf("registered dialects %v, conformance cases %v", registry, dialecttest.Names())
+	}
 	for _, c := range dialecttest.Cases() {
 		want := `"dialect":"` + c.Dialect + `"`
 		for _, body := range []string{
