@@ -108,6 +108,7 @@ type Stats struct {
 // with its own cache and the session service.
 type Tier struct {
 	client  redis.UniversalClient
+	reads   *batcher // the reads of Get, pipelined under load
 	sealer  *sealer
 	timeout time.Duration
 	prefix  string // key_prefix + backend identity
@@ -190,6 +191,7 @@ func New(cfg Config) (*Tier, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tier{
 		client:  client,
+		reads:   newBatcher(client, cfg.Timeout),
 		sealer:  s,
 		timeout: cfg.Timeout,
 		prefix:  cfg.KeyPrefix + backend + ":",
@@ -337,11 +339,11 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 	// The wait serves every request of this node for the token, not only
 	// the first one's: its deadline, not a request's, bounds it, and ctx
 	// ends it only when nobody waits any more (a sessionctx client's
-	// lookup context ends when its last request is gone). One round trip,
-	// once sent, is not cut short: a reply read halfway would leave the
-	// connection to be thrown away.
+	// lookup context ends when its last request is gone). A read waiting
+	// for a batch in flight (under load, reads share round trips) ends
+	// then too; a round trip itself, once sent, is not cut short: a reply
+	// read halfway would leave the connection to be thrown away.
 	done := ctx.Done()
-	ctx = context.WithoutCancel(ctx)
 	deadline := now.Add(lockTTL + t.timeout)
 	refused := ""
 	sawSession := false
@@ -352,7 +354,12 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 		}
 	}()
 	for {
-		res, err := t.run(ctx, readScript, []string{ks.entry, ks.lock, ks.wait}, token, lockTTL.Milliseconds(), refused)
+		res, err := t.read(done, key, ks, token, lockTTL, refused)
+		if errors.Is(err, errGone) {
+			// Every request waiting left while the read waited for its
+			// round trip: neither a miss nor a failure.
+			return nil
+		}
 		if err != nil {
 			t.failed("cluster read failed; resolving locally", err)
 			t.misses.Add(1)
@@ -419,6 +426,27 @@ func (t *Tier) run(ctx context.Context, s *redis.Script, keys []string, args ...
 	if err != nil && brokenConn(err) {
 		v, err = s.Run(ctx, t.client, keys, args...).Result()
 	}
+	return replies(v, err)
+}
+
+// read runs readScript for Get through the batcher. When every request
+// waiting left after the command was sent (errGone) and it took the
+// token's lock for this node, the lock is given up again, so that the
+// other nodes waiting for it look the token up at once.
+func (t *Tier) read(gone <-chan struct{}, key sessionctx.Key, ks keys, token string, lockTTL time.Duration, refused string) ([]any, error) {
+	abandon := func(v any, err error) {
+		if res, err := replies(v, err); err == nil {
+			if state, _ := res[0].(int64); state == 2 {
+				go t.release(&lease{lockKey: ks.lock, waitKey: ks.wait, token: token}, key)
+			}
+		}
+	}
+	v, err := t.reads.run(gone, readScript, []string{ks.entry, ks.lock, ks.wait}, abandon, token, lockTTL.Milliseconds(), refused)
+	return replies(v, err)
+}
+
+// replies is a script's reply as a list.
+func replies(v any, err error) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}

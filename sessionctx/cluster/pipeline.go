@@ -1,0 +1,234 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// batcher runs the scripts of concurrent requests as pipelines: a command
+// that arrives while a few batches are in flight waits for the next one,
+// which sends every command waiting by then in one write and reads their
+// replies in one read. A command that finds a batch free is sent at
+// once, by its own goroutine, with no added wait; only under load do
+// commands share round trips, and then they save the system calls that
+// are most of an L2 hit's cost on loopback. go-redis splits a Redis
+// Cluster's pipeline by node, so every mode batches alike.
+//
+// Each command keeps its own reply or error; a caller whose request is
+// gone leaves the queue, or, once its command is sent, leaves its reply
+// to the batch, which hands it to the call's abandon hook.
+type batcher struct {
+	client  redis.UniversalClient
+	timeout time.Duration
+	// limit is the most batches in flight at once; each holds one pool
+	// connection while it runs.
+	limit int
+
+	mu       sync.Mutex
+	inflight int
+	queue    []*call
+
+	// pipelines counts the round trips that carried more than one
+	// command (tests).
+	pipelines int
+}
+
+// maxPipeline bounds the commands of one round trip.
+const maxPipeline = 128
+
+// batchLimit is how many batches may be in flight at once: enough that
+// a batch waiting on a slow reply holds up few requests, few enough that
+// commands arriving together share round trips.
+const batchLimit = 4
+
+// errGone is what a caller whose request was gone before its reply came
+// is told.
+var errGone = errors.New("request gone")
+
+// call is one script run.
+type call struct {
+	script   *redis.Script
+	keys     []string
+	args     []any
+	deadline time.Time
+	// abandon, if set, is given the reply of a call whose caller left
+	// after its command was sent (run by the batch's goroutine).
+	abandon func(any, error)
+
+	// Set by the batch before done is signalled.
+	res any
+	err error
+
+	done chan struct{}
+	// sent, delivered and left are under batcher.mu: the command was
+	// taken into a batch, its reply handed over, the caller left.
+	sent, delivered, left bool
+}
+
+func newBatcher(client redis.UniversalClient, timeout time.Duration) *batcher {
+	return &batcher{client: client, timeout: timeout, limit: batchLimit}
+}
+
+// run runs one script and returns its reply. gone ends the wait of a
+// caller whose command still waits for a batch or whose batch is in
+// flight on another goroutine (errGone); a command the caller sends
+// itself is not cut short, like any single round trip.
+func (b *batcher) run(gone <-chan struct{}, s *redis.Script, keys []string, abandon func(any, error), args ...any) (any, error) {
+	c := &call{script: s, keys: keys, args: args, abandon: abandon, deadline: time.Now().Add(b.timeout)}
+	b.mu.Lock()
+	if b.inflight < b.limit {
+		b.inflight++
+		c.sent = true
+		b.mu.Unlock()
+		b.exec([]*call{c})
+		b.next()
+		return c.res, c.err
+	}
+	c.done = make(chan struct{}, 1)
+	b.queue = append(b.queue, c)
+	b.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.res, c.err
+	case <-gone:
+	}
+	b.mu.Lock()
+	if !c.sent {
+		for i, q := range b.queue {
+			if q == c {
+				b.queue = append(b.queue[:i], b.queue[i+1:]...)
+				break
+			}
+		}
+		b.mu.Unlock()
+		return nil, errGone
+	}
+	if c.delivered {
+		// The reply came meanwhile: the caller takes it after all.
+		b.mu.Unlock()
+		return c.res, c.err
+	}
+	c.left = true
+	b.mu.Unlock()
+	return nil, errGone
+}
+
+// next is called by the goroutine of a batch that ended: the commands
+// queued meanwhile go in the next batch, on a goroutine of its own, so
+// that the caller who ran the batch returns at once.
+func (b *batcher) next() {
+	b.mu.Lock()
+	if len(b.queue) == 0 {
+		b.inflight--
+		b.mu.Unlock()
+		return
+	}
+	batch := b.take()
+	b.mu.Unlock()
+	go b.drain(batch)
+}
+
+// take takes the next batch off the queue; b.mu is held.
+func (b *batcher) take() []*call {
+	n := min(len(b.queue), maxPipeline)
+	batch := make([]*call, n)
+	copy(batch, b.queue)
+	for i, c := range batch {
+		c.sent = true
+		b.queue[i] = nil
+	}
+	b.queue = b.queue[n:]
+	if len(b.queue) == 0 {
+		b.queue = b.queue[:0:0]
+	}
+	if n > 1 {
+		b.pipelines++
+	}
+	return batch
+}
+
+// drain runs batches until the queue is empty.
+func (b *batcher) drain(batch []*call) {
+	for {
+		b.exec(batch)
+		b.deliver(batch)
+		b.mu.Lock()
+		if len(b.queue) == 0 {
+			b.inflight--
+			b.mu.Unlock()
+			return
+		}
+		batch = b.take()
+		b.mu.Unlock()
+	}
+}
+
+// deliver hands each call its reply, or, when its caller left, the
+// call's abandon hook.
+func (b *batcher) deliver(batch []*call) {
+	for _, c := range batch {
+		b.mu.Lock()
+		left := c.left
+		c.delivered = !left
+		b.mu.Unlock()
+		if !left {
+			c.done <- struct{}{} // buffered
+		} else if c.abandon != nil {
+			c.abandon(c.res, c.err)
+		}
+	}
+}
+
+// exec runs a batch in one round trip, bounded by the earliest deadline
+// of its calls. A command that fails on a connection Redis closed while
+// it sat in the pool (it never reached Redis), or that names a script
+// Redis does not have cached, is sent again once, with the whole script.
+func (b *batcher) exec(batch []*call) {
+	deadline := batch[0].deadline
+	for _, c := range batch[1:] {
+		if c.deadline.Before(deadline) {
+			deadline = c.deadline
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if len(batch) == 1 {
+		c := batch[0]
+		c.res, c.err = c.script.Run(ctx, b.client, c.keys, c.args...).Result()
+		if c.err != nil && brokenConn(c.err) {
+			c.res, c.err = c.script.Run(ctx, b.client, c.keys, c.args...).Result()
+		}
+		return
+	}
+	cmds := make([]*redis.Cmd, len(batch))
+	_, _ = b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range batch {
+			cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	})
+	var again []int
+	for i, c := range batch {
+		c.res, c.err = cmds[i].Result()
+		if c.err != nil && (brokenConn(c.err) || redis.HasErrorPrefix(c.err, "NOSCRIPT")) {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return
+	}
+	_, _ = b.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, i := range again {
+			c := batch[i]
+			cmds[i] = c.script.Eval(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	})
+	for _, i := range again {
+		batch[i].res, batch[i].err = cmds[i].Result()
+	}
+}
