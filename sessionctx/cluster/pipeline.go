@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
 // batcher runs the scripts of concurrent requests as pipelines: a command
@@ -20,13 +22,16 @@ import (
 //
 // Each command keeps its own reply or error; a caller whose request is
 // gone leaves the queue, or, once its command is sent, leaves its reply
-// to the batch, which hands it to the call's abandon hook.
+// to the batch, which hands it to the abandoned hook.
 type batcher struct {
 	client  redis.UniversalClient
 	timeout time.Duration
 	// limit is the most batches in flight at once; each holds one pool
 	// connection while it runs.
 	limit int
+	// abandoned, if set, is given each call whose caller left after its
+	// command was sent, with its reply (run by the batch's goroutine).
+	abandoned func(*call)
 
 	mu       sync.Mutex
 	inflight int
@@ -55,9 +60,8 @@ type call struct {
 	keys     []string
 	args     []any
 	deadline time.Time
-	// abandon, if set, is given the reply of a call whose caller left
-	// after its command was sent (run by the batch's goroutine).
-	abandon func(any, error)
+	// key is the token the command is for, for the abandoned hook.
+	key sessionctx.Key
 
 	// Set by the batch before done is signalled.
 	res any
@@ -77,18 +81,18 @@ func newBatcher(client redis.UniversalClient, timeout time.Duration) *batcher {
 // caller whose command still waits for a batch or whose batch is in
 // flight on another goroutine (errGone); a command the caller sends
 // itself is not cut short, like any single round trip.
-func (b *batcher) run(gone <-chan struct{}, s *redis.Script, keys []string, abandon func(any, error), args ...any) (any, error) {
-	c := &call{script: s, keys: keys, args: args, abandon: abandon, deadline: time.Now().Add(b.timeout)}
+func (b *batcher) run(gone <-chan struct{}, key sessionctx.Key, s *redis.Script, keys []string, args ...any) (any, error) {
 	b.mu.Lock()
 	if b.inflight < b.limit {
 		b.inflight++
-		c.sent = true
 		b.mu.Unlock()
-		b.exec([]*call{c})
+		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+		v, err := runOnce(ctx, b.client, s, keys, args)
+		cancel()
 		b.next()
-		return c.res, c.err
+		return v, err
 	}
-	c.done = make(chan struct{}, 1)
+	c := &call{script: s, keys: keys, args: args, key: key, deadline: time.Now().Add(b.timeout), done: make(chan struct{}, 1)}
 	b.queue = append(b.queue, c)
 	b.mu.Unlock()
 	select {
@@ -177,8 +181,8 @@ func (b *batcher) deliver(batch []*call) {
 		b.mu.Unlock()
 		if !left {
 			c.done <- struct{}{} // buffered
-		} else if c.abandon != nil {
-			c.abandon(c.res, c.err)
+		} else if b.abandoned != nil {
+			b.abandoned(c)
 		}
 	}
 }
@@ -198,10 +202,7 @@ func (b *batcher) exec(batch []*call) {
 	defer cancel()
 	if len(batch) == 1 {
 		c := batch[0]
-		c.res, c.err = c.script.Run(ctx, b.client, c.keys, c.args...).Result()
-		if c.err != nil && brokenConn(c.err) {
-			c.res, c.err = c.script.Run(ctx, b.client, c.keys, c.args...).Result()
-		}
+		c.res, c.err = runOnce(ctx, b.client, c.script, c.keys, c.args)
 		return
 	}
 	cmds := make([]*redis.Cmd, len(batch))
@@ -231,4 +232,14 @@ func (b *batcher) exec(batch []*call) {
 	for _, i := range again {
 		batch[i].res, batch[i].err = cmds[i].Result()
 	}
+}
+
+// runOnce runs one script, and once more on another connection when its
+// connection was one Redis had closed while it sat in the pool.
+func runOnce(ctx context.Context, client redis.UniversalClient, s *redis.Script, keys []string, args []any) (any, error) {
+	v, err := s.Run(ctx, client, keys, args...).Result()
+	if err != nil && brokenConn(err) {
+		v, err = s.Run(ctx, client, keys, args...).Result()
+	}
+	return v, err
 }

@@ -71,7 +71,7 @@ func TestBatchOneCommandErrors(t *testing.T) {
 
 	slow := make(chan reply, 1)
 	go func() {
-		v, err := b.run(nil, slowScript, []string{"x"}, nil, 300)
+		v, err := b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300)
 		slow <- reply{v, err}
 	}()
 	waitFor(t, 3*time.Second, "the first command in flight", func() bool {
@@ -83,7 +83,7 @@ func TestBatchOneCommandErrors(t *testing.T) {
 	for i, k := range []string{"k1", "k2", "k3"} {
 		got[i] = make(chan reply, 1)
 		go func() {
-			v, err := b.run(nil, getScript, []string{k}, nil)
+			v, err := b.run(nil, sessionctx.Key{}, getScript, []string{k})
 			got[i] <- reply{v, err}
 		}()
 		b.queued(t, i+1)
@@ -115,7 +115,7 @@ func TestBatchCallerLeaves(t *testing.T) {
 	rc.Set(ctx, "k1", "v1", 0)
 	b := newTestBatcher(t, srv, 1)
 
-	go func() { _, _ = b.run(nil, slowScript, []string{"x"}, nil, 300) }()
+	go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300) }()
 	waitFor(t, 3*time.Second, "the first command in flight", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -123,22 +123,29 @@ func TestBatchCallerLeaves(t *testing.T) {
 	})
 	// Queued, then gone: it returns before the batch ahead ends, and
 	// its command is never sent.
+	abandoned := make(chan reply, 1)
+	b.abandoned = func(c *call) {
+		if c.key != key("in-flight") {
+			t.Errorf("abandoned hook for a command never sent")
+			return
+		}
+		abandoned <- reply{c.res, c.err}
+	}
 	gone := make(chan struct{})
 	left := make(chan reply, 1)
 	go func() {
-		v, err := b.run(gone, getScript, []string{"k1"}, func(any, error) { t.Error("abandon hook of a command never sent") })
+		v, err := b.run(gone, key("never-sent"), getScript, []string{"k1"})
 		left <- reply{v, err}
 	}()
 	b.queued(t, 1)
 	// Queued behind it: a slow command and one whose caller will leave
 	// while both are in flight, in the next batch.
-	go func() { _, _ = b.run(nil, slowScript, []string{"x"}, nil, 300) }()
+	go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300) }()
 	b.queued(t, 2)
 	gone2 := make(chan struct{})
-	abandoned := make(chan reply, 1)
 	inflight := make(chan reply, 1)
 	go func() {
-		v, err := b.run(gone2, getScript, []string{"k1"}, func(v any, err error) { abandoned <- reply{v, err} })
+		v, err := b.run(gone2, key("in-flight"), getScript, []string{"k1"})
 		inflight <- reply{v, err}
 	}()
 	b.queued(t, 3)
@@ -189,13 +196,19 @@ func TestTierGetLeavesPipelinedRead(t *testing.T) {
 
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); _, _ = a.tier.reads.run(nil, slowScript, []string{"x"}, nil, 200) }()
+	go func() {
+		defer wg.Done()
+		_, _ = a.tier.reads.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 200)
+	}()
 	waitFor(t, 3*time.Second, "the first command in flight", func() bool {
 		a.tier.reads.mu.Lock()
 		defer a.tier.reads.mu.Unlock()
 		return a.tier.reads.inflight == 1
 	})
-	go func() { defer wg.Done(); _, _ = a.tier.reads.run(nil, slowScript, []string{"x"}, nil, 300) }()
+	go func() {
+		defer wg.Done()
+		_, _ = a.tier.reads.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300)
+	}()
 	a.tier.reads.queued(t, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan *sessionctx.SharedEntry, 1)

@@ -207,6 +207,7 @@ func New(cfg Config) (*Tier, error) {
 		cancel:  cancel,
 	}
 	t.channel = t.prefix + "invalidate"
+	t.reads.abandoned = t.abandonedRead
 	rand.Read(t.node[:])
 	t.link.Lookup = 3 * time.Second
 	t.wg.Add(3)
@@ -422,27 +423,27 @@ const pollEvery = 100 * time.Millisecond
 func (t *Tier) run(ctx context.Context, s *redis.Script, keys []string, args ...any) ([]any, error) {
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
-	v, err := s.Run(ctx, t.client, keys, args...).Result()
-	if err != nil && brokenConn(err) {
-		v, err = s.Run(ctx, t.client, keys, args...).Result()
-	}
-	return replies(v, err)
+	return replies(runOnce(ctx, t.client, s, keys, args))
 }
 
-// read runs readScript for Get through the batcher. When every request
-// waiting left after the command was sent (errGone) and it took the
-// token's lock for this node, the lock is given up again, so that the
-// other nodes waiting for it look the token up at once.
+// read runs readScript for Get through the batcher.
 func (t *Tier) read(gone <-chan struct{}, key sessionctx.Key, ks keys, token string, lockTTL time.Duration, refused string) ([]any, error) {
-	abandon := func(v any, err error) {
-		if res, err := replies(v, err); err == nil {
-			if state, _ := res[0].(int64); state == 2 {
-				go t.release(&lease{lockKey: ks.lock, waitKey: ks.wait, token: token}, key)
-			}
-		}
+	return replies(t.reads.run(gone, key, readScript, []string{ks.entry, ks.lock, ks.wait}, token, lockTTL.Milliseconds(), refused))
+}
+
+// abandonedRead is told of a read whose requests all left after it was
+// sent: when it took the token's lock for this node, the lock is given
+// up again, so that the other nodes waiting for it look the token up at
+// once rather than when it expires.
+func (t *Tier) abandonedRead(c *call) {
+	res, err := replies(c.res, c.err)
+	if err != nil {
+		return
 	}
-	v, err := t.reads.run(gone, readScript, []string{ks.entry, ks.lock, ks.wait}, abandon, token, lockTTL.Milliseconds(), refused)
-	return replies(v, err)
+	if state, _ := res[0].(int64); state == 2 {
+		token, _ := c.args[0].(string)
+		go t.release(&lease{lockKey: c.keys[1], waitKey: c.keys[2], token: token}, c.key)
+	}
 }
 
 // replies is a script's reply as a list.
