@@ -20,7 +20,8 @@
 #
 # Then bench/protect.sh (the lookup limits and refresh ahead).
 #
-# usage: bench/run.sh   (env: ROUNDS=10 DURATION=3 THREADS=2 CONNS=32 PAIR_ROUNDS=5)
+# usage: bench/run.sh   (env: ROUNDS=10 DURATION=3 THREADS=2 CONNS=32 PAIR_ROUNDS=5
+# CASES="a b ..." PROTECT=0 to leave bench/protect.sh out)
 # Loopback only; everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
 OUT=bench/out
 TOKEN=bench-0123456789abcdef0123456789abcdef
-CASES="a b c d e f g h i j"
+CASES=${CASES:-a b c d e f g h i j}
 declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086 [g]=18084 [h]=18087 [i]=18088 [j]=18102)
 declare -A NAME=(
 	[a]="respond"
@@ -189,7 +190,9 @@ for c in $CASES; do run "$c" warmup 1; done
 for r in $(seq "$ROUNDS"); do
 	echo "== round $r"
 	if [ $((r % 2)) = 1 ]; then order="a b c i d e h g f j"; else order="b a i c g h e d j f"; fi
-	for c in $order; do run "$c" "$r" "$DURATION"; done
+	for c in $order; do
+		case " $CASES " in *" $c "*) run "$c" "$r" "$DURATION" ;; esac
+	done
 done
 
 median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
@@ -270,7 +273,9 @@ printf '  h/d = %.3f  [ %s]  header_fields user roles\n' "$(paired h/d)" "$(pair
 cleanup
 PIDS=()
 echo
-if [ "$DURATION" -le 2 ]; then
+if [ "${PROTECT:-1}" = 0 ]; then
+	exit 0
+elif [ "$DURATION" -le 2 ]; then
 	FLOOD_SECS=$DURATION STEADY_SECS=3 STEADY_TOKENS=50 STAMPEDE=50 bash bench/protect.sh
 else
 	bash bench/protect.sh
