@@ -83,6 +83,34 @@ func mapSessionPlaceholders(r *http.Request) {
 	})
 }
 
+// mapOutcomePlaceholders is mapSessionPlaceholders for a request whose
+// one sessiongate handler (see sole) has decided: the placeholders answer
+// from id's session, or with "" when there is none. It maps a provider
+// made once per session (or no session), where mapSessionPlaceholders
+// makes one per request to answer from whatever session the request
+// carries at the time, so it allocates nothing. Nothing reads the
+// placeholders before the outcome is known: the lookup itself does not.
+func mapOutcomePlaceholders(r *http.Request, id *identity, enc headerEncoding) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	if id != nil && id.session != nil {
+		repl.Map(id.placeholders[enc])
+		return
+	}
+	repl.Map(noSessionPlaceholders)
+}
+
+// noSessionPlaceholders answers sessiongate's placeholders for a request
+// without a session: every one is "".
+func noSessionPlaceholders(key string) (any, bool) {
+	if isSessionPlaceholder(key) {
+		return "", true
+	}
+	return nil, false
+}
+
 // isSessionPlaceholder reports whether sessiongate provides key.
 func isSessionPlaceholder(key string) bool {
 	return strings.HasPrefix(key, "session.") || key == "http.auth.user.id"

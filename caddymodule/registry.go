@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -33,6 +34,7 @@ type nameUnion struct {
 	prefixes []string
 	names    []string
 	auths    []*SessionAuth               // whose token headers must survive the union
+	handlers int                          // session_auth and session_strip handlers provisioned
 	folder   atomic.Pointer[headerFolder] // the union, built on first use
 }
 
@@ -65,7 +67,71 @@ func (a *Registry) Start() error {
 	if err := a.checkTokenHeaders(); err != nil {
 		return err
 	}
-	return checkLayout(app)
+	if err := checkLayout(app); err != nil {
+		return err
+	}
+	a.markSole(app)
+	return nil
+}
+
+// markSole tells the config's sessiongate handler that it is the only
+// one a request can meet, and only once, when that is so: one
+// session_auth or session_strip in the whole config, in the server's
+// routes or error routes (not in a named route, which may be invoked
+// twice). It then maps the request's placeholders once its outcome is
+// known, with a provider made per session, rather than one per request
+// that answers from whatever session the request carries by then (which
+// a second handler may change). Until the config starts, and in any
+// other config, each handler maps the per-request provider.
+func (a *Registry) markSole(app any) {
+	httpApp, ok := app.(*caddyhttp.App)
+	if !ok {
+		return
+	}
+	a.names.mu.Lock()
+	provisioned := a.names.handlers
+	a.names.mu.Unlock()
+	if provisioned != 1 {
+		return
+	}
+	var found []caddyhttp.MiddlewareHandler
+	named := false
+	var walk func(routes caddyhttp.RouteList, inNamed bool)
+	walk = func(routes caddyhttp.RouteList, inNamed bool) {
+		for _, rt := range routes {
+			for _, h := range rt.Handlers {
+				switch h := h.(type) {
+				case *SessionAuth, *SessionStrip:
+					found = append(found, h)
+					named = named || inNamed
+				case *caddyhttp.Subroute:
+					walk(h.Routes, inNamed)
+				}
+			}
+		}
+	}
+	for _, srv := range httpApp.Servers {
+		walk(srv.Routes, false)
+		if srv.Errors != nil {
+			walk(srv.Errors.Routes, false)
+		}
+		for _, rt := range srv.NamedRoutes {
+			walk(caddyhttp.RouteList{*rt}, true)
+		}
+	}
+	if len(found) != 1 || named {
+		return
+	}
+	switch h := found[0].(type) {
+	case *SessionAuth:
+		if h.sole != nil {
+			h.sole.Store(true)
+		}
+	case *SessionStrip:
+		if h.sole != nil {
+			h.sole.Store(true)
+		}
+	}
 }
 
 // checkTokenHeaders refuses a session_auth that reads its token from a
@@ -186,6 +252,7 @@ func (h *SessionAuth) joinRegistry(ctx caddy.Context) error {
 	reg.register(h.stripNames())
 	reg.names.mu.Lock()
 	reg.names.auths = append(reg.names.auths, h)
+	reg.names.handlers++
 	reg.names.mu.Unlock()
 	return nil
 }

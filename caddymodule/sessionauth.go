@@ -159,6 +159,7 @@ type SessionAuth struct {
 	logger     *zap.Logger
 	warn       *rate.Sometimes // rate-limits the warning of an outage
 	outage     *atomic.Bool    // a failure was warned of, and no answer has come since
+	sole       *atomic.Bool    // the only sessiongate handler a request meets (see markSole)
 	dialect    string
 	redirect   string
 	unauthSts  int
@@ -184,6 +185,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.warn = &rate.Sometimes{First: 1, Interval: warnInterval}
 	h.outage = new(atomic.Bool)
+	h.sole = new(atomic.Bool)
 	h.refusedLog = &rate.Sometimes{First: 1, Interval: warnInterval}
 
 	expanded := *h
@@ -353,7 +355,8 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	// Handled from here on: a later session_strip must not remove what
 	// this sets (see authHandled).
 	r = carrySession(r, noIdentity)
-	if !handledBefore {
+	sole := h.sole != nil && h.sole.Load()
+	if !handledBefore && !sole {
 		// One provider for the request answers from whatever session it
 		// carries at the time: a later session_auth on the same request
 		// decides, for the placeholders as for the headers.
@@ -361,6 +364,15 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	}
 
 	res, err := h.client.Authenticate(r)
+	if sole {
+		// No other sessiongate handler meets this request: the outcome
+		// is final, and so is the provider.
+		var id *identity
+		if err == nil {
+			id = identityOf(res)
+		}
+		mapOutcomePlaceholders(r, id, h.encoding)
+	}
 	if !res.Hit && h.outage.Load() && (err == nil && !res.Stale || errors.Is(err, sessionctx.ErrUnauthenticated)) {
 		h.serviceBack()
 	}

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"net/http"
 	"slices"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -47,6 +48,7 @@ type SessionStrip struct {
 
 	registry *Registry
 	folder   *headerFolder // own names, when outside a config
+	sole     *atomic.Bool  // the only sessiongate handler a request meets (see markSole)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -67,12 +69,16 @@ func (s *SessionStrip) Provision(ctx caddy.Context) error {
 		return err
 	}
 	s.registry = reg
+	s.sole = new(atomic.Bool)
 	var prefixes []string
 	if s.HeaderPrefix != "" {
 		prefixes = append(prefixes, s.HeaderPrefix)
 	}
 	if reg != nil {
 		reg.register(prefixes, s.Headers)
+		reg.names.mu.Lock()
+		reg.names.handlers++
+		reg.names.mu.Unlock()
 		return nil
 	}
 	s.folder = newStripFolder(prefixes, s.Headers)
@@ -95,7 +101,12 @@ func (s *SessionStrip) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 		return next.ServeHTTP(w, r)
 	}
 	s.stripFolder().stripRequest(r)
-	mapSessionPlaceholders(r)
+	if s.sole != nil && s.sole.Load() {
+		// No session_auth meets this request: no session, ever.
+		mapOutcomePlaceholders(r, nil, 0)
+	} else {
+		mapSessionPlaceholders(r)
+	}
 	return next.ServeHTTP(w, r)
 }
 
