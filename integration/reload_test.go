@@ -190,6 +190,9 @@ func TestHostileReloadUnderLoad(t *testing.T) {
 		goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2/modules/caddyhttp.(*App).Start.func2"),
 		goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2/modules/caddyhttp.(*App).Start.gowrap1"),
 		goleak.IgnoreAnyFunction("github.com/caddyserver/caddy/v2/modules/caddyhttp.(*App).Start.gowrap2"),
+		// The process's pool of lookup goroutines: each ends after a
+		// few seconds without work, whatever the config.
+		goleak.IgnoreAnyFunction("github.com/sessiongate/caddy-sessiongate/sessionctx.(*workerPool).work"),
 	)
 	if err != nil {
 		t.Errorf("goroutines left behind by %d reloads under load: %v", reloads, err)

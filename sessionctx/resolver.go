@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // Cache defaults, as the docs give them.
@@ -121,7 +119,7 @@ type resolver struct {
 	cfg    CacheConfig
 	pos    entryStore
 	neg    entryStore
-	flight singleflight.Group
+	flight lookups
 	// waiting ends a lookup's context when no request waits for it.
 	waiting flights
 
@@ -251,7 +249,7 @@ func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential, req
 	w := r.waiting.join(ctx, key)
 	defer r.waiting.leave(key, w)
 	fctx := w.ctx
-	ch := r.flight.DoChan(string(key[:]), func() (any, error) {
+	ch := r.flight.do(key, func() (Result, error) {
 		// A flight that ended between our lookup and this call may have
 		// filled the cache already.
 		if res, err, ok := r.cached(key, r.now().UnixNano()); ok {
@@ -302,12 +300,12 @@ func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential, req
 	})
 	select {
 	case out := <-ch:
-		res, _ := out.Val.(Result)
+		res := out.res
 		res.Hit = false
 		if res.called {
 			r.waited.Add(1)
 		}
-		return res, out.Err
+		return res, out.err
 	case <-ctx.Done():
 		return Result{Key: key}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
@@ -589,7 +587,7 @@ func (r *resolver) refreshAhead(e *entry, key Key, cred credential) {
 func (r *resolver) refresh(old *entry, key Key, cred credential) {
 	defer r.lim.release()
 	ctx := context.Background()
-	_, _, _ = r.flight.Do(string(key[:]), func() (any, error) {
+	<-r.flight.do(key, func() (Result, error) {
 		if r.pos.get(key, r.now().UnixNano()) != old {
 			// Forgotten, purged or replaced since: nothing to refresh,
 			// or a newer answer already.
