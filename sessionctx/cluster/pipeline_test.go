@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -236,5 +237,72 @@ func TestTierGetLeavesPipelinedRead(t *testing.T) {
 	})
 	if st := a.tier.Stats(); st.L2Misses != 0 || st.L2Hits != 0 || warned.Load() != 0 {
 		t.Fatalf("stats %+v, %d warnings: a request that left is neither a miss nor a failure", st, warned.Load())
+	}
+}
+
+// A batch is one pipeline in every mode: on a Redis Cluster go-redis
+// sends each node its part (the keys here spread over the masters), and
+// through Sentinels it goes to the master they name. Each command gets
+// its own key's reply.
+func TestBatchModes(t *testing.T) {
+	ctx := context.Background()
+	for _, mode := range []string{ModeCluster, ModeSentinel} {
+		t.Run(mode, func(t *testing.T) {
+			var cfg Config
+			var set func(k, v string) error
+			switch mode {
+			case ModeCluster:
+				rc := redistest.StartCluster(t)
+				cfg = Config{URLs: rc.URLs(), Mode: ModeCluster}
+				cl := rc.Client(t)
+				set = func(k, v string) error { return cl.Set(ctx, k, v, 0).Err() }
+			case ModeSentinel:
+				rs := redistest.StartSentinel(t, 1)
+				cfg = Config{URLs: rs.URLs(), Mode: ModeSentinel, MasterName: redistest.MasterName}
+				m := redis.NewClient(&redis.Options{Addr: rs.MasterAddr(t)})
+				t.Cleanup(func() { m.Close() })
+				set = func(k, v string) error { return m.Set(ctx, k, v, 0).Err() }
+			}
+			cfg.Timeout = 5 * time.Second
+			client, err := newClient(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { client.Close() })
+			b := newBatcher(client, 5*time.Second)
+			b.limit = 1
+			const n = 12
+			for i := range n {
+				if err := set(fmt.Sprintf("key-%d", i), fmt.Sprintf("value-%d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300) }()
+			waitFor(t, 3*time.Second, "the first command in flight", func() bool {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				return b.inflight == 1
+			})
+			got := make([]chan reply, n)
+			for i := range n {
+				got[i] = make(chan reply, 1)
+				go func() {
+					v, err := b.run(nil, sessionctx.Key{}, getScript, []string{fmt.Sprintf("key-%d", i)})
+					got[i] <- reply{v, err}
+				}()
+				b.queued(t, i+1)
+			}
+			for i := range n {
+				r := <-got[i]
+				if want := fmt.Sprintf("value-%d", i); r.err != nil || r.v != want {
+					t.Errorf("key-%d: %v, %v; want %s", i, r.v, r.err, want)
+				}
+			}
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			if b.pipelines != 1 {
+				t.Fatalf("%d pipelines, want the %d commands in one", b.pipelines, n)
+			}
+		})
 	}
 }
