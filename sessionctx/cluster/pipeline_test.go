@@ -72,7 +72,7 @@ func TestBatchOneCommandErrors(t *testing.T) {
 
 	slow := make(chan reply, 1)
 	go func() {
-		v, err := b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300)
+		v, err := b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 1000)
 		slow <- reply{v, err}
 	}()
 	waitFor(t, 3*time.Second, "the first command in flight", func() bool {
@@ -116,7 +116,7 @@ func TestBatchCallerLeaves(t *testing.T) {
 	rc.Set(ctx, "k1", "v1", 0)
 	b := newTestBatcher(t, srv, 1)
 
-	go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300) }()
+	go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 1000) }()
 	waitFor(t, 3*time.Second, "the first command in flight", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -141,7 +141,7 @@ func TestBatchCallerLeaves(t *testing.T) {
 	b.queued(t, 1)
 	// Queued behind it: a slow command and one whose caller will leave
 	// while both are in flight, in the next batch.
-	go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300) }()
+	go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 1000) }()
 	b.queued(t, 2)
 	gone2 := make(chan struct{})
 	inflight := make(chan reply, 1)
@@ -155,7 +155,7 @@ func TestBatchCallerLeaves(t *testing.T) {
 	if r := <-left; !errors.Is(r.err, errGone) {
 		t.Fatalf("queued caller that left: %v, %v; want errGone", r.v, r.err)
 	}
-	if d := time.Since(start); d > 150*time.Millisecond {
+	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("the caller left after %v: it waited for the batch ahead", d)
 	}
 	b.queued(t, 2)
@@ -169,7 +169,7 @@ func TestBatchCallerLeaves(t *testing.T) {
 	if r := <-inflight; !errors.Is(r.err, errGone) {
 		t.Fatalf("caller that left while its command was in flight: %v, %v; want errGone", r.v, r.err)
 	}
-	if d := time.Since(start); d > 150*time.Millisecond {
+	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("the caller left after %v: it waited for its batch", d)
 	}
 	select {
@@ -199,7 +199,7 @@ func TestTierGetLeavesPipelinedRead(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_, _ = a.tier.reads.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 200)
+		_, _ = a.tier.reads.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 600)
 	}()
 	waitFor(t, 3*time.Second, "the first command in flight", func() bool {
 		a.tier.reads.mu.Lock()
@@ -208,7 +208,7 @@ func TestTierGetLeavesPipelinedRead(t *testing.T) {
 	})
 	go func() {
 		defer wg.Done()
-		_, _ = a.tier.reads.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300)
+		_, _ = a.tier.reads.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 1000)
 	}()
 	a.tier.reads.queued(t, 1)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -226,7 +226,7 @@ func TestTierGetLeavesPipelinedRead(t *testing.T) {
 		if e != nil {
 			t.Fatal("entry for a new token")
 		}
-	case <-time.After(150 * time.Millisecond):
+	case <-time.After(500 * time.Millisecond):
 		t.Fatal("Get did not return when its request left")
 	}
 	wg.Wait()
@@ -277,7 +277,7 @@ func TestBatchModes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 300) }()
+			go func() { _, _ = b.run(nil, sessionctx.Key{}, slowScript, []string{"x"}, 1000) }()
 			waitFor(t, 3*time.Second, "the first command in flight", func() bool {
 				b.mu.Lock()
 				defer b.mu.Unlock()
