@@ -43,6 +43,7 @@ func TestCaddyfileClusterErrors(t *testing.T) {
 		{"short secret", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret tooshort", "}", "}"}, 4, "cluster secret is 8 bytes, need at least 32"},
 		{"short secret from the environment", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret {env.SG_TEST_SHORT_SECRET}", "}", "}"}, 4, "cluster secret is 5 bytes, need at least 32 (from {env.SG_TEST_SHORT_SECRET})"},
 		{"short app_session_secret from the environment", []string{"session_auth http https://a.example {", "app_session grafana_session", "app_session_secret {env.SG_TEST_SHORT_SECRET}", "}"}, 4, "app_session_secret is 5 bytes, need at least 32 (from {env.SG_TEST_SHORT_SECRET})"},
+		{"short log_hash_key from the environment", []string{"session_auth http https://a.example {", "log_hash_key {env.SG_TEST_SHORT_SECRET}", "}"}, 3, "log_hash_key is 5 bytes, need at least 16 (from {env.SG_TEST_SHORT_SECRET})"},
 		{"no url", []string{"session_auth http https://a.example {", "cluster", "}"}, 3, "want cluster <redis-url>"},
 		{"unknown option", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "password x", "}", "}"}, 4, `unknown cluster option "password"`},
 		{"bad timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout -1s", "}", "}"}, 4, "cluster timeout must not be negative (got -1s)"},

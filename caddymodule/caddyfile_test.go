@@ -381,7 +381,7 @@ func TestCaddyfileSessionAuthErrors(t *testing.T) {
 		{"logout path without slash", []string{"session_auth http https://a.example {", "logout POST logout", "}"}, 3, `logout path "logout"`},
 		{"backend_header without value", []string{"session_auth http https://a.example {", "backend_header X-App-Key", "}"}, 3, "want backend_header <name> <value>"},
 		{"tls_trusted_ca_certs without files", []string{"session_auth http https://a.example {", "tls_trusted_ca_certs", "}"}, 3, "tls_trusted_ca_certs"},
-		{"short log_hash_key", []string{"session_auth http https://a.example {", "log_hash_key short", "}"}, 3, "log_hash_key: want at least 16 bytes, got 5"},
+		{"short log_hash_key", []string{"session_auth http https://a.example {", "log_hash_key short", "}"}, 3, "log_hash_key is 5 bytes, need at least 16"},
 		{"backend_header name with a space", []string{"session_auth http https://a.example {", `backend_header "X App" v`, "}"}, 3, `backend_header "X App": not a header name`},
 		{"backend url from an unset variable", []string{"session_auth {", "backend http {env.SESSIONGATE_TEST_UNSET_URL}", "}"}, 3, "SESSIONGATE_TEST_UNSET_URL is not set"},
 		{"transport duration that is not one", []string{"session_auth {", "backend http https://a.example {", "user_from login", "dial_timeout soon", "}", "}"}, 5, "soon"},

@@ -99,8 +99,8 @@ func (h *SessionAuth) validate() error {
 	if err := validateAppSession(h.AppSession, h.Tokens, h.AppSessionSecret); err != nil {
 		return err
 	}
-	if k := h.LogHashKey; k != "" && !hasPlaceholder(k) && len(k) < minLogHashKey {
-		return fmt.Errorf("log_hash_key: want at least %d bytes, got %d", minLogHashKey, len(k))
+	if err := checkSecretLen("log_hash_key", h.LogHashKey, minLogHashKey); err != nil {
+		return err
 	}
 	if h.Cluster != nil {
 		if err := h.Cluster.validate(); err != nil {
