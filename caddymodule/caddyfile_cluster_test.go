@@ -46,6 +46,8 @@ func TestCaddyfileClusterErrors(t *testing.T) {
 		{"short log_hash_key from the environment", []string{"session_auth http https://a.example {", "log_hash_key {env.SG_TEST_SHORT_SECRET}", "}"}, 3, "log_hash_key is 5 bytes, need at least 16 (from {env.SG_TEST_SHORT_SECRET})"},
 		{"no url", []string{"session_auth http https://a.example {", "cluster", "}"}, 3, "want cluster <redis-url>"},
 		{"unknown option", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "password x", "}", "}"}, 4, `unknown cluster option "password"`},
+		{"unknown option without a value", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "master", "}", "}"}, 4, `unknown cluster option "master"`},
+		{"unknown option with two values", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "password user x", "}", "}"}, 4, `unknown cluster option "password"`},
 		{"bad timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout -1s", "}", "}"}, 4, "cluster timeout must not be negative (got -1s)"},
 		{"unparsable timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout soon", "}", "}"}, 4, `cluster timeout "soon"`},
 		{"pool_size zero", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "pool_size 0", "}", "}"}, 4, `cluster pool_size "0": want a whole number of connections, at least 1`},

@@ -230,6 +230,9 @@ var clusterTLSSubdirectives = []string{
 	"tls_insecure_skip_verify", "tls_curves", "tls_renegotiation",
 }
 
+// clusterOptions are the cluster block's lines other than its TLS ones.
+var clusterOptions = []string{"mode", "master_name", "sentinel_auth", "secret", "key_prefix", "timeout", "pool_size"}
+
 // parseCluster reads `cluster <url> [<url>...] { mode ...; master_name
 // ...; sentinel_auth ...; secret ...; key_prefix ...; timeout ...; tls_*
 // ... }`.
@@ -268,6 +271,8 @@ func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 				return nil, err
 			}
 			c.TLS = tlsLines.TLS
+		} else if !slices.Contains(clusterOptions, sub) {
+			return nil, d.Errf("unknown cluster option %q (want %s, %s)", sub, strings.Join(clusterOptions, ", "), strings.Join(clusterTLSSubdirectives, ", "))
 		} else {
 			args := d.RemainingArgs()
 			want := 1
@@ -307,8 +312,6 @@ func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 					c.SentinelUsername = args[0]
 				}
 				c.SentinelPassword = val
-			default:
-				return nil, d.Errf("unknown cluster option %q (want mode, master_name, sentinel_auth, secret, key_prefix, timeout, pool_size, %s)", sub, strings.Join(clusterTLSSubdirectives, ", "))
 			}
 		}
 		// mode and master_name may come in either order: their rules
