@@ -169,12 +169,33 @@ func checkHeaderNames(prefix string, names iter.Seq[string]) error {
 	if strings.ContainsAny(prefix, notInHeaderName) {
 		return fmt.Errorf("header_prefix %q is not a header name prefix", prefix)
 	}
+	if r := requestHeaderStartedBy(prefix); prefix != "" && r != "" {
+		return fmt.Errorf("header_prefix %q would strip the request's own %s header from every request; choose another prefix", prefix, r)
+	}
 	for name := range names {
 		if !isHeaderName(name) {
 			return fmt.Errorf("header %q: not a header name", name)
 		}
+		if i := slices.IndexFunc(reservedAssertionHeaders, func(r string) bool { return foldName(r) == foldName(name) }); i >= 0 {
+			r := reservedAssertionHeaders[i]
+			return fmt.Errorf("header %q: the request's own %s header, which would be stripped from every request; choose another name", name, r)
+		}
 	}
 	return nil
+}
+
+// requestHeaderStartedBy is the first of reservedAssertionHeaders (the
+// request's own cookies, credentials and framing) that starts with
+// prefix in any spelling, or "". An identity header of that name, or a
+// header_prefix that starts it, would strip it from every request.
+func requestHeaderStartedBy(prefix string) string {
+	p := foldName(prefix)
+	for _, r := range reservedAssertionHeaders {
+		if strings.HasPrefix(foldName(r), p) {
+			return r
+		}
+	}
+	return ""
 }
 
 // identity holds a session's header values, encoded once when the
