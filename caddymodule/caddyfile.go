@@ -47,7 +47,7 @@ func parseSessionAuthRoutes(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue
 	}
 	matcherSet, err := h.ExtractMatcherSet()
 	if err != nil {
-		return nil, err
+		return nil, h.Errf("%v", err) // Caddy's error names no line
 	}
 	sa, err := parseSessionAuth(h)
 	if err != nil {

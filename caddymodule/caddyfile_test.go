@@ -374,6 +374,7 @@ func TestCaddyfileSessionAuthErrors(t *testing.T) {
 		{"on_unauthenticated without target", []string{"session_auth http https://a.example {", "on_unauthenticated redirect", "}"}, 3, "want on_unauthenticated"},
 		{"cache_max not a number", []string{"session_auth http https://a.example {", "cache_max lots", "}"}, 3, `cache_max "lots"`},
 		{"cache_max zero", []string{"session_auth http https://a.example {", "cache_max 0", "}"}, 3, `cache_max "0"`},
+		{"undefined matcher", []string{"session_auth @nope http https://a.example"}, 2, "unrecognized matcher name: @nope"},
 		{"unknown header preset", []string{"session_auth http https://a.example {", "headers vouch", "}"}, 3, `unknown header preset "vouch"`},
 		{"header without template", []string{"session_auth http https://a.example {", "header X-User", "}"}, 3, "want header <name> <template>"},
 		{"header name given twice", []string{"session_auth http https://a.example {", "header X-A a", "header X-A b", "}"}, 4, "header X-A given twice"},
