@@ -68,8 +68,9 @@ func TestCaddyfileClusterErrors(t *testing.T) {
 			if !strings.Contains(msg, tc.want) {
 				t.Errorf("error %q does not say %q", msg, tc.want)
 			}
-			if at := fmt.Sprintf("Caddyfile:%d", tc.line); !strings.Contains(msg, at) {
-				t.Errorf("error %q does not name line %s", msg, at)
+			// Caddy's own form, at the end: ", at Caddyfile:3".
+			if at := fmt.Sprintf(", at Caddyfile:%d", tc.line); !strings.HasSuffix(msg, at) {
+				t.Errorf("error %q does not end naming line %s", msg, at)
 			}
 		})
 	}

@@ -321,7 +321,7 @@ func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 		}
 	}
 	if err := c.validate(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", d.File(), line, err)
+		return nil, fmt.Errorf("%w, at %s:%d", err, d.File(), line)
 	}
 	return c, nil
 }
