@@ -136,10 +136,16 @@ func (s *SessionStrip) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&s.HeaderPrefix) || s.HeaderPrefix == "" {
 				return d.Err("want header_prefix <prefix>")
 			}
+			if err := checkHeaderNames(s.HeaderPrefix, slices.Values([]string(nil))); err != nil {
+				return d.Err(err.Error())
+			}
 		case "header":
 			var name string
 			if !d.AllArgs(&name) {
 				return d.Err("want header <name>")
+			}
+			if err := checkHeaderNames("", slices.Values([]string{name})); err != nil {
+				return d.Err(err.Error())
 			}
 			s.Headers = append(s.Headers, name)
 		default:

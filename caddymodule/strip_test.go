@@ -91,6 +91,9 @@ func TestSessionStripCaddyfileErrors(t *testing.T) {
 		"session_strip {\n\tbogus\n}":                                "unknown session_strip option",
 		"session_strip {\n\theader\n}":                               "want header <name>",
 		"session_strip {\n\theader_prefix A-\n\theader_prefix B-\n}": "given twice",
+		"session_strip {\n\theader_prefix Cook\n}":                   `header_prefix "Cook" would strip the request's own Cookie header from every request; choose another prefix, at Caddyfile:3`,
+		"session_strip {\n\theader Authorization\n}":                 `header "Authorization": the request's own Authorization header, which would be stripped from every request; choose another name, at Caddyfile:3`,
+		"session_strip {\n\theader \"X A\"\n}":                       `header "X A": not a header name, at Caddyfile:3`,
 	} {
 		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(":8080 {\n"+body+"\n}\n"), nil)
 		if err == nil || !strings.Contains(err.Error(), want) {
