@@ -321,9 +321,17 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	if err != nil {
 		return d.Errf("%s %q is not a duration: write it as one word, such as 90s, 5m or 1h30m", sub, args[0])
 	}
+	if dur == 0 && slices.Contains(zeroIsDefault, sub) {
+		return d.Errf("%s 0 would mean its default, not none: give a positive duration, or leave the line out for the default", sub)
+	}
 	*dst = caddy.Duration(dur)
 	return nil
 }
+
+// zeroIsDefault are the durations whose 0 (the JSON's unset) means their
+// default, not none: written out in a Caddyfile, a 0 (say `cache_ttl 0`
+// for "no caching") would silently be the default.
+var zeroIsDefault = []string{"timeout", "cache_ttl", "negative_ttl", "retry_after"}
 
 // parseFlag reads a line that is its own argument-less subdirective.
 func parseFlag(d *caddyfile.Dispenser, dst *bool) error {
