@@ -378,6 +378,8 @@ func TestCaddyfileSessionAuthErrors(t *testing.T) {
 		{"negative_ttl 0s", []string{"session_auth http https://a.example {", "negative_ttl 0s", "}"}, 3, "negative_ttl 0 would mean its default, not none"},
 		{"timeout 0", []string{"session_auth http https://a.example {", "timeout 0ms", "}"}, 3, "timeout 0 would mean its default, not none"},
 		{"retry_after 0", []string{"session_auth http https://a.example {", "retry_after 0", "}"}, 3, "retry_after 0 would mean its default, not none"},
+		{"backend url without a host name", []string{"session_auth http http://:8080/whoami"}, 2, `backend url "http://:8080/whoami": no host name`},
+		{"cluster url without a host name", []string{"session_auth http https://a.example {", "cluster redis://:6379 {", "secret " + strings.Repeat("s", 32), "}", "}"}, 3, `no host name`},
 		{"undefined matcher", []string{"session_auth @nope http https://a.example"}, 2, "unrecognized matcher name: @nope"},
 		{"unknown header preset", []string{"session_auth http https://a.example {", "headers vouch", "}"}, 3, `unknown header preset "vouch"`},
 		{"header without template", []string{"session_auth http https://a.example {", "header X-User", "}"}, 3, "want header <name> <template>"},

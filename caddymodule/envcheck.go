@@ -94,6 +94,9 @@ func checkURL(what, raw, shown string, schemes ...string) error {
 	if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
 		return fmt.Errorf("%s %q: want an absolute %s:// URL", what, shown, strings.Join(schemes, ":// or "))
 	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("%s %q: no host name (a port alone is not an address)", what, shown)
+	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return fmt.Errorf("%s %q: port %s is out of range (1-65535)", what, shown, p)
