@@ -1,12 +1,23 @@
 package docs
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -101,5 +112,137 @@ func TestMetricNamesAgree(t *testing.T) {
 		if _, ok := documented[n]; !ok {
 			t.Errorf("Caddy exports the metric %s, which no document names", n)
 		}
+	}
+}
+
+// jsonKeys adds to keys every object key of v, at any depth.
+func jsonKeys(v any, keys map[string]bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			keys[k] = true
+			jsonKeys(e, keys)
+		}
+	case []any:
+		for _, e := range v {
+			jsonKeys(e, keys)
+		}
+	}
+}
+
+// TestStatsFieldsAgree: every field of the admin API's stats that the
+// examples of docs/operations.md and docs/cluster.md show is one the
+// admin API answers, for a config with a session_auth, a cluster and an
+// assertion (whose keys are made here).
+func TestStatsFieldsAgree(t *testing.T) {
+	key := filepath.Join(t.TempDir(), "assertion.pem")
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `{
+		"admin": {"disabled": true, "config": {"persist": false}},
+		"apps": {"http": {"servers": {"docs": {
+			"listen": ["127.0.0.1:0"],
+			"routes": [{"handle": [
+				{"handler": "session_auth",
+				 "backend": {"dialect": "http", "url": "http://127.0.0.1:1/whoami"},
+				 "cluster": {"url": "redis://127.0.0.1:1", "secret": "` + strings.Repeat("s", 32) + `", "timeout": "10ms"},
+				 "assertion": {"keys": [` + strconv.Quote(key) + `]}},
+				{"handler": "static_response", "body": "ok"}
+			]}]
+		}}}}
+	}`
+	if err := caddy.Load([]byte(cfg), false); err != nil {
+		t.Fatalf("loading the config: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := caddy.Stop(); err != nil {
+			t.Errorf("stopping Caddy: %v", err)
+		}
+	})
+	// One request, so the service has been called (the latency is
+	// absent before the first call); the service does not answer.
+	ctx := caddy.ActiveContext()
+	app, err := ctx.App("http")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := app.(*caddyhttp.App).Servers["docs"].Listeners()[0].Addr().String()
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer docs-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a request while the session service is down: %s, want 503", resp.Status)
+	}
+	mod, err := caddy.GetModule("admin.api.sessiongate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats http.Handler
+	for _, r := range mod.New().(caddy.AdminRouter).Routes() {
+		if r.Pattern == "/sessiongate/stats" {
+			stats = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				if err := r.Handler.ServeHTTP(w, req); err != nil {
+					t.Errorf("stats: %v", err)
+				}
+			})
+		}
+	}
+	if stats == nil {
+		t.Fatal("the admin API has no /sessiongate/stats")
+	}
+	rec := httptest.NewRecorder()
+	stats.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/sessiongate/stats", nil))
+	var got any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("stats answer %q: %v", rec.Body.String(), err)
+	}
+	answered := map[string]bool{}
+	jsonKeys(got, answered)
+
+	shown := 0
+	for _, file := range []string{"docs/operations.md", "docs/cluster.md"} {
+		for _, b := range blocks(t, file) {
+			text := b.text
+			switch {
+			case b.lang == "console" && strings.HasPrefix(text, "$ curl -s localhost:2019/sessiongate/stats\n"):
+				_, text, _ = strings.Cut(text, "\n")
+			case b.lang == "json" && strings.HasPrefix(text, `"cluster": {`) && strings.Contains(text, `"connected"`): // not the config
+				text = "{" + text + "}"
+			default:
+				continue
+			}
+			var doc any
+			if err := json.Unmarshal([]byte(text), &doc); err != nil {
+				t.Errorf("%s:%d: the stats example is not JSON: %v", file, b.line, err)
+				continue
+			}
+			keys := map[string]bool{}
+			jsonKeys(doc, keys)
+			for k := range keys {
+				shown++
+				if !answered[k] {
+					t.Errorf("%s:%d: the stats example shows %q, which the admin API does not answer (%s)", file, b.line, k, rec.Body.String())
+				}
+			}
+		}
+	}
+	if shown == 0 {
+		t.Fatal("no stats example found: the documents moved")
 	}
 }
