@@ -69,7 +69,7 @@ func TestValidateJSON(t *testing.T) {
 		{"logout without method", SessionAuth{Backend: be, Logout: []LogoutRoute{{Path: "/logout"}}}, []string{"logout 0: no method"}},
 		{"logout path without slash", SessionAuth{Backend: be, Logout: []LogoutRoute{{Method: "POST", Path: "logout"}}}, []string{`logout path "logout" must start with /`}},
 		{"short log_hash_key", SessionAuth{Backend: be, LogHashKey: "short"}, []string{"log_hash_key", "at least 16"}},
-		{"short log_hash_key from the environment", SessionAuth{Backend: be, LogHashKey: "{env.SESSIONGATE_TEST_SHORT_KEY}"}, []string{"log_hash_key", "at least 16", "got 5"}},
+		{"short log_hash_key from the environment", SessionAuth{Backend: be, LogHashKey: "{env.SESSIONGATE_TEST_SHORT_KEY}"}, []string{"log_hash_key", "at least 16", "is 5 bytes"}},
 		{"unset log_hash_key", SessionAuth{Backend: be, LogHashKey: "{env.SESSIONGATE_TEST_UNSET_KEY}"}, []string{"SESSIONGATE_TEST_UNSET_KEY", "not set"}},
 		{"cluster without secret", SessionAuth{Backend: be, Cluster: &ClusterConfig{URL: "redis://127.0.0.1:1"}}, []string{"cluster needs a secret"}},
 		{"cluster short secret", SessionAuth{Backend: be, Cluster: &ClusterConfig{URL: "redis://127.0.0.1:1", Secret: "short"}}, []string{"cluster secret is 5 bytes"}},
