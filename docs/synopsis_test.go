@@ -60,12 +60,12 @@ func subdirectives(b block) []string {
 	return slices.Compact(names)
 }
 
-// TestSynopsesAgree keeps the README's synopses of session_auth and
-// session_require in step with docs/directives.md, and every subdirective
+// TestSynopsesAgree keeps the README's synopses of session_auth,
+// session_require and session_strip in step with docs/directives.md, and every subdirective
 // they list known to the Caddyfile adapter: a name either one lists that
 // the other lacks, or that the adapter does not know, fails.
 func TestSynopsesAgree(t *testing.T) {
-	for _, handler := range []string{"session_auth", "session_require"} {
+	for _, handler := range []string{"session_auth", "session_require", "session_strip"} {
 		readme := subdirectives(synopsis(t, "README.md", "### "+handler))
 		ref := subdirectives(synopsis(t, "docs/directives.md", "## "+handler))
 		if len(ref) == 0 {
@@ -96,8 +96,8 @@ func unknownToAdapter(handler, name string) error {
 	parent, sub, nested := strings.Cut(name, "/")
 	var body string
 	switch {
-	case handler == "session_require":
-		body = "session_auth http https://a.example\n\tsession_require {\n\t\t" + name + "\n\t}"
+	case handler == "session_require" || handler == "session_strip":
+		body = "session_auth http https://a.example\n\t" + handler + " {\n\t\t" + name + "\n\t}"
 	case !nested:
 		body = "session_auth http https://a.example {\n\t\t" + name + "\n\t}"
 	case parent == "cluster":
@@ -114,7 +114,7 @@ func unknownToAdapter(handler, name string) error {
 	if !nested {
 		w = name
 	}
-	for _, unknown := range []string{"unrecognized subdirective", "unrecognized assertion subdirective", "unknown cluster option"} {
+	for _, unknown := range []string{"unrecognized subdirective", "unrecognized assertion subdirective", "unknown cluster option", "unknown session_strip option"} {
 		if strings.Contains(err.Error(), fmt.Sprintf("%s %q", unknown, w)) {
 			return err
 		}
