@@ -296,6 +296,9 @@ func parseCluster(d *caddyfile.Dispenser) (*ClusterConfig, error) {
 				if err != nil {
 					return nil, d.Errf("cluster timeout %q: %v", val, err)
 				}
+				if dur == 0 {
+					return nil, d.Err("cluster timeout 0 would mean its default, not none: give a positive duration, or leave the line out for the default")
+				}
 				c.Timeout = caddy.Duration(dur)
 			case "pool_size":
 				n, err := strconv.Atoi(val)
