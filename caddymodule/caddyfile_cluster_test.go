@@ -49,7 +49,7 @@ func TestCaddyfileClusterErrors(t *testing.T) {
 		{"unknown option without a value", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "master", "}", "}"}, 4, `unknown cluster option "master"`},
 		{"unknown option with two values", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "password user x", "}", "}"}, 4, `unknown cluster option "password"`},
 		{"bad timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout -1s", "}", "}"}, 4, "cluster timeout must not be negative (got -1s)"},
-		{"zero timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout 0s", "}", "}"}, 4, "cluster timeout 0 would mean its default, not none"},
+		{"zero timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "secret " + strings.Repeat("s", 32), "timeout 0s", "}", "}"}, 5, "cluster timeout 0 would mean its default, not none"},
 		{"unparsable timeout", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "timeout soon", "}", "}"}, 4, `cluster timeout "soon"`},
 		{"pool_size zero", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "pool_size 0", "}", "}"}, 4, `cluster pool_size "0": want a whole number of connections, at least 1`},
 		{"pool_size not a number", []string{"session_auth http https://a.example {", "cluster redis://r:6379 {", "pool_size many", "}", "}"}, 4, `cluster pool_size "many"`},
