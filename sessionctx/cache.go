@@ -1,6 +1,7 @@
 package sessionctx
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -88,7 +89,7 @@ const shardCount = 64
 const minPerShard = 16
 
 // victims is how many eviction candidates one scan of a shard keeps.
-const victims = 64
+const victims = 256
 
 // store is the node's cache: go-cache instances as shards keyed by the
 // token hash, so hits on different tokens do not contend.
@@ -205,23 +206,54 @@ func (sh *shard) evictOne(now int64) bool {
 }
 
 // scan refills the candidates from the whole shard. It is called with the
-// shard full, so it always finds some.
+// shard full, so it always finds some. It keeps the victims nearest to
+// expiry in a max-heap as it goes (one comparison for most entries), not
+// a sort of the whole shard: in a flood of new tokens at the bound, the
+// scan is most of what an insert costs.
 func (sh *shard) scan() {
-	items := sh.c.Items()
-	all := make([]candidate, 0, len(items))
-	for k, it := range items {
-		all = append(all, candidate{key: k, entry: it.Object.(*entry)})
-	}
-	slices.SortFunc(all, func(a, b candidate) int {
+	top := make([]candidate, 0, victims)
+	for k, it := range sh.c.Items() {
+		c := candidate{key: k, entry: it.Object.(*entry)}
 		switch {
-		case a.entry.stale < b.entry.stale:
-			return -1
-		case a.entry.stale > b.entry.stale:
-			return 1
+		case len(top) < victims:
+			top = append(top, c)
+			siftUp(top, len(top)-1)
+		case c.entry.stale < top[0].entry.stale:
+			top[0] = c
+			siftDown(top, 0)
 		}
-		return 0
-	})
-	sh.candidates = slices.Clip(all[:min(len(all), victims)])
+	}
+	slices.SortFunc(top, func(a, b candidate) int { return cmp.Compare(a.entry.stale, b.entry.stale) })
+	sh.candidates = top
+}
+
+// siftUp and siftDown keep h a max-heap by stale time.
+func siftUp(h []candidate, i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h[p].entry.stale >= h[i].entry.stale {
+			return
+		}
+		h[p], h[i] = h[i], h[p]
+		i = p
+	}
+}
+
+func siftDown(h []candidate, i int) {
+	for {
+		l, largest := 2*i+1, i
+		if l < len(h) && h[l].entry.stale > h[largest].entry.stale {
+			largest = l
+		}
+		if r := l + 1; r < len(h) && h[r].entry.stale > h[largest].entry.stale {
+			largest = r
+		}
+		if largest == i {
+			return
+		}
+		h[i], h[largest] = h[largest], h[i]
+		i = largest
+	}
 }
 
 // remember keeps the candidates' promise when an entry is stored: one that

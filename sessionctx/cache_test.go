@@ -219,3 +219,18 @@ func TestStoreEntryUnderTwoKeys(t *testing.T) {
 		t.Error("the two keys are not two entries")
 	}
 }
+
+// BenchmarkStoreEvict: inserts into a full store at the default bound,
+// each evicting one entry (a flood of new tokens at cache_max).
+func BenchmarkStoreEvict(b *testing.B) {
+	s := newStore(defaultCacheMax)
+	for i := range defaultCacheMax {
+		s.put(testKey(i), &entry{fresh: int64(1000 + i), stale: int64(1000 + i)}, 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		t := int64(1000 + defaultCacheMax + i)
+		s.put(testKey(defaultCacheMax+i), &entry{fresh: t, stale: t}, 0)
+	}
+}
