@@ -17,6 +17,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
+
+	"github.com/sessiongate/caddy-sessiongate/internal/h1client"
 )
 
 // transportSubdirectives are the names of reverse_proxy's `transport http`
@@ -176,28 +178,34 @@ func (a dialAddr) String() string  { return a.address }
 // requests. Every Provision that shares the resolver installs the
 // transport it built, so a reload reads certificate and CA files again
 // even when the config did not change; the one it replaces has its idle
-// connections closed.
+// connections closed. Plain-http requests go through h1client, on the
+// transport's settings; the transport carries the rest (https, a
+// network_proxy, h2c).
 type serviceTransport struct {
-	rt atomic.Pointer[http.Transport]
+	rt atomic.Pointer[h1client.Client]
 }
 
 func newServiceTransportHolder(rt *http.Transport) *serviceTransport {
 	t := new(serviceTransport)
-	t.rt.Store(rt)
+	t.rt.Store(h1client.New(rt))
 	return t
 }
 
 // install makes rt carry the next requests.
 func (t *serviceTransport) install(rt *http.Transport) {
-	if old := t.rt.Swap(rt); old != nil && old != rt {
-		old.CloseIdleConnections()
+	if cur := t.rt.Load(); cur != nil && cur.Transport() == rt {
+		return
+	}
+	if old := t.rt.Swap(h1client.New(rt)); old != nil {
+		old.Close()
 	}
 }
 
-// close closes the idle connections; requests under way finish on theirs.
+// close closes the idle connections; requests under way finish on
+// theirs, which are then closed.
 func (t *serviceTransport) close() {
 	if rt := t.rt.Load(); rt != nil {
-		rt.CloseIdleConnections()
+		rt.Close()
 	}
 }
 

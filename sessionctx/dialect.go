@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sessiongate/caddy-sessiongate/internal/h1client"
 )
 
 // A dialect is one kind of session service, all in one value: where its
@@ -241,7 +243,7 @@ func newService(cfg Config) (*service, error) {
 	}
 	transport := cfg.Transport
 	if transport == nil {
-		transport = plainTransport(tlsCfg)
+		transport = h1client.New(plainTransport(tlsCfg))
 	}
 	return &service{
 		URL: u,
@@ -258,7 +260,9 @@ func newService(cfg Config) (*service, error) {
 }
 
 // plainTransport is the session-service transport of a Go user who brings
-// none: keep-alive connections. Its phases have no time-outs of their own:
+// none: keep-alive connections. h1client carries its plain-http requests
+// on the calling goroutine, and the transport the rest (https, a proxy
+// from the environment). Its phases have no time-outs of their own:
 // the request's deadline (service.Do) bounds them all, and is then the one
 // that says a request took too long.
 func plainTransport(tlsCfg *tls.Config) *http.Transport {
