@@ -110,7 +110,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 			closeBody(wreq)
 			return nil, context.Cause(ctx)
 		}
-		pc, err := h.get(ctx)
+		pc, err := h.get(ctx, retried)
 		if err != nil {
 			closeBody(wreq)
 			return nil, err
@@ -233,13 +233,13 @@ func newHost(c *Client, u interface{ Hostname() string; Port() string }) *host {
 	return &host{c: c, addr: net.JoinHostPort(u.Hostname(), port)}
 }
 
-// get returns an idle connection, a new one, or, with MaxConnsPerHost
-// open, the first one another request gives up.
-func (h *host) get(ctx context.Context) (*conn, error) {
+// get returns an idle connection (unless fresh), a new one, or, with
+// MaxConnsPerHost open, the first one another request gives up.
+func (h *host) get(ctx context.Context, fresh bool) (*conn, error) {
 	c := h.c
 	c.mu.Lock()
 	var expired []*conn
-	for n := len(h.idle); n > 0; n = len(h.idle) {
+	for n := len(h.idle); n > 0 && !fresh; n = len(h.idle) {
 		pc := h.idle[n-1]
 		h.idle[n-1] = nil
 		h.idle = h.idle[:n-1]
@@ -494,7 +494,9 @@ func (pc *conn) roundTrip(ctx context.Context, wreq, req *http.Request, gzipped 
 	if d := t.ResponseHeaderTimeout; d > 0 {
 		timer = time.AfterFunc(d, pc.close)
 	}
-	for {
+	_, err = pc.br.Peek(1)
+	answered := err == nil
+	for answered {
 		resp, err = http.ReadResponse(pc.br, req)
 		if err != nil {
 			break
@@ -518,13 +520,13 @@ func (pc *conn) roundTrip(ctx context.Context, wreq, req *http.Request, gzipped 
 		return fail(errServerClosedIdle)
 	case err == nil:
 	case pc.limit <= 0:
-		return fail(fmt.Errorf("net/http: server response headers exceeded %d bytes; aborted", pc.headerLimit()))
-	case pc.nread == 0 && pc.br.Buffered() == 0:
+		return fail(fmt.Errorf("net/http: HTTP/1.x transport connection broken: net/http: server response headers exceeded %d bytes; aborted", pc.headerLimit()))
+	case !answered:
+		// Not a byte of an answer: the Transport reports the read's own
+		// error, and sends again on a new connection a request that
+		// went on a kept one.
 		retry = reused && replayable(req)
-		if reused && err == io.EOF {
-			return fail(errServerClosedIdle)
-		}
-		return fail(readFromServerError{err})
+		return fail(err)
 	default:
 		return fail(fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", err))
 	}
@@ -652,13 +654,6 @@ type timeoutError struct{ msg string }
 func (e *timeoutError) Error() string   { return e.msg }
 func (e *timeoutError) Timeout() bool   { return true }
 func (e *timeoutError) Temporary() bool { return true }
-
-type readFromServerError struct{ err error }
-
-func (e readFromServerError) Unwrap() error { return e.err }
-func (e readFromServerError) Error() string {
-	return fmt.Sprintf("net/http: Transport failed to read from server: %v", e.err)
-}
 
 // Interface guards
 var (
