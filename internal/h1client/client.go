@@ -225,7 +225,10 @@ type host struct {
 	sweeper  *time.Timer
 }
 
-func newHost(c *Client, u interface{ Hostname() string; Port() string }) *host {
+func newHost(c *Client, u interface {
+	Hostname() string
+	Port() string
+}) *host {
 	port := u.Port()
 	if port == "" {
 		port = "80"
