@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -225,10 +226,7 @@ type host struct {
 	sweeper  *time.Timer
 }
 
-func newHost(c *Client, u interface {
-	Hostname() string
-	Port() string
-}) *host {
+func newHost(c *Client, u *url.URL) *host {
 	port := u.Port()
 	if port == "" {
 		port = "80"
