@@ -230,6 +230,18 @@ func TestConnectionCloseFromClient(t *testing.T) {
 	if sawClose.Load() != 2 {
 		t.Fatalf("Connection: close sent %d times, want 2", sawClose.Load())
 	}
+
+	// A request of its own that says so, on a transport that keeps them.
+	c = newClient(t, nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.url(), nil)
+	req.Close = true
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	srv.waitClosed(t, 3)
 }
 
 func TestChunkedAnswer(t *testing.T) {
@@ -380,7 +392,7 @@ func TestCancelMidBody(t *testing.T) {
 // A body closed before its end closes its connection.
 func TestEarlyCloseDropsConnection(t *testing.T) {
 	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool {
-		ok(w, strings.Repeat("x", 1000))
+		ok(w, strings.Repeat("x", 100<<10)) // more than the client buffers
 		return true
 	})
 	c := newClient(t, nil)
