@@ -536,7 +536,7 @@ func (pc *conn) roundTrip(ctx context.Context, wreq, req *http.Request, gzipped 
 	keep := !resp.Close && !wreq.Close && resp.StatusCode != http.StatusSwitchingProtocols
 	b := &body{rc: resp.Body, pc: pc, ctx: ctx, stop: stop, keep: keep}
 	if resp.Body == http.NoBody {
-		b.finish(true)
+		b.finish(true) // b is nobody else's yet
 	} else {
 		resp.Body = b
 	}
@@ -557,26 +557,40 @@ func replayable(req *http.Request) bool {
 }
 
 // body is an answer's body. Read to its end, it gives its connection to
-// the next request; closed before, it closes the connection.
+// the next request; closed before, it closes the connection. Close may
+// come while a Read is under way, as with the Transport's bodies: it
+// closes the connection, and the Read fails.
 type body struct {
 	rc   io.ReadCloser
-	pc   *conn // nil once finished
 	ctx  context.Context
 	stop func() bool
 	keep bool
-	err  error // what Read returns once finished
+
+	mu  sync.Mutex
+	pc  *conn // nil once finished
+	err error // what Read returns once finished
 }
 
 func (b *body) Read(p []byte) (int, error) {
-	if b.pc == nil {
-		return 0, b.err
+	b.mu.Lock()
+	done, ferr := b.pc == nil, b.err
+	b.mu.Unlock()
+	if done {
+		return 0, ferr
 	}
 	n, err := b.rc.Read(p)
+	if err == nil {
+		return n, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	switch {
+	case b.pc == nil: // closed meanwhile
+		err = b.err
 	case err == io.EOF:
 		b.finish(true)
 		b.err = io.EOF
-	case err != nil:
+	default:
 		b.finish(false)
 		if b.ctx.Err() != nil {
 			err = context.Cause(b.ctx)
@@ -587,6 +601,8 @@ func (b *body) Read(p []byte) (int, error) {
 }
 
 func (b *body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.pc != nil {
 		b.finish(false)
 		b.err = errBodyClosed

@@ -616,3 +616,25 @@ func TestSameAnswerAsTransport(t *testing.T) {
 		t.Fatalf("%d hosts", n)
 	}
 }
+
+// Close while a Read waits for the body: the Read fails, the connection
+// is closed, and nothing panics.
+func TestCloseDuringRead(t *testing.T) {
+	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool {
+		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+		w.Flush()
+		io.Copy(io.Discard, nc)
+		return false
+	})
+	c := newClient(t, nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.url(), nil)
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { resp.Body.Close() })
+	if _, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatal("a read cut by Close ended without an error")
+	}
+	srv.waitClosed(t, 1)
+}
