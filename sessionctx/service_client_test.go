@@ -38,9 +38,9 @@ func answerServer(t *testing.T, answer func(w *bufio.Writer, path string) (keep 
 					if err != nil {
 						return
 					}
-					io.Copy(io.Discard, req.Body)
+					_, _ = io.Copy(io.Discard, req.Body)
 					keep := answer(bw, req.URL.Path)
-					bw.Flush()
+					_ = bw.Flush()
 					if !keep {
 						return
 					}
@@ -62,42 +62,42 @@ func TestServiceDoSameOverBothClients(t *testing.T) {
 		case "/ok":
 			fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(`{"user":"alice"}`), `{"user":"alice"}`)
 		case "/chunked":
-			w.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
 		case "/401":
-			w.WriteString("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+			_, _ = w.WriteString("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
 		case "/redirect":
-			w.WriteString("HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n")
+			_, _ = w.WriteString("HTTP/1.1 302 Found\r\nLocation: /login\r\nContent-Length: 0\r\n\r\n")
 		case "/large":
 			fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Length: 300\r\n\r\n%s", strings.Repeat("x", 300))
 		case "/large-chunked":
-			w.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
 			for range 3 {
 				fmt.Fprintf(w, "64\r\n%s\r\n", strings.Repeat("y", 100))
 			}
-			w.WriteString("0\r\n\r\n")
+			_, _ = w.WriteString("0\r\n\r\n")
 		case "/http10":
-			w.WriteString("HTTP/1.0 200 OK\r\n\r\n{\"old\":true}")
+			_, _ = w.WriteString("HTTP/1.0 200 OK\r\n\r\n{\"old\":true}")
 			return false
 		case "/cut":
-			w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"user\":")
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"user\":")
 			return false
 		case "/garbage":
-			w.WriteString("SSH-2.0-OpenSSH_9.6\r\n\r\n")
+			_, _ = w.WriteString("SSH-2.0-OpenSSH_9.6\r\n\r\n")
 			return false
 		case "/silent":
 			return false
 		case "/slow-header":
-			w.Flush()
+			_ = w.Flush()
 			time.Sleep(400 * time.Millisecond)
-			w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 		case "/slow-body":
-			w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"user\":")
-			w.Flush()
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"user\":")
+			_ = w.Flush()
 			time.Sleep(400 * time.Millisecond)
-			w.WriteString("\"alice\"}   ")
+			_, _ = w.WriteString("\"alice\"}   ")
 		case "/early-hints":
-			w.WriteString("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
-			w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+			_, _ = w.WriteString("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 		}
 		return true
 	})

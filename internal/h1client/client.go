@@ -37,7 +37,7 @@ import (
 
 // Client is an http.RoundTripper over the settings of one *http.Transport,
 // which also carries what Client does not (see the package doc). The
-// settings it honours keep their meaning: DialContext, ReadBufferSize,
+// settings it honors keep their meaning: DialContext, ReadBufferSize,
 // WriteBufferSize, ResponseHeaderTimeout, MaxResponseHeaderBytes,
 // MaxConnsPerHost (a request waits for a connection, as the Transport's
 // does), MaxIdleConns, MaxIdleConnsPerHost, IdleConnTimeout,
@@ -144,7 +144,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 func (c *Client) route(req *http.Request) *host {
 	u := req.URL
 	if u == nil || u.Scheme != "http" || u.Host == "" || req.Header == nil || c.dial == nil ||
-		req.Cancel != nil || req.TransferEncoding != nil || len(req.Trailer) > 0 || //nolint:staticcheck // SA1019: Request.Cancel is the Transport's to honour
+		req.Cancel != nil || req.TransferEncoding != nil || len(req.Trailer) > 0 || //nolint:staticcheck // SA1019: Request.Cancel is the Transport's to honor
 		(c.t.Protocols != nil && !c.t.Protocols.HTTP1()) {
 		return nil
 	}
@@ -219,7 +219,7 @@ type host struct {
 	c       *Client
 	addr    string
 	idle    []*conn
-	open    int // connections open or being dialled
+	open    int // connections open or being dialed
 	waiters []chan *conn
 
 	sweeping bool
@@ -468,7 +468,7 @@ func (pc *conn) headerLimit() int64 {
 // server has closed it (or is closing it), and nothing of an answer came.
 func (pc *conn) roundTrip(ctx context.Context, wreq, req *http.Request, gzipped bool) (resp *http.Response, retry bool, err error) {
 	t := pc.h.c.t
-	// A cancelled request closes its connection: every read or write
+	// A canceled request closes its connection: every read or write
 	// under way on it then fails, and the connection is nobody's.
 	stop := context.AfterFunc(ctx, pc.close)
 	fail := func(err error) (*http.Response, bool, error) {
@@ -587,7 +587,7 @@ func (b *body) Read(p []byte) (int, error) {
 	switch {
 	case b.pc == nil: // closed meanwhile
 		err = b.err
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		b.finish(true)
 		b.err = io.EOF
 	default:
@@ -645,10 +645,10 @@ func (g *gzipBody) Read(p []byte) (int, error) {
 		g.zr = zr
 	}
 	n, err := g.zr.Read(p)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		// The gzip stream ends where the body should: read the body to
 		// its end so that the connection goes back to the pool.
-		if _, berr := g.body.Read(make([]byte, 1)); berr != io.EOF {
+		if _, berr := g.body.Read(make([]byte, 1)); !errors.Is(berr, io.EOF) {
 			g.body.Close()
 		}
 	}

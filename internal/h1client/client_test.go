@@ -72,9 +72,9 @@ func newRawServer(t *testing.T, serve func(w *bufio.Writer, nc net.Conn, req *ht
 					if err != nil {
 						return
 					}
-					io.Copy(io.Discard, req.Body)
+					_, _ = io.Copy(io.Discard, req.Body)
 					keep := serve(bw, c, req, id, n)
-					bw.Flush()
+					_ = bw.Flush()
 					if !keep {
 						return
 					}
@@ -183,7 +183,8 @@ func TestServerClosedIdleConnection(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	req, _ := http.NewRequest(http.MethodPost, srv.url(), io.NopCloser(strings.NewReader("x")))
 	req.ContentLength = 1
-	if _, err := c.RoundTrip(req); err == nil {
+	if resp, err := c.RoundTrip(req); err == nil {
+		resp.Body.Close()
 		t.Fatal("a request with a body it cannot send again was sent again")
 	}
 }
@@ -194,8 +195,8 @@ func TestConnectionCloseFromServer(t *testing.T) {
 	hold := make(chan struct{})
 	defer close(hold)
 	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool {
-		w.WriteString("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
-		w.Flush()
+		_, _ = w.WriteString("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+		_ = w.Flush()
 		<-hold // not closed yet, nor read
 		return false
 	})
@@ -239,14 +240,14 @@ func TestConnectionCloseFromClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	srv.waitClosed(t, 3)
 }
 
 func TestChunkedAnswer(t *testing.T) {
 	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool {
-		w.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+		_, _ = w.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
 		return true
 	})
 	c := newClient(t, nil)
@@ -277,7 +278,7 @@ func TestHTTP10WithoutLength(t *testing.T) {
 
 func TestInformationalAnswers(t *testing.T) {
 	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool {
-		w.WriteString("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+		_, _ = w.WriteString("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
 		ok(w, "final")
 		return true
 	})
@@ -330,37 +331,37 @@ func TestResponseHeaderLimit(t *testing.T) {
 		fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nX-Big: %s\r\nContent-Length: 0\r\n\r\n", strings.Repeat("a", 4000))
 		return true
 	})
-	sameError(t, srv.url(), func(t *http.Transport) { t.MaxResponseHeaderBytes = 1000 }, context.Background())
+	_ = sameError(t, srv.url(), func(t *http.Transport) { t.MaxResponseHeaderBytes = 1000 }, context.Background())
 }
 
 func TestNoAnswer(t *testing.T) {
 	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool { return false })
-	sameError(t, srv.url(), nil, context.Background())
+	_ = sameError(t, srv.url(), nil, context.Background())
 }
 
 func TestGarbageAnswer(t *testing.T) {
 	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool {
-		w.WriteString("SSH-2.0-OpenSSH\r\n\r\n")
+		_, _ = w.WriteString("SSH-2.0-OpenSSH\r\n\r\n")
 		return false
 	})
-	sameError(t, srv.url(), nil, context.Background())
+	_ = sameError(t, srv.url(), nil, context.Background())
 }
 
 func TestRefused(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()
-	sameError(t, "http://"+addr+"/", nil, context.Background())
+	_ = sameError(t, "http://"+addr+"/", nil, context.Background())
 }
 
-// A request cancelled while its body is read: the read ends with the
+// A request canceled while its body is read: the read ends with the
 // cancellation, the connection is closed, and no later request gets it.
 func TestCancelMidBody(t *testing.T) {
 	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool {
 		if conn == 1 {
-			w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-			w.Flush()
-			io.Copy(io.Discard, nc) // until the client closes
+			_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+			_ = w.Flush()
+			_, _ = io.Copy(io.Discard, nc) // until the client closes
 			return false
 		}
 		ok(w, "fresh")
@@ -401,7 +402,7 @@ func TestEarlyCloseDropsConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Read(make([]byte, 10))
+	_, _ = resp.Body.Read(make([]byte, 10))
 	resp.Body.Close()
 	srv.waitClosed(t, 1)
 	mustGet(t, c, srv.url())
@@ -424,7 +425,7 @@ func TestMaxConnsPerHost(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if code, _, err := get(t, c, ctx, http.MethodPost, srv.url(), "{}"); err != nil || code != 200 {
-				errs <- fmt.Errorf("%d %v", code, err)
+				errs <- fmt.Errorf("%d %w", code, err)
 			}
 		})
 	}
@@ -512,11 +513,11 @@ func TestCompression(t *testing.T) {
 		if r.Header.Get("Accept-Encoding") == "gzip" {
 			w.Header().Set("Content-Encoding", "gzip")
 			zw := gzip.NewWriter(w)
-			zw.Write([]byte(`{"user":"alice"}`))
-			zw.Close()
+			_, _ = zw.Write([]byte(`{"user":"alice"}`))
+			_ = zw.Close()
 			return
 		}
-		w.Write([]byte(`{"user":"alice"}`))
+		_, _ = w.Write([]byte(`{"user":"alice"}`))
 	})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -544,7 +545,7 @@ func TestFallbacks(t *testing.T) {
 		if r.URL.IsAbs() {
 			proxied.Add(1)
 		}
-		w.Write([]byte("via proxy"))
+		_, _ = w.Write([]byte("via proxy"))
 	}))
 	defer proxy.Close()
 	pu, _ := url.Parse(proxy.URL)
@@ -596,7 +597,7 @@ func TestSameAnswerAsTransport(t *testing.T) {
 		case "/empty":
 			w.WriteHeader(http.StatusNoContent)
 		default:
-			w.Write(bytes.Repeat([]byte("ab"), 3000))
+			_, _ = w.Write(bytes.Repeat([]byte("ab"), 3000))
 		}
 	}))
 	defer srv.Close()
@@ -621,9 +622,9 @@ func TestSameAnswerAsTransport(t *testing.T) {
 // is closed, and nothing panics.
 func TestCloseDuringRead(t *testing.T) {
 	srv := newRawServer(t, func(w *bufio.Writer, nc net.Conn, req *http.Request, conn, n int64) bool {
-		w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
-		w.Flush()
-		io.Copy(io.Discard, nc)
+		_, _ = w.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{")
+		_ = w.Flush()
+		_, _ = io.Copy(io.Discard, nc)
 		return false
 	})
 	c := newClient(t, nil)
