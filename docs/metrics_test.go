@@ -17,7 +17,6 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -51,14 +50,7 @@ func TestMetricNamesAgree(t *testing.T) {
 			]}]
 		}}}}
 	}`
-	if err := caddy.Load([]byte(cfg), false); err != nil {
-		t.Fatalf("loading the config: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("stopping Caddy: %v", err)
-		}
-	})
+	loadCaddy(t, cfg)
 	ctx := caddy.ActiveContext()
 	reg := ctx.GetMetricsRegistry()
 	// A vector with no series yet gathers nothing, so what is registered
@@ -160,31 +152,9 @@ func TestStatsFieldsAgree(t *testing.T) {
 			]}]
 		}}}}
 	}`
-	if err := caddy.Load([]byte(cfg), false); err != nil {
-		t.Fatalf("loading the config: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("stopping Caddy: %v", err)
-		}
-	})
 	// One request, so the service has been called (the latency is
 	// absent before the first call); the service does not answer.
-	ctx := caddy.ActiveContext()
-	app, err := ctx.App("http")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := app.(*caddyhttp.App).Servers["docs"].Listeners()[0].Addr().String()
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer docs-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getWithToken(t, loadCaddy(t, cfg))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("a request while the session service is down: %s, want 503", resp.Status)

@@ -9,9 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // placeholderNamed is a sessiongate placeholder a document names
@@ -57,29 +54,7 @@ func TestPlaceholdersAnswered(t *testing.T) {
 			]}]
 		}}}}
 	}`
-	if err := caddy.Load([]byte(cfg), false); err != nil {
-		t.Fatalf("loading the config: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("stopping Caddy: %v", err)
-		}
-	})
-	ctx := caddy.ActiveContext()
-	app, err := ctx.App("http")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := app.(*caddyhttp.App).Servers["docs"].Listeners()[0].Addr().String()
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer docs-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getWithToken(t, loadCaddy(t, cfg))
 	got, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil {
