@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -139,38 +137,18 @@ func TestClusterSentinelFailoverCaddyProcesses(t *testing.T) {
 	for i := range 10 {
 		svc.addSession(fmt.Sprintf("tok-load-%d", i), aliceSession())
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var failed, total atomic.Int64
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				st := n.get(t, "GET", "/", fmt.Sprintf("tok-load-%d", i%10))
-				total.Add(1)
-				if st != http.StatusOK {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	stopLoad := loadNodes(t, nodes, func(i int) string { return fmt.Sprintf("tok-load-%d", i%10) },
+		func(st int) bool { return st != http.StatusOK })
 	time.Sleep(300 * time.Millisecond)
 	took := rs.KillMaster(t)
 	t.Logf("the sentinels promoted the replica %v after the master was killed", took)
 	waitConnected(t, nodes, 15*time.Second, "reconnect to the promoted master")
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d requests failed (not 200) around the failover", failed.Load(), total.Load())
+	total, failed := stopLoad()
+	if failed != 0 {
+		t.Errorf("%d of %d requests failed (not 200) around the failover", failed, total)
 	}
-	t.Logf("%d requests across the failover, %d not 200", total.Load(), failed.Load())
+	t.Logf("%d requests across the failover, %d not 200", total, failed)
 	caddyNodesShareAndRevoke(t, svc, nodes, "after")
 	if keys, err := rs.Replica.Client(nil).Keys(t.Context(), "sessiongate:*").Result(); err != nil || len(keys) == 0 {
 		t.Errorf("the promoted master holds no entry (%v): the nodes do not use it", err)

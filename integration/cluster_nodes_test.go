@@ -180,6 +180,36 @@ func (n caddyNode) cluster() (map[string]any, error) {
 	return out.Backends[0].Cluster, nil
 }
 
+// loadNodes sends requests to every node, one goroutine each, the i-th
+// with token(i), until the returned stop is called; stop returns how
+// many were sent and how many got a status bad reports.
+func loadNodes(t *testing.T, nodes []caddyNode, token func(i int) string, bad func(status int) bool) (stop func() (total, failed int64)) {
+	t.Helper()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var sent, failed atomic.Int64
+	for _, n := range nodes {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if bad(n.get(t, "GET", "/", token(i))) {
+					failed.Add(1)
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	return func() (int64, int64) {
+		close(done)
+		wg.Wait()
+		return sent.Load(), failed.Load()
+	}
+}
+
 func (n caddyNode) get(t *testing.T, method, path, token string) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://"+n.site+path, nil)
@@ -364,37 +394,18 @@ func TestClusterThreeCaddyProcesses(t *testing.T) {
 	checkInvalidations("purge of all")
 
 	// Redis killed mid-load: no 5xx; restarted: sharing resumes.
-	stop := make(chan struct{})
-	var fivexx, total atomic.Int64
-	for _, n := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				st := n.get(t, "GET", "/", fmt.Sprintf("tok-seq-%d", i%tokens))
-				total.Add(1)
-				if st >= 500 || st == 0 {
-					fivexx.Add(1)
-				}
-			}
-		}()
-	}
+	stopLoad := loadNodes(t, nodes, func(i int) string { return fmt.Sprintf("tok-seq-%d", i%tokens) },
+		func(st int) bool { return st >= 500 || st == 0 })
 	time.Sleep(300 * time.Millisecond)
 	srv.Kill()
 	time.Sleep(700 * time.Millisecond)
 	srv.Start()
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if fivexx.Load() != 0 {
-		t.Errorf("%d of %d requests failed (5xx or error) around a Redis kill", fivexx.Load(), total.Load())
+	total, fivexx := stopLoad()
+	if fivexx != 0 {
+		t.Errorf("%d of %d requests failed (5xx or error) around a Redis kill", fivexx, total)
 	}
-	t.Logf("%d requests across a Redis kill and restart, %d 5xx", total.Load(), fivexx.Load())
+	t.Logf("%d requests across a Redis kill and restart, %d 5xx", total, fivexx)
 	waitConnected(t, nodes, 10*time.Second, "reconnect")
 	svc.addSession("tok-after", aliceSession())
 	before = svc.calls.Load()
