@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"time"
+	"unsafe"
 
 	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
@@ -148,7 +149,15 @@ func (r *entryReader) bytes() []byte {
 	return v
 }
 
-func (r *entryReader) string() string { return string(r.bytes()) }
+// string is a view of the entry's bytes, not a copy: decodeEntry's
+// buffer is the session's, and never written again.
+func (r *entryReader) string() string {
+	v := r.bytes()
+	if len(v) == 0 {
+		return ""
+	}
+	return unsafe.String(&v[0], len(v)) //nolint:gosec // G103: a read-only view of a buffer the decoded session owns and nobody writes
+}
 
 func (r *entryReader) strings() []string {
 	n := r.uvarint()
@@ -184,8 +193,9 @@ func (r *entryReader) time() time.Time {
 	return t.In(time.FixedZone("", int(off)))
 }
 
-// decodeEntry reads what appendEntry wrote. The raw answer is a copy
-// (the session outlives the buffer); strings are copies already.
+// decodeEntry reads what appendEntry wrote. The session it returns
+// keeps b: its strings and raw answer are views of it, so b must not
+// change afterwards (one buffer, not a copy per field, for each L2 hit).
 func decodeEntry(b []byte) (stored, error) {
 	r := entryReader{b: b}
 	st := stored{Fresh: r.varint(), Stale: r.varint(), Filled: r.varint(), Gen: r.varint()}
@@ -203,7 +213,7 @@ func decodeEntry(b []byte) (stored, error) {
 	s.Roles, s.Perms = r.strings(), r.strings()
 	s.CreatedAt, s.LastAccessedAt, s.ExpiresAt = r.time(), r.time(), r.time()
 	if raw := r.bytes(); len(raw) > 0 {
-		s.Raw = append([]byte(nil), raw...)
+		s.Raw = raw
 	}
 	if attrs := r.bytes(); r.err == nil && len(attrs) > 0 {
 		if err := json.Unmarshal(attrs, &s.Attrs); err != nil {

@@ -80,6 +80,15 @@ func newSealer(secret, keyPrefix, backend string) (*sealer, error) {
 // backend: stable across nodes with the same secret and backend,
 // unlinkable to the token, or across backends, without it.
 func (s *sealer) name(key []byte) string {
+	var out [nameLen]byte
+	return string(s.appendName(out[:0], key))
+}
+
+// nameLen is the length of a name: 160 bits of the HMAC, in hex.
+const nameLen = 40
+
+// appendName appends the name of key to b.
+func (s *sealer) appendName(b, key []byte) []byte {
 	m := s.macs.Get().(hash.Hash)
 	m.Reset()
 	m.Write(s.scope)
@@ -87,9 +96,7 @@ func (s *sealer) name(key []byte) string {
 	var sum [sha256.Size]byte
 	m.Sum(sum[:0])
 	s.macs.Put(m)
-	var out [40]byte
-	hex.Encode(out[:], sum[:20])
-	return string(out[:])
+	return hex.AppendEncode(b, sum[:nameLen/2])
 }
 
 func (s *sealer) seal(redisKey string, plain []byte) []byte {
@@ -103,13 +110,29 @@ func (s *sealer) seal(redisKey string, plain []byte) []byte {
 // sealedOverhead is what sealing adds to a value's length.
 const sealedOverhead = 1 + chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
 
+// open returns the plain text of a sealed value, in a new buffer.
 func (s *sealer) open(redisKey string, sealed []byte) ([]byte, error) {
 	if len(sealed) < sealedOverhead || sealed[0] != sealVersion {
 		return nil, errOpen
 	}
-	aead := s.aead
-	n := 1 + aead.NonceSize()
-	plain, err := aead.Open(nil, sealed[1:n], sealed[n:], []byte(redisKey))
+	n := 1 + s.aead.NonceSize()
+	plain, err := s.aead.Open(nil, sealed[1:n], sealed[n:], []byte(redisKey))
+	if err != nil {
+		return nil, errOpen
+	}
+	return plain, nil
+}
+
+// openString is open for a value read as a string (a Redis reply or
+// message): the value is copied once and opened in place, so the plain
+// text costs no second buffer.
+func (s *sealer) openString(redisKey, sealed string) ([]byte, error) {
+	if len(sealed) < sealedOverhead || sealed[0] != sealVersion {
+		return nil, errOpen
+	}
+	b := []byte(sealed)
+	n := 1 + s.aead.NonceSize()
+	plain, err := s.aead.Open(b[n:n], b[1:n], b[n:], []byte(redisKey))
 	if err != nil {
 		return nil, errOpen
 	}

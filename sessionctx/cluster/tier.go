@@ -304,9 +304,22 @@ func (t *Tier) failedRetry(err error) {
 type keys struct{ entry, lock, wait string }
 
 func (t *Tier) keysOf(gen int64, key sessionctx.Key) keys {
-	tag := ":{" + t.sealer.name(key[:]) + "}"
-	g := strconv.FormatInt(gen, 10)
-	return keys{entry: t.prefix + "s:" + g + tag, lock: t.prefix + "l:" + g + tag, wait: t.prefix + "w:" + g + tag}
+	// The three names are built in one buffer and made one string: they
+	// differ in one byte, and an L2 read names them all.
+	var stack [192]byte
+	b := append(stack[:0], t.prefix...)
+	b = append(b, 's', ':')
+	b = strconv.AppendInt(b, gen, 10)
+	b = append(b, ':', '{')
+	b = t.sealer.appendName(b, key[:])
+	b = append(b, '}')
+	n := len(b)
+	b = append(b, b[:n]...)
+	b = append(b, b[:n]...)
+	at := len(t.prefix)
+	b[n+at], b[2*n+at] = 'l', 'w'
+	all := string(b)
+	return keys{entry: all[:n], lock: all[n : 2*n], wait: all[2*n:]}
 }
 
 func (t *Tier) genKey() string { return t.prefix + "gen" }
@@ -460,7 +473,7 @@ func replies(v any, err error) ([]any, error) {
 // decode opens an entry read from Redis and returns it if this node may
 // serve it at now, and whether it was a session.
 func (t *Tier) decode(redisKey, raw string, key sessionctx.Key, gen int64, now time.Time) (*sessionctx.SharedEntry, bool) {
-	plain, err := t.sealer.open(redisKey, []byte(raw))
+	plain, err := t.sealer.openString(redisKey, raw)
 	var st stored
 	if err == nil {
 		st, err = decodeEntry(plain)
@@ -913,7 +926,7 @@ func (t *Tier) apply(payload string, now time.Time) {
 		t.failed("cluster message refused (too large)", fmt.Errorf("%d bytes", len(payload)))
 		return
 	}
-	plain, err := t.sealer.open(t.channel, []byte(payload))
+	plain, err := t.sealer.openString(t.channel, payload)
 	if err != nil || len(plain) < msgHeader {
 		t.rejected.Add(1)
 		t.failed("cluster invalidation rejected (does not open)", errOpen)
