@@ -37,7 +37,7 @@ func newTestBatcher(t *testing.T, srv *redistest.Server, limit int) *batcher {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	b := newBatcher(client, 5*time.Second)
+	b := newBatcher(client, ModeStandalone, 5*time.Second)
 	b.limit = limit
 	return b
 }
@@ -269,7 +269,7 @@ func TestBatchModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { client.Close() })
-			b := newBatcher(client, 5*time.Second)
+			b := newBatcher(client, mode, 5*time.Second)
 			b.limit = 1
 			const n = 12
 			for i := range n {
@@ -304,5 +304,20 @@ func TestBatchModes(t *testing.T) {
 				t.Fatalf("%d pipelines, want the %d commands in one", b.pipelines, n)
 			}
 		})
+	}
+}
+
+// Against one Redis server a read waits at most for the batch under way;
+// a Redis Cluster's batches wait for their slowest shard, so a few go at
+// once there.
+func TestBatchLimitByMode(t *testing.T) {
+	if got := batchLimit(ModeStandalone); got != 1 {
+		t.Errorf("standalone: %d batches in flight, want 1", got)
+	}
+	if got := batchLimit(ModeSentinel); got != 1 {
+		t.Errorf("sentinel: %d batches in flight, want 1", got)
+	}
+	if got := batchLimit(ModeCluster); got < 4 {
+		t.Errorf("cluster: %d batches in flight, want at least 4", got)
 	}
 }

@@ -191,7 +191,7 @@ func New(cfg Config) (*Tier, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tier{
 		client:  client,
-		reads:   newBatcher(client, cfg.Timeout),
+		reads:   newBatcher(client, cfg.mode(), cfg.Timeout),
 		sealer:  s,
 		timeout: cfg.Timeout,
 		prefix:  cfg.KeyPrefix + backend + ":",
