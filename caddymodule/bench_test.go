@@ -425,7 +425,7 @@ func BenchmarkPlaceholders(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		repl := caddy.NewReplacer()
-		repl.Map(id.placeholders[encodingRaw])
+		repl.Map(id.in(encodingRaw).placeholders)
 		if v := repl.ReplaceAll("{session.user}@{session.org} {http.auth.user.id}", ""); v != "alice@Acme u1" {
 			b.Fatal(v)
 		}

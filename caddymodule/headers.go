@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -198,24 +199,43 @@ func requestHeaderStartedBy(prefix string) string {
 	return ""
 }
 
-// identity holds a session's header values, encoded once when the
-// session enters the cache rather than on every request, in each
-// header_encoding (handlers sharing a cache may differ), and what the
-// replacer and the request's vars need of it, made once too: a cache hit
-// then maps placeholders and carries the session without allocating.
+// identity holds a session's header values, encoded once per session
+// rather than on every request, and what the replacer and the request's
+// vars need of it, made once too: a cache hit then maps placeholders and
+// carries the session without allocating. The values are kept per
+// header_encoding (handlers sharing a cache may differ): the encodings a
+// handler of this process uses are made when the session enters the
+// cache, any other the first time one asks for it.
 type identity struct {
-	vals [numEncodings][numFields]string
-	// refused names the fields an encoding could not carry exactly,
+	session    *sessionctx.Session
+	encs       [numEncodings]atomic.Pointer[encoded]
+	assertions assertions // signed for this session, by assertion blocks
+}
+
+// encoded is a session's identity in one header_encoding.
+type encoded struct {
+	vals [numFields]string
+	// refused names the fields the encoding could not carry exactly,
 	// which are not sent.
-	refused      [numEncodings][]string
-	session      *sessionctx.Session
-	placeholders [numEncodings]caddy.ReplacerFunc
-	assertions   assertions // signed for this session, by assertion blocks
+	refused      []string
+	placeholders caddy.ReplacerFunc
+}
+
+// in is the identity in encoding e.
+func (id *identity) in(e headerEncoding) *encoded {
+	if v := id.encs[e].Load(); v != nil {
+		return v
+	}
+	v := encode(id.session, e)
+	if id.encs[e].CompareAndSwap(nil, v) {
+		return v
+	}
+	return id.encs[e].Load()
 }
 
 // String is what {http.vars.sessiongate.session} shows: the user, never
 // the session service's raw answer.
-func (id *identity) String() string { return id.vals[encodingRaw][fieldUser] }
+func (id *identity) String() string { return id.in(encodingRaw).vals[fieldUser] }
 
 // identityOf is the identity prepared with the session res holds: the
 // pool's clients prepare every session they cache, so it is made here
@@ -230,12 +250,36 @@ func identityOf(res sessionctx.Result) *identity {
 // prepareIdentity is the clients' Prepare hook.
 func prepareIdentity(s *sessionctx.Session) any { return newIdentity(s) }
 
-// newIdentity sets the header values. An application's session (kind
-// app) names the application in the app fields and leaves the user
-// fields empty: an upstream that reads X-Session-User must never take an
-// application called alice for the user alice.
+// encodingsUsed has a bit set for each header_encoding a handler of this
+// process was provisioned with (raw, the default, always): newIdentity
+// makes those at once. A bit is never cleared: an encoding no handler
+// uses any more costs a little work per new session, nothing more.
+var encodingsUsed atomic.Uint32
+
+func init() { encodingsUsed.Store(1 << encodingRaw) }
+
+// useEncoding marks e as used by a handler.
+func useEncoding(e headerEncoding) { encodingsUsed.Or(1 << e) }
+
+// newIdentity makes a session's identity, with its values in every
+// encoding in use.
 func newIdentity(s *sessionctx.Session) *identity {
 	id := &identity{session: s}
+	used := encodingsUsed.Load()
+	for e := headerEncoding(0); e < numEncodings; e++ {
+		if used&(1<<e) != 0 {
+			id.encs[e].Store(encode(s, e))
+		}
+	}
+	return id
+}
+
+// encode sets the header values in encoding e. An application's session
+// (kind app) names the application in the app fields and leaves the user
+// fields empty: an upstream that reads X-Session-User must never take an
+// application called alice for the user alice.
+func encode(s *sessionctx.Session, e headerEncoding) *encoded {
+	enc := &encoded{}
 	scalars := [numFields]string{
 		fieldKind: kindOf(s), fieldEmail: s.Email, fieldName: s.Name, fieldOrg: s.Org, fieldOrgID: s.OrgID,
 	}
@@ -244,29 +288,27 @@ func newIdentity(s *sessionctx.Session) *identity {
 	} else {
 		scalars[fieldUser], scalars[fieldUserID] = s.User, s.UserID
 	}
-	for e := headerEncoding(0); e < numEncodings; e++ {
-		for f := field(0); f < numFields; f++ {
-			var v string
-			ok := true
-			switch f {
-			case fieldRoles:
-				v, ok = e.list(s.Roles)
-			case fieldPerms:
-				v, ok = e.list(s.Perms)
-			case fieldAdmin:
-				v = strconv.FormatBool(s.Admin)
-			default:
-				v, ok = e.value(scalars[f])
-			}
-			if !ok {
-				id.refused[e] = append(id.refused[e], fieldNames[f])
-				continue
-			}
-			id.vals[e][f] = v
+	for f := field(0); f < numFields; f++ {
+		var v string
+		ok := true
+		switch f {
+		case fieldRoles:
+			v, ok = e.list(s.Roles)
+		case fieldPerms:
+			v, ok = e.list(s.Perms)
+		case fieldAdmin:
+			v = strconv.FormatBool(s.Admin)
+		default:
+			v, ok = e.value(scalars[f])
 		}
-		id.placeholders[e] = placeholders(s, e)
+		if !ok {
+			enc.refused = append(enc.refused, fieldNames[f])
+			continue
+		}
+		enc.vals[f] = v
 	}
-	return id
+	enc.placeholders = placeholders(s, e)
+	return enc
 }
 
 // kindOf is the session's kind as headers and placeholders give it: user
@@ -456,7 +498,7 @@ type customHeader struct {
 func (h *SessionAuth) injectHeaders(hdr http.Header, id *identity, repl *caddy.Replacer) {
 	vals := make([]string, h.nvals)
 	j := 0
-	enc := &id.vals[h.encoding]
+	enc := &id.in(h.encoding).vals
 	for f := field(0); f < numFields; f++ {
 		if v := enc[f]; v != "" && h.inject[f] != "" {
 			vals[j] = v

@@ -2,7 +2,10 @@ package caddymodule
 
 import (
 	"net/http"
+	"slices"
 	"testing"
+
+	"github.com/sessiongate/caddy-sessiongate/sessionctx"
 )
 
 func TestHeaderFolder(t *testing.T) {
@@ -34,5 +37,33 @@ func TestHeaderFolder(t *testing.T) {
 	f.strip(h)
 	if len(h) != 1 || h.Get("Accept") != "*/*" {
 		t.Errorf("after strip: %v", h)
+	}
+}
+
+// A session's identity is made at once in the encodings handlers use,
+// and in any other the first time one asks, with the same values.
+func TestIdentityEncodings(t *testing.T) {
+	defer encodingsUsed.Store(encodingsUsed.Load())
+	encodingsUsed.Store(1 << encodingRaw)
+	s := &sessionctx.Session{User: "zoë", UserID: "u1", Name: " Zoë Müller", Roles: []string{"a,b", "c"}}
+	id := newIdentity(s)
+	if id.encs[encodingRaw].Load() == nil || id.encs[encodingPercent].Load() != nil || id.encs[encodingRFC2047].Load() != nil {
+		t.Fatal("want only the raw encoding made at once")
+	}
+	for e := headerEncoding(0); e < numEncodings; e++ {
+		got, want := id.in(e), encode(s, e)
+		if got.vals != want.vals || !slices.Equal(got.refused, want.refused) {
+			t.Errorf("%s: %q (refused %v), want %q (refused %v)", encodingNames[e], got.vals, got.refused, want.vals, want.refused)
+		}
+		if id.in(e) != got {
+			t.Errorf("%s: made twice", encodingNames[e])
+		}
+	}
+	if v := id.in(encodingPercent).vals[fieldName]; v != "%20Zo%C3%AB M%C3%BCller" {
+		t.Errorf("percent name = %q", v)
+	}
+	useEncoding(encodingPercent)
+	if newIdentity(s).encs[encodingPercent].Load() == nil {
+		t.Fatal("an encoding in use is not made at once")
 	}
 }

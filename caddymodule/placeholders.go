@@ -77,7 +77,7 @@ func mapSessionPlaceholders(r *http.Request) {
 			return nil, false
 		}
 		if id, ok := requestIdentity(ctx); ok {
-			return id.placeholders[requestEncoding(ctx)](key)
+			return id.in(requestEncoding(ctx)).placeholders(key)
 		}
 		return "", true
 	})
@@ -96,7 +96,7 @@ func mapOutcomePlaceholders(r *http.Request, id *identity, enc headerEncoding) {
 		return
 	}
 	if id != nil && id.session != nil {
-		repl.Map(id.placeholders[enc])
+		repl.Map(id.in(enc).placeholders)
 		return
 	}
 	repl.Map(noSessionPlaceholders)

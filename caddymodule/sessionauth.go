@@ -277,6 +277,7 @@ func (h *SessionAuth) Provision(ctx caddy.Context) error {
 	}
 	fields, _ := headerFields(h.HeaderFields) // checked by validate
 	h.encoding, _ = parseHeaderEncoding(h.HeaderEncoding)
+	useEncoding(h.encoding)
 	h.inject = [numFields]string{}
 	for _, f := range fields {
 		h.inject[f] = http.CanonicalHeaderKey(h.HeaderPrefix + defaultSuffixes[f])
@@ -400,7 +401,7 @@ func (h *SessionAuth) ServeHTTP(w http.ResponseWriter, r *http.Request, next cad
 	if h.assertion != nil {
 		h.injectAssertion(r, id, res.Key)
 	}
-	if refused := id.refused[h.encoding]; len(refused) > 0 {
+	if refused := id.in(h.encoding).refused; len(refused) > 0 {
 		h.logRefused(res.Key, refused)
 	}
 	logout := h.isLogout(r)
