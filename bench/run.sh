@@ -12,6 +12,8 @@
 #   i  forward_auth to a 2xx endpoint with no body (a kept connection)
 #   j  an L2 hit: a second Caddy node (its own process, the same Redis)
 #      asked for new tokens that the first node resolved just before
+#   k  that second node asked for one token it holds (its cached path:
+#      what j costs without the lookup, on the same process)
 # For each: requests/s, p50/p99 latency, and the Caddy process's CPU per
 # request (utime+stime from /proc); then the medians over rounds and the
 # ratios b/a, b/c, e/d, e/g, h/d (each the median of the per-round ratios).
@@ -32,8 +34,8 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
 OUT=bench/out
 TOKEN=bench-0123456789abcdef0123456789abcdef
-CASES=${CASES:-a b c d e f g h i j}
-declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086 [g]=18084 [h]=18087 [i]=18088 [j]=18102)
+CASES=${CASES:-a b c d e f g h i j k}
+declare -A PORT=([a]=18081 [b]=18082 [c]=18083 [d]=18084 [e]=18085 [f]=18086 [g]=18084 [h]=18087 [i]=18088 [j]=18102 [k]=18102)
 declare -A NAME=(
 	[a]="respond"
 	[b]="session_auth + respond"
@@ -45,6 +47,7 @@ declare -A NAME=(
 	[h]="session_auth (2 headers) + r_p"
 	[i]="forward_auth (no body, kept conn)"
 	[j]="session_auth, L2 hit (2nd node)"
+	[k]="session_auth (cached), 2nd node"
 )
 # The headers session_auth injects for the benchmark session, sent by the
 # client in case g.
@@ -112,7 +115,7 @@ for c in $CASES; do
 	got=$(status "${PORT[$c]}" "$TOKEN")
 	[ "$got" = 200 ] || { echo "case $c (${NAME[$c]}) answers $got, want 200; see $OUT/caddy.log" >&2; exit 1; }
 done
-for c in b c e f h i j; do
+for c in b c e f h i j k; do
 	got=$(status "${PORT[$c]}" nope)
 	[ "$got" = 401 ] || { echo "case $c (${NAME[$c]}) answers $got to a bad token, want 401" >&2; exit 1; }
 done
@@ -121,7 +124,7 @@ TICK=$(getconf CLK_TCK)
 # cpu_ticks CASE: the CPU of the Caddy process that serves the case.
 cpu_ticks() {
 	local pid=$CADDY
-	[ "$1" = j ] && pid=$NODE2
+	case $1 in j | k) pid=$NODE2 ;; esac
 	awk '{print $14 + $15}' "/proc/$pid/stat"
 }
 
@@ -180,7 +183,7 @@ run() {
 		"$round" "${NAME[$c]}" "$rps" "$p50" "$p99" "$cpu" "$bad"
 }
 
-echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x 10 cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
+echo "== $(nproc) cores, wrk -t$THREADS -c$CONNS, $ROUNDS rounds x $(wc -w <<<"$CASES") cases x ${DURATION}s, loopback, $(date -u +%FT%TZ)"
 echo "== warmup"
 for c in $CASES; do run "$c" warmup 1; done
 # The cases compared run back to back (a with b, e with d), or one apart
@@ -189,7 +192,7 @@ for c in $CASES; do run "$c" warmup 1; done
 # goes first alternates from round to round.
 for r in $(seq "$ROUNDS"); do
 	echo "== round $r"
-	if [ $((r % 2)) = 1 ]; then order="a b c i d e h g f j"; else order="b a i c g h e d j f"; fi
+	if [ $((r % 2)) = 1 ]; then order="a b c i d e h g f k j"; else order="b a i c g h e d j k f"; fi
 	for c in $order; do
 		case " $CASES " in *" $c "*) run "$c" "$r" "$DURATION" ;; esac
 	done
@@ -228,9 +231,11 @@ printf '  a/b = %.3f   d/e = %.3f   g/e = %.3f   d/h = %.3f   c/b = %.2f\n' "$(r
 cold=$(awk -v f="$(col f 6)" -v b="$(col b 6)" 'BEGIN {printf "%.1f", f - b}')
 fwd=$(awk -v i="$(col i 6)" -v a="$(col a 6)" 'BEGIN {printf "%.1f", i - a}')
 l2=$(awk -v j="$(col j 6)" -v b="$(col b 6)" 'BEGIN {printf "%.1f", j - b}')
+l2k=$(awk -v j="$(col j 6)" -v k="$(col k 6)" 'BEGIN {printf "%.1f", j - k}')
 echo "lookup cost (Caddy CPU per request above the path without a lookup):"
 printf '  cold lookup (f-b) %s us   forward_auth, kept conn (i-a) %s us   ratio %.2f; goal <= 0.75\n' "$cold" "$fwd" "$(awk -v x="$cold" -v y="$fwd" 'BEGIN {print x / y}')"
 printf '  L2 hit (j-b) %s us   cold lookup (f-b) %s us   ratio %.2f; goal <= 0.5\n' "$l2" "$cold" "$(awk -v x="$l2" -v y="$cold" 'BEGIN {print x / y}')"
+printf '  L2 hit above the 2nd node'"'"'s own cached path (j-k) %s us   ratio to the cold lookup %.2f\n' "$l2k" "$(awk -v x="$l2k" -v y="$cold" 'BEGIN {print x / y}')"
 
 # Paired runs: the two cases of a ratio loaded at the same time, each by
 # its own wrk (one thread, half the connections). Whatever else the machine

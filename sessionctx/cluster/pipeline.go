@@ -97,9 +97,9 @@ func (b *batcher) run(gone <-chan struct{}, key sessionctx.Key, s *redis.Script,
 	if b.inflight < b.limit {
 		b.inflight++
 		b.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
-		v, err := runOnce(ctx, b.client, s, keys, args)
-		cancel()
+		// The client's own timeouts bound each step (connection, write,
+		// read) by the tier's timeout: no timer of its own for this one.
+		v, err := runOnce(context.Background(), b.client, s, keys, args)
 		b.next()
 		return v, err
 	}

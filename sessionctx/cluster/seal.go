@@ -72,7 +72,7 @@ func newSealer(secret, keyPrefix, backend string) (*sealer, error) {
 		scope = append(scope, s...)
 	}
 	s := &sealer{aead: aead, scope: scope}
-	s.macs.New = func() any { return hmac.New(sha256.New, macKey) }
+	s.macs.New = func() any { return &keyedMAC{h: hmac.New(sha256.New, macKey)} }
 	return s, nil
 }
 
@@ -89,14 +89,21 @@ const nameLen = 40
 
 // appendName appends the name of key to b.
 func (s *sealer) appendName(b, key []byte) []byte {
-	m := s.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(s.scope)
-	m.Write(key)
-	var sum [sha256.Size]byte
-	m.Sum(sum[:0])
+	m := s.macs.Get().(*keyedMAC)
+	m.h.Reset()
+	m.h.Write(s.scope)
+	m.h.Write(key)
+	sum := m.h.Sum(m.sum[:0])
+	b = hex.AppendEncode(b, sum[:nameLen/2])
 	s.macs.Put(m)
-	return hex.AppendEncode(b, sum[:nameLen/2])
+	return b
+}
+
+// keyedMAC is a keyed HMAC state with room for its sum, so that naming
+// a key allocates nothing.
+type keyedMAC struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 func (s *sealer) seal(redisKey string, plain []byte) []byte {
