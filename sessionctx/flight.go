@@ -63,8 +63,11 @@ func (f *flights) leave(key Key, w *flightWaiters) {
 }
 
 // lookups runs each token's lookup once for every request of the node
-// that waits for it (as singleflight does), each on a goroutine of its
-// own so that the requests may leave while it goes on.
+// that waits for it (as singleflight does). The request that starts a
+// lookup runs its first part itself (a step that ends quickly, such as
+// one read of the cluster's tier); the rest, when the first part did not
+// answer, runs on a goroutine of its own, so that the requests may leave
+// while it goes on.
 type lookups struct {
 	mu    sync.Mutex
 	calls map[Key]*lookupCall
@@ -79,10 +82,11 @@ type lookupResult struct {
 	err error
 }
 
-// do runs fn for key unless a lookup for key runs already, and returns
-// the channel its result comes on (buffered: a request that leaves need
-// not read it).
-func (l *lookups) do(key Key, fn func() (Result, error)) <-chan lookupResult {
+// do runs first for key, and rest when first has no answer (ok false),
+// unless a lookup for key runs already; it returns the channel the
+// result comes on (buffered: a request that leaves need not read it).
+// first runs on the caller's goroutine (nil: none); rest on another.
+func (l *lookups) do(key Key, first func() (Result, error, bool), rest func() (Result, error)) <-chan lookupResult {
 	ch := make(chan lookupResult, 1)
 	l.mu.Lock()
 	if c, ok := l.calls[key]; ok {
@@ -96,8 +100,7 @@ func (l *lookups) do(key Key, fn func() (Result, error)) <-chan lookupResult {
 	c := &lookupCall{waiters: []chan<- lookupResult{ch}}
 	l.calls[key] = c
 	l.mu.Unlock()
-	workers.start(func() {
-		res, err := fn()
+	finish := func(res Result, err error) {
 		l.mu.Lock()
 		delete(l.calls, key)
 		waiters := c.waiters
@@ -105,7 +108,14 @@ func (l *lookups) do(key Key, fn func() (Result, error)) <-chan lookupResult {
 		for _, w := range waiters {
 			w <- lookupResult{res, err}
 		}
-	})
+	}
+	if first != nil {
+		if res, err, ok := first(); ok {
+			finish(res, err)
+			return ch
+		}
+	}
+	workers.start(func() { finish(rest()) })
 	return ch
 }
 

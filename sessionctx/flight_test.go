@@ -1,10 +1,13 @@
 package sessionctx
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Lookups one after the other run on the same kept goroutine, not on a
@@ -52,5 +55,79 @@ func TestLookupGoroutinesKept(t *testing.T) {
 	// a few more goroutines, never one per lookup.
 	if n := workers.started.Load() - before; n > 5 {
 		t.Fatalf("50 lookups one after the other started %d goroutines", n)
+	}
+}
+
+// startTier is a Tier that reads in two parts: its first read answers
+// the tokens in have; for the others it leaves a rest, which counts the
+// goroutine it runs on.
+type startTier struct {
+	have    map[Key]*Session
+	restRan atomic.Int64
+}
+
+func (m *startTier) Get(ctx context.Context, key Key, now time.Time) *SharedEntry {
+	e, rest := m.Start(ctx, key, now)
+	if rest != nil {
+		return rest()
+	}
+	return e
+}
+
+func (m *startTier) Start(_ context.Context, key Key, now time.Time) (*SharedEntry, func() *SharedEntry) {
+	if s := m.have[key]; s != nil {
+		return &SharedEntry{Session: s, Fresh: now.Add(time.Hour), Stale: now.Add(time.Hour), Filled: now}, nil
+	}
+	return nil, func() *SharedEntry {
+		m.restRan.Add(1)
+		return nil
+	}
+}
+
+func (m *startTier) Set(context.Context, Key, *SharedEntry, time.Time) {}
+func (m *startTier) Release(Key)                                       {}
+func (m *startTier) Forget(Key)                                        {}
+func (m *startTier) Purge() error                                      { return nil }
+func (m *startTier) Attach(TierLink) error                             { return nil }
+
+// An answer from the tier's first read is the request's own work: no
+// lookup goroutine is handed anything. What the first read leaves (here a
+// miss that goes on to the service) runs once, on a lookup goroutine.
+func TestTierFirstReadOnRequestGoroutine(t *testing.T) {
+	r := newResolver(&memBackend{}, CacheConfig{})
+	shared := cred("ok-shared")
+	tier := &startTier{have: map[Key]*Session{keyOf(shared): {User: "from-tier"}}}
+	if err := r.setTier(tier, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Hold every kept lookup goroutine busy (until one more had to be
+	// started), so that a hand-off would have to start a new one and
+	// show in the count.
+	block := make(chan struct{})
+	defer close(block)
+	for i := 0; ; i++ {
+		n := workers.started.Load()
+		workers.start(func() { <-block })
+		if workers.started.Load() > n {
+			break
+		}
+		if i > 10000 {
+			t.Fatal("the lookup goroutines never ran out")
+		}
+	}
+	before := workers.started.Load()
+	res, err := r.Resolve(context.Background(), shared)
+	if err != nil || res.Session == nil || res.Session.User != "from-tier" {
+		t.Fatalf("Resolve = %+v, %v; want the tier's session", res, err)
+	}
+	if n := workers.started.Load() - before; n != 0 {
+		t.Fatalf("an answer from the first read started %d lookup goroutines, want 0", n)
+	}
+	res, err = r.Resolve(context.Background(), cred("ok-other"))
+	if err != nil || res.Session == nil || res.Session.User != "ok-other" {
+		t.Fatalf("Resolve = %+v, %v; want the service's session", res, err)
+	}
+	if n := workers.started.Load() - before; n != 1 || tier.restRan.Load() != 1 {
+		t.Fatalf("a miss of the first read: %d lookup goroutines started, rest ran %d times; want 1 and 1", n, tier.restRan.Load())
 	}
 }

@@ -249,19 +249,54 @@ func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential, req
 	w := r.waiting.join(ctx, key)
 	defer r.waiting.leave(key, w)
 	fctx := w.ctx
-	ch := r.flight.do(key, func() (Result, error) {
-		// A flight that ended between our lookup and this call may have
-		// filled the cache already.
+	// The first part of the lookup runs on this request's goroutine: the
+	// cache again (a flight that ended between our lookup and this call
+	// may have filled it), and one read of the tier when it can read in
+	// two parts. Only what may take long (a wait for another node, a
+	// session-service call) goes to the lookup's own goroutine, which the
+	// requests may leave.
+	var (
+		tierRest func() *SharedEntry
+		tierRead bool
+		forgets  uint64
+		readAt   time.Time
+	)
+	first := func() (Result, error, bool) {
 		if res, err, ok := r.cached(key, r.now().UnixNano()); ok {
-			return res, err
+			return res, err, true
 		}
 		// Nobody waits any more: no Redis read, no service call.
 		if fctx.Err() != nil {
-			return Result{Key: key}, errNobodyWaits
+			return Result{Key: key}, errNobodyWaits, true
 		}
+		st, ok := r.tier.(tierStarter)
+		if !ok {
+			return Result{}, nil, false
+		}
+		tierRead = true
+		forgets, readAt = r.forgets.at(key), r.now()
+		e, rest := st.Start(fctx, key, readAt)
+		if e != nil {
+			if res, err := r.adopt(key, e, forgets, readAt); res.Session != nil || err != nil {
+				return res, err, true
+			}
+		}
+		tierRest = rest
+		return Result{}, nil, false
+	}
+	ch := r.flight.do(key, first, func() (Result, error) {
 		if r.tier != nil {
-			if res, err, ok := r.shared(fctx, key); ok {
-				return res, err
+			switch {
+			case !tierRead:
+				if res, err, ok := r.shared(fctx, key); ok {
+					return res, err
+				}
+			case tierRest != nil:
+				if e := tierRest(); e != nil {
+					if res, err := r.adopt(key, e, forgets, readAt); res.Session != nil || err != nil {
+						return res, err
+					}
+				}
 			}
 			// This node may now be the one looking the token up for
 			// every node: whatever the answer, the others must not wait
@@ -587,7 +622,7 @@ func (r *resolver) refreshAhead(e *entry, key Key, cred credential) {
 func (r *resolver) refresh(old *entry, key Key, cred credential) {
 	defer r.lim.release()
 	ctx := context.Background()
-	<-r.flight.do(key, func() (Result, error) {
+	<-r.flight.do(key, nil, func() (Result, error) {
 		if r.pos.get(key, r.now().UnixNano()) != old {
 			// Forgotten, purged or replaced since: nothing to refresh,
 			// or a newer answer already.

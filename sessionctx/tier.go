@@ -85,3 +85,16 @@ type Tier interface {
 type tierRefresher interface {
 	Refresh(ctx context.Context, key Key, filled, now time.Time) (e *SharedEntry, lead bool)
 }
+
+// tierStarter is a Tier whose Get is one quick read of its store and then
+// perhaps more (a wait for another node's lookup): Start makes that first
+// read and returns an entry, or nil and no rest (Get's nil), or nil and
+// rest, which goes on as Get would have and must be called once. The
+// client makes the first read on the goroutine of the request that
+// started the lookup and hands only the rest, when there is one, to the
+// lookup's own goroutine (which the requests may leave): an answer from
+// the tier then costs no hand-off between goroutines. The Redis tier has
+// it.
+type tierStarter interface {
+	Start(ctx context.Context, key Key, now time.Time) (*SharedEntry, func() *SharedEntry)
+}

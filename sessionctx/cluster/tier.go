@@ -337,19 +337,31 @@ func (t *Tier) genKey() string { return t.prefix + "gen" }
 // this node knows of, and an entry past what this node's own TTLs allow
 // are never served.
 func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sessionctx.SharedEntry {
+	e, rest := t.Start(ctx, key, now)
+	if rest != nil {
+		return rest()
+	}
+	return e
+}
+
+// Start is Get's first read, one round trip: it returns Get's answer, or
+// nil and rest, which does what Get would do after it (read again past an
+// entry this node refuses, wait for another node's lookup) and must be
+// called once. A sessionctx client makes this read on the goroutine of
+// the request that starts the lookup, and hands only rest to the
+// lookup's own.
+func (t *Tier) Start(ctx context.Context, key sessionctx.Key, now time.Time) (*sessionctx.SharedEntry, func() *sessionctx.SharedEntry) {
 	if ctx.Err() != nil {
 		// Nobody waits for the answer: not a miss, nothing to read.
-		return nil
+		return nil, nil
 	}
 	if !t.connected() {
 		t.misses.Add(1)
-		return nil
+		return nil, nil
 	}
 	link := t.local()
-	gen := t.gen.Load()
-	ks := t.keysOf(gen, key)
-	lockTTL := link.Lookup + t.timeout
-	token := randomToken()
+	g := &getter{t: t, key: key, gen: t.gen.Load(), token: randomToken(), lockTTL: link.Lookup + t.timeout}
+	g.ks = t.keysOf(g.gen, key)
 	// The wait serves every request of this node for the token, not only
 	// the first one's: its deadline, not a request's, bounds it, and ctx
 	// ends it only when nobody waits any more (a sessionctx client's
@@ -357,74 +369,126 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 	// for a batch in flight (under load, reads share round trips) ends
 	// then too; a round trip itself, once sent, is not cut short: a reply
 	// read halfway would leave the connection to be thrown away.
-	done := ctx.Done()
-	deadline := now.Add(lockTTL + t.timeout)
-	refused := ""
-	sawSession := false
-	var wait chan struct{}
-	defer func() {
-		if wait != nil {
-			t.dropWaiter(key, wait)
+	g.done = ctx.Done()
+	g.deadline = now.Add(g.lockTTL + t.timeout)
+	e, more := g.step()
+	if !more {
+		return e, nil
+	}
+	return nil, g.rest
+}
+
+// getter is one Get: the token's keys and lock owner token, and what
+// its reads found so far.
+type getter struct {
+	t        *Tier
+	key      sessionctx.Key
+	gen      int64
+	ks       keys
+	token    string
+	lockTTL  time.Duration
+	done     <-chan struct{}
+	deadline time.Time
+	// refused is the entry this node refused (read again past it).
+	refused    string
+	sawSession bool
+	// locked says that the last read found another node's lock: the
+	// next waits for its answer, a notice of which comes on wait.
+	locked bool
+	wait   chan struct{}
+}
+
+// step makes one read: it returns the answer, or nil and false (a miss:
+// this node looks the token up, or may not wait; a failure; nobody
+// waits), or more when the next read must follow (after waiting, when
+// another node holds the lock).
+func (g *getter) step() (e *sessionctx.SharedEntry, more bool) {
+	t := g.t
+	res, err := t.read(g.done, g.key, g.ks, g.token, g.lockTTL, g.refused)
+	if errors.Is(err, errGone) {
+		// Every request waiting left while the read waited for its
+		// round trip: neither a miss nor a failure.
+		g.drop()
+		return nil, false
+	}
+	if err != nil {
+		t.failed("cluster read failed; resolving locally", err)
+		t.misses.Add(1)
+		g.drop()
+		return nil, false
+	}
+	state, _ := res[0].(int64)
+	var raw string
+	if len(res) > 1 {
+		raw, _ = res[1].(string)
+	}
+	switch state {
+	case 1:
+		e, session := t.decode(g.ks.entry, raw, g.key, g.gen, time.Now())
+		g.sawSession = g.sawSession || session
+		if e != nil {
+			t.hits.Add(1)
+			g.drop()
+			return e, false
 		}
-	}()
+		// An entry this node refuses: take the lock to look it up.
+		g.refused, g.locked = raw, false
+		return nil, true
+	case 2:
+		t.mu.Lock()
+		t.held[g.key] = &lease{lockKey: g.ks.lock, waitKey: g.ks.wait, token: g.token, sawSession: g.sawSession}
+		t.mu.Unlock()
+		t.misses.Add(1)
+		g.drop()
+		return nil, false
+	case 4:
+		t.misses.Add(1)
+		g.drop()
+		return nil, false
+	}
+	// Another node looks the token up: wait for its answer (the notice
+	// is listened for from now, the read that found the lock).
+	if g.wait == nil {
+		g.wait = t.addWaiter(g.key)
+	}
+	g.locked = true
+	return nil, true
+}
+
+// rest goes on from a step that asked for more, to Get's answer.
+func (g *getter) rest() *sessionctx.SharedEntry {
 	for {
-		res, err := t.read(done, key, ks, token, lockTTL, refused)
-		if errors.Is(err, errGone) {
-			// Every request waiting left while the read waited for its
-			// round trip: neither a miss nor a failure.
-			return nil
-		}
-		if err != nil {
-			t.failed("cluster read failed; resolving locally", err)
-			t.misses.Add(1)
-			return nil
-		}
-		state, _ := res[0].(int64)
-		var raw string
-		if len(res) > 1 {
-			raw, _ = res[1].(string)
-		}
-		switch state {
-		case 1:
-			e, session := t.decode(ks.entry, raw, key, gen, time.Now())
-			sawSession = sawSession || session
-			if e != nil {
-				t.hits.Add(1)
-				return e
+		if g.locked {
+			left := time.Until(g.deadline)
+			if left <= 0 {
+				g.t.misses.Add(1)
+				g.drop()
+				return nil
 			}
-			// An entry this node refuses: take the lock to look it up.
-			refused = raw
-			continue
-		case 2:
-			t.mu.Lock()
-			t.held[key] = &lease{lockKey: ks.lock, waitKey: ks.wait, token: token, sawSession: sawSession}
-			t.mu.Unlock()
-			t.misses.Add(1)
-			return nil
-		case 4:
-			t.misses.Add(1)
-			return nil
-		}
-		// Another node looks the token up: wait for its answer.
-		if wait == nil {
-			wait = t.addWaiter(key)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			t.misses.Add(1)
-			return nil
-		}
-		timer := time.NewTimer(min(left, pollEvery))
-		select {
-		case <-wait:
-		case <-timer.C:
-		case <-done:
-			// Every request waiting is gone: neither a miss nor a
-			// failure, and no lookup follows.
+			timer := time.NewTimer(min(left, pollEvery))
+			select {
+			case <-g.wait:
+			case <-timer.C:
+			case <-g.done:
+				// Every request waiting is gone: neither a miss nor a
+				// failure, and no lookup follows.
+				timer.Stop()
+				g.drop()
+				return nil
+			}
 			timer.Stop()
-			return nil
 		}
-		timer.Stop()
+		if e, more := g.step(); !more {
+			return e
+		}
+	}
+}
+
+// drop stops listening for notices of another node's answer.
+func (g *getter) drop() {
+	if g.wait != nil {
+		g.t.dropWaiter(g.key, g.wait)
+		g.wait = nil
 	}
 }
 

@@ -192,6 +192,21 @@ func (f *forgetMidRead) Get(ctx context.Context, key sessionctx.Key, now time.Ti
 	return e
 }
 
+// Start is the client's first read (it calls Get only for what Start
+// leaves to rest).
+func (f *forgetMidRead) Start(ctx context.Context, key sessionctx.Key, now time.Time) (*sessionctx.SharedEntry, func() *sessionctx.SharedEntry) {
+	e, rest := f.Tier.Start(ctx, key, now)
+	if rest != nil {
+		return nil, func() *sessionctx.SharedEntry {
+			e := rest()
+			f.forget(key)
+			return e
+		}
+	}
+	f.forget(key)
+	return e, nil
+}
+
 // A node that rejects a token tells the others to forget it, and that
 // message can reach a node while it reads the rejection from Redis. The
 // rejection is still served from Redis (no second service call); a
