@@ -100,23 +100,28 @@ func (l *lookups) do(key Key, first func() (Result, error, bool), rest func() (R
 	c := &lookupCall{waiters: []chan<- lookupResult{ch}}
 	l.calls[key] = c
 	l.mu.Unlock()
-	finish := func(res Result, err error) {
-		l.mu.Lock()
-		delete(l.calls, key)
-		waiters := c.waiters
-		l.mu.Unlock()
-		for _, w := range waiters {
-			w <- lookupResult{res, err}
-		}
-	}
 	if first != nil {
 		if res, err, ok := first(); ok {
-			finish(res, err)
+			l.finish(key, c, res, err)
 			return ch
 		}
 	}
-	workers.start(func() { finish(rest()) })
+	workers.start(func() {
+		res, err := rest()
+		l.finish(key, c, res, err)
+	})
 	return ch
+}
+
+// finish hands the result of key's lookup c to every request waiting.
+func (l *lookups) finish(key Key, c *lookupCall, res Result, err error) {
+	l.mu.Lock()
+	delete(l.calls, key)
+	waiters := c.waiters
+	l.mu.Unlock()
+	for _, w := range waiters {
+		w <- lookupResult{res, err}
+	}
 }
 
 // workerPool runs functions on goroutines it keeps a while between them.

@@ -249,51 +249,41 @@ func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential, req
 	w := r.waiting.join(ctx, key)
 	defer r.waiting.leave(key, w)
 	fctx := w.ctx
-	// The first part of the lookup runs on this request's goroutine: the
-	// cache again (a flight that ended between our lookup and this call
-	// may have filled it), and one read of the tier when it can read in
-	// two parts. Only what may take long (a wait for another node, a
-	// session-service call) goes to the lookup's own goroutine, which the
-	// requests may leave.
+	// For a tier that reads in two parts, the first part of the lookup
+	// runs on this request's goroutine: the cache again (a flight that
+	// ended between our lookup and this call may have filled it), and
+	// the tier's first read. Only what may take long (a wait for another
+	// node, a session-service call) goes to the lookup's own goroutine,
+	// which the requests may leave.
 	var (
-		tierRest func() *SharedEntry
-		tierRead bool
-		forgets  uint64
-		readAt   time.Time
+		first func() (Result, error, bool)
+		read  *tierRead
 	)
-	first := func() (Result, error, bool) {
-		if res, err, ok := r.cached(key, r.now().UnixNano()); ok {
-			return res, err, true
-		}
-		// Nobody waits any more: no Redis read, no service call.
-		if fctx.Err() != nil {
-			return Result{Key: key}, errNobodyWaits, true
-		}
-		st, ok := r.tier.(tierStarter)
-		if !ok {
-			return Result{}, nil, false
-		}
-		tierRead = true
-		forgets, readAt = r.forgets.at(key), r.now()
-		e, rest := st.Start(fctx, key, readAt)
-		if e != nil {
-			if res, err := r.adopt(key, e, forgets, readAt); res.Session != nil || err != nil {
-				return res, err, true
-			}
-		}
-		tierRest = rest
-		return Result{}, nil, false
+	if st, ok := r.tier.(tierStarter); ok {
+		read = &tierRead{}
+		first = func() (Result, error, bool) { return r.firstRead(fctx, key, st, read) }
 	}
 	ch := r.flight.do(key, first, func() (Result, error) {
+		if read == nil {
+			// A flight that ended between our lookup and this call may
+			// have filled the cache already.
+			if res, err, ok := r.cached(key, r.now().UnixNano()); ok {
+				return res, err
+			}
+			// Nobody waits any more: no Redis read, no service call.
+			if fctx.Err() != nil {
+				return Result{Key: key}, errNobodyWaits
+			}
+		}
 		if r.tier != nil {
 			switch {
-			case !tierRead:
+			case read == nil:
 				if res, err, ok := r.shared(fctx, key); ok {
 					return res, err
 				}
-			case tierRest != nil:
-				if e := tierRest(); e != nil {
-					if res, err := r.adopt(key, e, forgets, readAt); res.Session != nil || err != nil {
+			case read.rest != nil:
+				if e := read.rest(); e != nil {
+					if res, err := r.adopt(key, e, read.forgets, read.at); res.Session != nil || err != nil {
 						return res, err
 					}
 				}
@@ -344,6 +334,37 @@ func (r *resolver) joinFlight(ctx context.Context, key Key, cred credential, req
 	case <-ctx.Done():
 		return Result{Key: key}, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
+}
+
+// tierRead is what a lookup's first read of a two-part tier left to the
+// rest of the lookup.
+type tierRead struct {
+	rest    func() *SharedEntry
+	forgets uint64
+	at      time.Time
+}
+
+// firstRead is the first part of a lookup on a tier that reads in two
+// parts, run by the request that starts the lookup: the cache again,
+// then the tier's first read. ok says that it answered; otherwise read
+// holds what the rest of the lookup goes on from.
+func (r *resolver) firstRead(fctx context.Context, key Key, st tierStarter, read *tierRead) (Result, error, bool) {
+	if res, err, ok := r.cached(key, r.now().UnixNano()); ok {
+		return res, err, true
+	}
+	// Nobody waits any more: no Redis read, no service call.
+	if fctx.Err() != nil {
+		return Result{Key: key}, errNobodyWaits, true
+	}
+	read.forgets, read.at = r.forgets.at(key), r.now()
+	e, rest := st.Start(fctx, key, read.at)
+	if e != nil {
+		if res, err := r.adopt(key, e, read.forgets, read.at); res.Session != nil || err != nil {
+			return res, err, true
+		}
+	}
+	read.rest = rest
+	return Result{}, nil, false
 }
 
 // cached answers from the cache when it can: a fresh session, or a fresh
