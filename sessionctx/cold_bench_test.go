@@ -6,12 +6,16 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
-// coldService is a session service on loopback answering the session a
-// typical "who am I" endpoint gives, for every token.
+// coldAnswer is the session a typical "who am I" endpoint gives.
+var coldAnswer = []byte(`{"id":"s1","user_id":"u1","user":"alice","email":"alice@example.com","name":"Alice Doe","org_id":"o1","org":"Acme","roles":["admin","dev"],"perms":["read","write"],"admin":false}`)
+
+// coldService is a session service on loopback answering coldAnswer for
+// every token.
 func coldService(b *testing.B) *httptest.Server {
-	body := []byte(`{"id":"s1","user_id":"u1","user":"alice","email":"alice@example.com","name":"Alice Doe","org_id":"o1","org":"Acme","roles":["admin","dev"],"perms":["read","write"],"admin":false}`)
+	body := coldAnswer
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
@@ -61,4 +65,17 @@ func BenchmarkColdLookupParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkMappingDecode is the http dialect's decode of coldAnswer with
+// the default mapping: part of every cold lookup.
+func BenchmarkMappingDecode(b *testing.B) {
+	m := defaultMapping()
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if s, err := m.Decode(coldAnswer, now); err != nil || s.User != "alice" {
+			b.Fatal(s, err)
+		}
+	}
 }

@@ -51,7 +51,11 @@ func str(doc gjson.Result, path string) string {
 	if path == "" {
 		return ""
 	}
-	v := doc.Get(path)
+	return strOf(doc.Get(path))
+}
+
+// strOf is str of a value read already.
+func strOf(v gjson.Result) string {
 	switch v.Type {
 	case gjson.String:
 		return v.Str
@@ -74,7 +78,11 @@ func splitList(doc gjson.Result, path, sep string) []string {
 	if path == "" {
 		return nil
 	}
-	v := doc.Get(path)
+	return splitListOf(doc.Get(path), sep)
+}
+
+// splitListOf is splitList of a value read already.
+func splitListOf(v gjson.Result, sep string) []string {
 	var out []string
 	add := func(s string) {
 		if s != "" {
@@ -171,4 +179,48 @@ func epochTime(n float64) time.Time {
 	}
 	sec, frac := math.Modf(n)
 	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
+// getAll reads the value of each of paths in doc into out ("" reads
+// nothing). A path that is one plain key, as most mappings' are, is
+// found in one pass over doc's keys shared by all of them, rather than
+// one search of the answer per path; the first of duplicate keys wins,
+// as with gjson's own search, which reads the other paths.
+func getAll(doc gjson.Result, paths []string, out []gjson.Result) {
+	plain := 0
+	object := doc.IsObject()
+	for i, p := range paths {
+		switch {
+		case p == "":
+		case object && plainKey(p):
+			plain++
+		default:
+			out[i] = doc.Get(p)
+		}
+	}
+	if plain == 0 {
+		return
+	}
+	doc.ForEach(func(k, v gjson.Result) bool {
+		for i, p := range paths {
+			if p != "" && !out[i].Exists() && k.Str == p && plainKey(p) {
+				out[i] = v
+				plain--
+			}
+		}
+		return plain > 0
+	})
+}
+
+// plainKey says whether a gjson path is one object key, with none of
+// the characters gjson's path syntax gives a meaning to.
+func plainKey(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return p != ""
 }

@@ -426,10 +426,10 @@ func cookieOctets(v string) bool {
 // missing lists the mapped identity paths doc does not hold (or holds as
 // null), for a
 // debug line: each such field stays empty, never filled from another.
-func (m *Mapping) missing(doc gjson.Result) []string {
+func (m *Mapping) missing(paths []string, vals []gjson.Result) []string {
 	var out []string
-	for _, p := range []string{m.IDFrom, m.UserIDFrom, m.UserFrom, m.EmailFrom, m.NameFrom, m.OrgIDFrom, m.OrgFrom, m.RolesFrom, m.PermsFrom, m.AdminFrom} {
-		if v := doc.Get(p); p != "" && !slices.Contains(out, p) && (!v.Exists() || v.Type == gjson.Null) {
+	for i, p := range paths {
+		if v := vals[i]; p != "" && !slices.Contains(out, p) && (!v.Exists() || v.Type == gjson.Null) {
 			out = append(out, p)
 		}
 	}
@@ -445,38 +445,60 @@ func (m *Mapping) Decode(raw []byte, now time.Time) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Each path is read once, most in one pass over the answer.
+	paths := [...]string{
+		m.IDFrom, m.UserIDFrom, m.UserFrom, m.EmailFrom, m.NameFrom, m.OrgIDFrom, m.OrgFrom, m.RolesFrom, m.PermsFrom, m.AdminFrom,
+		m.ValidFrom, m.ExpiresFrom, m.TTLFrom,
+	}
+	const (
+		pID = iota
+		pUserID
+		pUser
+		pEmail
+		pName
+		pOrgID
+		pOrg
+		pRoles
+		pPerms
+		pAdmin
+		pValid
+		pExpires
+		pTTL
+	)
+	var v [len(paths)]gjson.Result
+	getAll(doc, paths[:], v[:])
 	if m.ValidFrom != "" {
-		if v := doc.Get(m.ValidFrom); v.Type != gjson.True {
-			return nil, fmt.Errorf("%w: session is not valid (%s is %s)", ErrUnauthenticated, m.ValidFrom, orMissing(v))
+		if v[pValid].Type != gjson.True {
+			return nil, fmt.Errorf("%w: session is not valid (%s is %s)", ErrUnauthenticated, m.ValidFrom, orMissing(v[pValid]))
 		}
 	}
 	s := &Session{
-		ID:     str(doc, m.IDFrom),
-		UserID: str(doc, m.UserIDFrom),
-		User:   str(doc, m.UserFrom),
-		Email:  str(doc, m.EmailFrom),
-		Name:   str(doc, m.NameFrom),
-		OrgID:  str(doc, m.OrgIDFrom),
-		Org:    str(doc, m.OrgFrom),
-		Roles:  splitList(doc, m.RolesFrom, m.RolesSplit),
-		Perms:  splitList(doc, m.PermsFrom, m.PermsSplit),
+		ID:     strOf(v[pID]),
+		UserID: strOf(v[pUserID]),
+		User:   strOf(v[pUser]),
+		Email:  strOf(v[pEmail]),
+		Name:   strOf(v[pName]),
+		OrgID:  strOf(v[pOrgID]),
+		Org:    strOf(v[pOrg]),
+		Roles:  splitListOf(v[pRoles], m.RolesSplit),
+		Perms:  splitListOf(v[pPerms], m.PermsSplit),
 		Kind:   kindUser,
 		Raw:    raw,
 	}
 	if m.AdminFrom != "" {
-		s.Admin = truthy(doc.Get(m.AdminFrom))
+		s.Admin = truthy(v[pAdmin])
 	}
-	s.MissingPaths = m.missing(doc)
+	s.MissingPaths = m.missing(paths[:pValid], v[:pValid])
 	if err := s.needsPrincipal("answer names no user (check user_id_from/user_from)"); err != nil {
 		return nil, err
 	}
 	if m.ExpiresFrom != "" {
-		if t, ok := timeValue(doc.Get(m.ExpiresFrom)); ok {
+		if t, ok := timeValue(v[pExpires]); ok {
 			s.ExpiresAt = t
 		}
 	}
 	if m.TTLFrom != "" {
-		if v := doc.Get(m.TTLFrom); v.Exists() {
+		if v := v[pTTL]; v.Exists() {
 			if secs, ok := number(v); ok {
 				exp := now.Add(secondsOf(secs))
 				if s.ExpiresAt.IsZero() || exp.Before(s.ExpiresAt) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
@@ -408,4 +410,49 @@ func TestServiceTimeout(t *testing.T) {
 			t.Errorf("%s: %v (kind %s), want a timeout saying %q", c.name, err, FailureKindOf(err), c.want)
 		}
 	}
+}
+
+// getAll reads each path as gjson's own search does: plain keys in one
+// pass (the first of duplicate keys wins, an escaped key is its text),
+// other paths by gjson's search, "" reads nothing.
+func TestGetAllAsGjson(t *testing.T) {
+	doc := gjson.Parse(`{"user":"first","user":"second","us\u0065r_id":"u1","org":{"name":"Acme"},"roles":["a","b"],"n":null,"x-y":1}`)
+	paths := []string{"user", "user_id", "org.name", "roles", "n", "missing", "", "user", "x-y", "roles.#", `us\u0065r_id`}
+	got := make([]gjson.Result, len(paths))
+	getAll(doc, paths, got)
+	for i, p := range paths {
+		want := gjson.Result{}
+		if p != "" {
+			want = doc.Get(p)
+		}
+		if got[i].Raw != want.Raw || got[i].Type != want.Type {
+			t.Errorf("path %q: %s (%v), want %s (%v)", p, got[i].Raw, got[i].Type, want.Raw, want.Type)
+		}
+	}
+}
+
+// getAll reads what gjson's own search reads, whatever the answer: plain
+// keys in its one pass, other paths by gjson.
+func FuzzGetAll(f *testing.F) {
+	f.Add([]byte(`{"user":"a","user":"b","roles":["x"],"o":{"k":1}}`), "user", "o.k")
+	f.Add([]byte(`{"us\u0065r":1,"n":null}`), "user", "n")
+	f.Add([]byte(`[1,2]`), "0", "#")
+	f.Fuzz(func(t *testing.T, raw []byte, p1, p2 string) {
+		if !gjson.ValidBytes(raw) {
+			return
+		}
+		doc := gjson.ParseBytes(raw)
+		paths := []string{p1, p2, "user", "roles", p1}
+		got := make([]gjson.Result, len(paths))
+		getAll(doc, paths, got)
+		for i, p := range paths {
+			want := gjson.Result{}
+			if p != "" {
+				want = doc.Get(p)
+			}
+			if got[i].Raw != want.Raw || got[i].Type != want.Type {
+				t.Fatalf("%s, path %q: %q, want %q", raw, p, got[i].Raw, want.Raw)
+			}
+		}
+	})
 }
