@@ -3,6 +3,7 @@ package sessionctx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +102,7 @@ func (l *lookups) do(key Key, first func() (Result, error, bool), rest func() (R
 	l.calls[key] = c
 	l.mu.Unlock()
 	if first != nil {
-		if res, err, ok := first(); ok {
+		if res, err, ok := l.runFirst(key, c, first); ok {
 			l.finish(key, c, res, err)
 			return ch
 		}
@@ -111,6 +112,20 @@ func (l *lookups) do(key Key, first func() (Result, error, bool), rest func() (R
 		l.finish(key, c, res, err)
 	})
 	return ch
+}
+
+// runFirst runs a lookup's first part. Should it panic (on a request's
+// goroutine, which the server recovers), the requests waiting for the
+// lookup are answered first, rather than left waiting for a lookup that
+// is gone.
+func (l *lookups) runFirst(key Key, c *lookupCall, first func() (Result, error, bool)) (Result, error, bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.finish(key, c, Result{Key: key}, fmt.Errorf("%w: the lookup failed", ErrUnavailable))
+			panic(p)
+		}
+	}()
+	return first()
 }
 
 // finish hands the result of key's lookup c to every request waiting.

@@ -2,6 +2,7 @@ package sessionctx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -129,5 +130,40 @@ func TestTierFirstReadOnRequestGoroutine(t *testing.T) {
 	}
 	if n := workers.started.Load() - before; n != 1 || tier.restRan.Load() != 1 {
 		t.Fatalf("a miss of the first read: %d lookup goroutines started, rest ran %d times; want 1 and 1", n, tier.restRan.Load())
+	}
+}
+
+// A lookup's first part that panics (on a request's goroutine, which the
+// server recovers) answers the requests waiting for it, and the next
+// request for the token starts a lookup of its own.
+func TestLookupFirstPartPanics(t *testing.T) {
+	var l lookups
+	k := Key{1}
+	var waiting <-chan lookupResult
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic did not reach the request's goroutine")
+			}
+		}()
+		l.do(k, func() (Result, error, bool) {
+			waiting = l.do(k, nil, func() (Result, error) {
+				t.Error("a request that joined ran a lookup of its own")
+				return Result{}, nil
+			})
+			panic("boom")
+		}, nil)
+	}()
+	select {
+	case out := <-waiting:
+		if !errors.Is(out.err, ErrUnavailable) {
+			t.Fatalf("the waiting request got %v, want ErrUnavailable", out.err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the waiting request was left waiting")
+	}
+	out := <-l.do(k, nil, func() (Result, error) { return Result{Key: k}, nil })
+	if out.err != nil || out.res.Key != k {
+		t.Fatalf("next lookup: %+v, %v", out.res, out.err)
 	}
 }
