@@ -9,7 +9,7 @@
 #
 # usage: bench/l2ab.sh CADDY_A CADDY_B   (env: ROUNDS=6 DURATION=3)
 # Build each with `go build -o <path> ./cmd/caddy` from the checkout to
-# compare. Loopback only (ports 18090-18095, 18101-18103); everything it
+# compare. wrk and redis-server are installed from Debian when missing. Loopback only (ports 18090-18095, 18101-18103); everything it
 # starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,44 +21,20 @@ DURATION=${DURATION:-3}
 OUT=bench/out
 mkdir -p "$OUT"
 
-for tool in wrk redis-server; do
-	command -v "$tool" >/dev/null || { echo "$tool is missing: bench/run.sh installs it" >&2; exit 1; }
-done
-for p in 18090 18091 18095 18101 18102 18103; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		echo "port $p is in use: is another benchmark running?" >&2
-		exit 1
-	fi
-done
+. bench/lib.sh
+need_tools
+free_ports 18090 18091 18095 18101 18102 18103
 go build -o "$OUT/sessionsvc" ./bench/sessionsvc
 
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-"$OUT/sessionsvc" -session 127.0.0.1:18090 -upstream 127.0.0.1:18091 -prefix bench- >"$OUT/ab-sessionsvc.log" 2>&1 &
-PIDS+=($!)
-redis-server --port 18095 --bind 127.0.0.1 --save '' --appendonly no >"$OUT/ab-redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/18095) 2>/dev/null && break; sleep 0.1; done
-CLUSTER_NODE=1 "$A" run --config bench/Caddyfile.node --adapter caddyfile >"$OUT/ab-node1.log" 2>&1 &
-PIDS+=($!)
-CLUSTER_NODE=2 "$A" run --config bench/Caddyfile.node --adapter caddyfile >"$OUT/ab-nodeA.log" 2>&1 &
-NODEA=$!
-PIDS+=($NODEA)
-CLUSTER_NODE=3 "$B" run --config bench/Caddyfile.node --adapter caddyfile >"$OUT/ab-nodeB.log" 2>&1 &
-NODEB=$!
-PIDS+=($NODEB)
-status() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $2" "http://127.0.0.1:$1/" || true; }
+start "$OUT/ab-sessionsvc.log" "$OUT/sessionsvc" -session 127.0.0.1:18090 -upstream 127.0.0.1:18091 -prefix bench-
+start_redis "$OUT/ab-redis.log"
+start "$OUT/ab-node1.log" env CLUSTER_NODE=1 "$A" run --config bench/Caddyfile.node --adapter caddyfile
+start "$OUT/ab-nodeA.log" env CLUSTER_NODE=2 "$A" run --config bench/Caddyfile.node --adapter caddyfile
+NODEA=$STARTED
+start "$OUT/ab-nodeB.log" env CLUSTER_NODE=3 "$B" run --config bench/Caddyfile.node --adapter caddyfile
+NODEB=$STARTED
 for port in 18101 18102 18103; do
-	for _ in $(seq 100); do
-		[ "$(status "$port" bench-warm)" = 200 ] && break
-		sleep 0.1
-	done
+	wait_ok "$port" bench-warm
 	got=$(status "$port" bench-warm)
 	[ "$got" = 200 ] || { echo "node on port $port answers $got, want 200; see $OUT/ab-node*.log" >&2; exit 1; }
 done

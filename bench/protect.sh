@@ -25,35 +25,18 @@ STEADY_TOKENS=${STEADY_TOKENS:-300}
 STAMPEDE=${STAMPEDE:-200}
 OUT=bench/out
 mkdir -p "$OUT"
+. bench/lib.sh
 
 echo "== building (protect)"
 go build -o "$OUT/caddy" ./cmd/caddy
 go build -o "$OUT/sessionsvc" ./bench/sessionsvc
 go build -o "$OUT/protectload" ./bench/protectload
 
-for p in 18090 18091 18092 18093 18094 18095 18096 18097 18099; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		echo "port $p is in use: is another benchmark running?" >&2
-		exit 1
-	fi
-done
+free_ports 18090 18091 18092 18093 18094 18095 18096 18097 18099
 
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-"$OUT/sessionsvc" -session 127.0.0.1:18090 -upstream 127.0.0.1:18091 -slow 127.0.0.1:18092 -prefix bench- >"$OUT/sessionsvc-protect.log" 2>&1 &
-PIDS+=($!)
-"$OUT/caddy" run --config bench/protect.Caddyfile --adapter caddyfile >"$OUT/caddy-protect.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do
-	[ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer bench-up' http://127.0.0.1:18093/ || true)" = 200 ] && break
-	sleep 0.1
-done
+start "$OUT/sessionsvc-protect.log" "$OUT/sessionsvc" -session 127.0.0.1:18090 -upstream 127.0.0.1:18091 -slow 127.0.0.1:18092 -prefix bench-
+start "$OUT/caddy-protect.log" "$OUT/caddy" run --config bench/protect.Caddyfile --adapter caddyfile
+wait_ok 18093 bench-up
 
 L="$OUT/protectload"
 echo "== 1. flood: one client, random tokens, ${FLOOD_SECS}s (defaults: lookup_limit 64, client_miss_limit 30 1s)"

@@ -58,56 +58,24 @@ IDENTITY=(
 )
 
 mkdir -p "$OUT"
-
-if ! command -v wrk >/dev/null; then
-	echo "== installing wrk"
-	apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
-fi
-if ! command -v redis-server >/dev/null; then
-	echo "== installing redis-server"
-	apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server >/dev/null
-fi
+. bench/lib.sh
+need_tools
 
 echo "== building"
 go build -o "$OUT/caddy" ./cmd/caddy
 go build -o "$OUT/sessionsvc" ./bench/sessionsvc
 
-for p in 18081 18082 18083 18084 18085 18086 18087 18088 18090 18091 18095 18101 18102; do
-	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-		echo "port $p is in use: is another benchmark running?" >&2
-		exit 1
-	fi
-done
+free_ports 18081 18082 18083 18084 18085 18086 18087 18088 18090 18091 18095 18101 18102
 
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+start "$OUT/sessionsvc.log" "$OUT/sessionsvc" -session 127.0.0.1:18090 -upstream 127.0.0.1:18091 -prefix bench-
+start "$OUT/caddy.log" "$OUT/caddy" run --config bench/Caddyfile --adapter caddyfile
+CADDY=$STARTED
+start_redis "$OUT/redis.log"
+start "$OUT/node1.log" env CLUSTER_NODE=1 "$OUT/caddy" run --config bench/Caddyfile.node --adapter caddyfile
+start "$OUT/node2.log" env CLUSTER_NODE=2 "$OUT/caddy" run --config bench/Caddyfile.node --adapter caddyfile
+NODE2=$STARTED
 
-"$OUT/sessionsvc" -session 127.0.0.1:18090 -upstream 127.0.0.1:18091 -prefix bench- >"$OUT/sessionsvc.log" 2>&1 &
-PIDS+=($!)
-"$OUT/caddy" run --config bench/Caddyfile --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
-CADDY=$!
-PIDS+=($CADDY)
-redis-server --port 18095 --bind 127.0.0.1 --save '' --appendonly no >"$OUT/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/18095) 2>/dev/null && break; sleep 0.1; done
-CLUSTER_NODE=1 "$OUT/caddy" run --config bench/Caddyfile.node --adapter caddyfile >"$OUT/node1.log" 2>&1 &
-PIDS+=($!)
-CLUSTER_NODE=2 "$OUT/caddy" run --config bench/Caddyfile.node --adapter caddyfile >"$OUT/node2.log" 2>&1 &
-NODE2=$!
-PIDS+=($NODE2)
-
-status() { curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $2" "http://127.0.0.1:$1/" || true; }
-for port in 18086 18101 18102; do
-	for _ in $(seq 100); do
-		[ "$(status $port "$TOKEN")" = 200 ] && break
-		sleep 0.1
-	done
-done
+for port in 18086 18101 18102; do wait_ok "$port" "$TOKEN"; done
 # Every case must answer 200 with the token, and the session_auth and
 # forward_auth cases 401 without a valid one: a benchmark of error pages
 # would measure nothing.
@@ -276,7 +244,6 @@ printf '  h/d = %.3f  [ %s]  header_fields user roles\n' "$(paired h/d)" "$(pair
 # (bench/protect.sh), on its own Caddy: this one's processes stop first.
 # A short DURATION (CI's smoke round) runs it short too.
 cleanup
-PIDS=()
 echo
 if [ "${PROTECT:-1}" = 0 ]; then
 	exit 0

@@ -349,7 +349,8 @@ func (t *Tier) Get(ctx context.Context, key sessionctx.Key, now time.Time) *sess
 // entry this node refuses, wait for another node's lookup) and must be
 // called once. A sessionctx client makes this read on the goroutine of
 // the request that starts the lookup, and hands only rest to the
-// lookup's own.
+// lookup's own. A type that embeds *Tier to change what Get answers must
+// change what Start answers too: the client calls Start, not Get.
 func (t *Tier) Start(ctx context.Context, key sessionctx.Key, now time.Time) (*sessionctx.SharedEntry, func() *sessionctx.SharedEntry) {
 	if ctx.Err() != nil {
 		// Nobody waits for the answer: not a miss, nothing to read.
